@@ -1,0 +1,17 @@
+//! Wire types of Tsunagu: what the server and every client say to each other.
+//!
+//! Serde only: no runtime, no database, no HTTP stack, so that the CLI, the test-suite, the
+//! load generator and a browser client can all compile it. One module per domain concept,
+//! mirroring the server's modules.
+
+pub mod auth;
+pub mod error;
+pub mod identity;
+pub mod ids;
+pub mod routes;
+
+pub use error::{ErrorBody, ErrorCode, FieldError};
+pub use ids::{InvitationId, OrganisationId, SessionId, UserId};
+
+/// A UTC instant, serialised as RFC 3339 (`2026-11-21T09:30:00.123456Z`).
+pub type Timestamp = time::OffsetDateTime;

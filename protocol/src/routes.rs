@@ -1,0 +1,60 @@
+//! The paths of the HTTP API, shared so that server and clients cannot drift apart.
+//! Paths with `{…}` segments are templates for the router; clients fill them in.
+
+/// Liveness: answers 200 while the process runs.
+pub const HEALTHZ: &str = "/healthz";
+/// Readiness: 200 when the database answers, 503 otherwise.
+pub const READYZ: &str = "/readyz";
+/// The OpenAPI 3.1 description of this API.
+pub const OPENAPI: &str = "/api/openapi.json";
+
+pub const LOGIN: &str = "/api/auth/login";
+pub const REFRESH: &str = "/api/auth/refresh";
+pub const LOGOUT: &str = "/api/auth/logout";
+pub const ME: &str = "/api/auth/me";
+pub const PASSWORD: &str = "/api/auth/password";
+pub const TOTP_ENROL: &str = "/api/auth/totp/enrol";
+pub const TOTP_CONFIRM: &str = "/api/auth/totp/confirm";
+pub const SESSIONS: &str = "/api/auth/sessions";
+/// `DELETE`: revokes one of the caller's own sessions.
+pub const SESSION: &str = "/api/auth/sessions/{session_id}";
+
+pub const ACCEPT_INVITATION: &str = "/api/invitations/accept";
+
+pub const ORGANISATIONS: &str = "/api/admin/organisations";
+pub const ORGANISATION: &str = "/api/admin/organisations/{organisation_id}";
+pub const ORGANISATION_INVITATIONS: &str = "/api/admin/organisations/{organisation_id}/invitations";
+/// `DELETE`: revokes a pending invitation.
+pub const INVITATION: &str = "/api/admin/invitations/{invitation_id}";
+pub const ORGANISATION_USERS: &str = "/api/admin/organisations/{organisation_id}/users";
+pub const USER: &str = "/api/admin/users/{user_id}";
+pub const USER_ROLE: &str = "/api/admin/users/{user_id}/role";
+pub const USER_ROLE_GRANTS: &str = "/api/admin/users/{user_id}/role-grants";
+pub const USER_DISABLE: &str = "/api/admin/users/{user_id}/disable";
+pub const USER_ENABLE: &str = "/api/admin/users/{user_id}/enable";
+pub const USER_RESET_PASSWORD: &str = "/api/admin/users/{user_id}/reset-password";
+pub const USER_RESET_TOTP: &str = "/api/admin/users/{user_id}/reset-totp";
+/// `GET` lists a user's sessions; `DELETE` revokes all of them.
+pub const USER_SESSIONS: &str = "/api/admin/users/{user_id}/sessions";
+
+/// Fills the `{name}` segments of a route template, in order.
+///
+/// ```
+/// use tsunagu_protocol::routes;
+/// assert_eq!(routes::fill(routes::USER_ROLE, &["abc"]), "/api/admin/users/abc/role");
+/// ```
+pub fn fill(template: &str, values: &[&str]) -> String {
+    let mut out = String::with_capacity(template.len() + 40);
+    let mut values = values.iter();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        out.push_str(values.next().copied().unwrap_or_default());
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
