@@ -1,1 +1,36 @@
-//! placeholder
+//! Tsunagu server: secure messaging for the care teams around patients who live at home.
+//!
+//! The library exposes [`app`] (the HTTP application for a state) and [`run`] (serve it on a
+//! listener until a shutdown signal); the `tsunagu-server` binary is a thin wrapper that reads
+//! the configuration, opens the store and calls them.
+//!
+//! Modules are domain concepts (`auth`, `identity`, `audit`, `crypto`, `store`) with the
+//! transport (`http`) at the edge.
+
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod http;
+pub mod identity;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod time;
+
+pub use server::Listener;
+pub use state::AppState;
+
+/// The HTTP application for `state`.
+pub fn app(state: AppState) -> axum::Router {
+    http::router(state)
+}
+
+/// Serves the application on `listener` until `shutdown` completes, then drains requests in
+/// flight and closes the database.
+pub async fn run(listener: Listener, state: AppState, shutdown: impl std::future::Future<Output = ()>) {
+    let store = state.store.clone();
+    server::serve(listener, app(state), shutdown).await;
+    store.close().await;
+}

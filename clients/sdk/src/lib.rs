@@ -1,1 +1,48 @@
-//! placeholder
+//! Async Rust client library for the Tsunagu HTTP API.
+//!
+//! This crate owns the client side of the wire contract defined in `tsunagu-protocol`: how
+//! requests are built and sent, how error bodies are decoded, and how a logged-in session keeps
+//! its tokens fresh. It is used by the `tsunagu` CLI, the end-to-end tests and the load
+//! generator.
+//!
+//! * [`Client`] talks to one server without credentials: health checks, login, token refresh
+//!   and invitation acceptance. Build it with [`Client::new`] or [`Client::builder`].
+//! * [`Session`] is a logged-in client: one typed method per authenticated endpoint. When the
+//!   access token has expired it refreshes the token pair once and retries the request once;
+//!   [`Session::tokens`] returns the latest pair so that callers can persist it.
+//! * [`ClientError`] is what every call may fail with; [`ClientError::code`] gives the server's
+//!   stable [`ErrorCode`] when there is one.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use tsunagu_client::Client;
+//! use tsunagu_protocol::auth::LoginRequest;
+//!
+//! let client = Client::new("https://tsunagu.example.jp")?;
+//! let tokens = client
+//!     .login(&LoginRequest {
+//!         username: "nurse.sato".into(),
+//!         password: "correct horse battery staple".into(),
+//!         totp_code: Some("123456".into()),
+//!         recovery_code: None,
+//!     })
+//!     .await?;
+//! let session = client.authed(tokens);
+//! let me = session.me().await?;
+//! println!("{}", me.user.display_name);
+//! # Ok(())
+//! # }
+//! ```
+
+mod client;
+mod error;
+mod session;
+
+pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, USER_AGENT};
+pub use error::{BuildError, ClientError};
+pub use session::{Session, Tokens};
+
+/// The protocol crate this client speaks, re-exported so that callers need only one dependency.
+pub use tsunagu_protocol as protocol;
+/// Re-exported so that callers can name the protocol's error code without another import.
+pub use tsunagu_protocol::{ErrorBody, ErrorCode};

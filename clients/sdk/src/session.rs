@@ -1,0 +1,596 @@
+//! A logged-in session: the current token pair, the automatic refresh on an expired access
+//! token, and one typed method per authenticated endpoint.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use reqwest::Method;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Serialize};
+use tsunagu_protocol::auth::{
+    ChangePasswordRequest, ConfirmTotpRequest, Me, PendingStep, RecoveryCodes, SessionInfo,
+    TokenResponse, TotpEnrolment,
+};
+use tsunagu_protocol::identity::{
+    ChangeRoleRequest, CreateInvitationRequest, CreateOrganisationRequest, Invitation,
+    InvitationCreated, Organisation, PasswordReset, RoleGrant, User,
+};
+use tsunagu_protocol::{ErrorCode, InvitationId, OrganisationId, SessionId, UserId, routes};
+
+use crate::client::{Client, encode, path};
+use crate::error::ClientError;
+
+/// The credentials of a session: what a caller needs to keep to resume it later.
+///
+/// `Debug` never shows the tokens.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tokens {
+    /// JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Opaque, single-use refresh token.
+    pub refresh_token: String,
+    /// The session these tokens belong to.
+    pub session_id: SessionId,
+    /// The steps the session must complete, as of the last token response (this client removes
+    /// `enrol_totp` itself once TOTP is confirmed).
+    #[serde(default)]
+    pub pending: Vec<PendingStep>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("access_token", &"<redacted>")
+            .field("refresh_token", &"<redacted>")
+            .field("session_id", &self.session_id)
+            .field("pending", &self.pending)
+            .finish()
+    }
+}
+
+impl From<&TokenResponse> for Tokens {
+    fn from(response: &TokenResponse) -> Self {
+        Self {
+            access_token: response.access_token.clone(),
+            refresh_token: response.refresh_token.clone(),
+            session_id: response.session_id,
+            pending: response.pending.clone(),
+        }
+    }
+}
+
+impl From<TokenResponse> for Tokens {
+    fn from(response: TokenResponse) -> Self {
+        Self {
+            access_token: response.access_token,
+            refresh_token: response.refresh_token,
+            session_id: response.session_id,
+            pending: response.pending,
+        }
+    }
+}
+
+/// A logged-in client. Cheap to clone; clones share the tokens, so a refresh made through one
+/// is seen by all.
+///
+/// Every request carries the current access token. If the server answers `token_expired`, the
+/// session exchanges its refresh token for a new pair and retries the request once. Concurrent
+/// requests that hit the expiry together refresh only once (a second use of the same refresh
+/// token would end the session). Callers that persist tokens should save [`Session::tokens`]
+/// after their calls, whether they succeeded or not.
+#[derive(Debug, Clone)]
+pub struct Session {
+    client: Client,
+    state: Arc<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    tokens: Mutex<Tokens>,
+    /// Held while refreshing, so that only one refresh is in flight.
+    refresh_gate: tokio::sync::Mutex<()>,
+}
+
+impl Session {
+    /// A session using `tokens` on `client`'s server. Same as [`Client::authed`].
+    pub fn new(client: Client, tokens: Tokens) -> Self {
+        Self {
+            client,
+            state: Arc::new(State {
+                tokens: Mutex::new(tokens),
+                refresh_gate: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// The client this session uses.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The current tokens (after any automatic refresh or password change).
+    pub fn tokens(&self) -> Tokens {
+        self.state.tokens.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The current session id (it changes when the password is changed).
+    pub fn session_id(&self) -> SessionId {
+        self.state.tokens.lock().unwrap_or_else(PoisonError::into_inner).session_id
+    }
+
+    /// The steps this session must complete, as far as this client knows.
+    pub fn pending(&self) -> Vec<PendingStep> {
+        self.state.tokens.lock().unwrap_or_else(PoisonError::into_inner).pending.clone()
+    }
+
+    fn access_token(&self) -> String {
+        self.state.tokens.lock().unwrap_or_else(PoisonError::into_inner).access_token.clone()
+    }
+
+    fn set_tokens(&self, tokens: Tokens) {
+        *self.state.tokens.lock().unwrap_or_else(PoisonError::into_inner) = tokens;
+    }
+
+    /// `POST /api/auth/refresh` now, replacing the session's tokens with the new pair.
+    pub async fn refresh(&self) -> Result<TokenResponse, ClientError> {
+        let _gate = self.state.refresh_gate.lock().await;
+        let refresh_token = self.tokens().refresh_token;
+        let response = self.client.refresh(&refresh_token).await?;
+        self.set_tokens(Tokens::from(&response));
+        Ok(response)
+    }
+
+    /// Refreshes after a request made with `stale_access_token` was refused as expired, unless
+    /// another request has refreshed in the meantime.
+    async fn refresh_after_expiry(&self, stale_access_token: &str) -> Result<(), ClientError> {
+        let _gate = self.state.refresh_gate.lock().await;
+        let current = self.tokens();
+        if current.access_token != stale_access_token {
+            return Ok(());
+        }
+        let response = self.client.refresh(&current.refresh_token).await?;
+        self.set_tokens(Tokens::from(response));
+        Ok(())
+    }
+
+    /// The one request path of every authenticated call: sends with the current access token,
+    /// and on `token_expired` refreshes once and retries once.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ClientError> {
+        let access_token = self.access_token();
+        match self.client.request(method.clone(), path, body.as_deref(), Some(&access_token)).await
+        {
+            Err(err) if err.is(ErrorCode::TokenExpired) => {
+                self.refresh_after_expiry(&access_token).await?;
+                let access_token = self.access_token();
+                self.client.request(method, path, body.as_deref(), Some(&access_token)).await
+            }
+            result => result,
+        }
+    }
+
+    /// [`Session::call`] for an answer without a body (204).
+    async fn call_empty(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(), ClientError> {
+        self.call::<IgnoredAny>(method, path, body).await.map(drop)
+    }
+
+    // ----- Own account and sessions -----
+
+    /// `GET /api/auth/me`: who this session belongs to, and its pending steps.
+    pub async fn me(&self) -> Result<Me, ClientError> {
+        self.call(Method::GET, routes::ME, None).await
+    }
+
+    /// `POST /api/auth/logout`: ends every session of the user, this one included.
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        self.call_empty(Method::POST, routes::LOGOUT, None).await
+    }
+
+    /// `POST /api/auth/password`: changes the password. Every session of the user is revoked;
+    /// this session switches to the fresh one in the answer (which is also returned).
+    pub async fn change_password(
+        &self,
+        current_password: &str,
+        new_password: &str,
+    ) -> Result<TokenResponse, ClientError> {
+        let request = ChangePasswordRequest {
+            current_password: current_password.to_owned(),
+            new_password: new_password.to_owned(),
+        };
+        let response: TokenResponse =
+            self.call(Method::POST, routes::PASSWORD, Some(encode(&request)?)).await?;
+        self.set_tokens(Tokens::from(&response));
+        Ok(response)
+    }
+
+    /// `POST /api/auth/totp/enrol`: a new TOTP secret, inactive until confirmed.
+    pub async fn enrol_totp(&self) -> Result<TotpEnrolment, ClientError> {
+        self.call(Method::POST, routes::TOTP_ENROL, None).await
+    }
+
+    /// `POST /api/auth/totp/confirm`: activates TOTP with a current code from the
+    /// authenticator; the answer holds the recovery codes, shown once.
+    pub async fn confirm_totp(&self, code: &str) -> Result<RecoveryCodes, ClientError> {
+        let request = ConfirmTotpRequest { code: code.to_owned() };
+        let codes = self.call(Method::POST, routes::TOTP_CONFIRM, Some(encode(&request)?)).await?;
+        self.state
+            .tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pending
+            .retain(|step| *step != PendingStep::EnrolTotp);
+        Ok(codes)
+    }
+
+    /// `GET /api/auth/sessions`: the user's own sessions (`current` marks this one).
+    pub async fn sessions(&self) -> Result<Vec<SessionInfo>, ClientError> {
+        self.call(Method::GET, routes::SESSIONS, None).await
+    }
+
+    /// `DELETE /api/auth/sessions/{id}`: ends one of the user's own sessions.
+    pub async fn revoke_session(&self, session: SessionId) -> Result<(), ClientError> {
+        self.call_empty(Method::DELETE, &path(routes::SESSION, session), None).await
+    }
+
+    // ----- Organisations and invitations (administrators) -----
+
+    /// `GET /api/admin/organisations`.
+    pub async fn organisations(&self) -> Result<Vec<Organisation>, ClientError> {
+        self.call(Method::GET, routes::ORGANISATIONS, None).await
+    }
+
+    /// `POST /api/admin/organisations` (system admin).
+    pub async fn create_organisation(
+        &self,
+        request: &CreateOrganisationRequest,
+    ) -> Result<Organisation, ClientError> {
+        self.call(Method::POST, routes::ORGANISATIONS, Some(encode(request)?)).await
+    }
+
+    /// `GET /api/admin/organisations/{id}`.
+    pub async fn organisation(&self, id: OrganisationId) -> Result<Organisation, ClientError> {
+        self.call(Method::GET, &path(routes::ORGANISATION, id), None).await
+    }
+
+    /// `POST /api/admin/organisations/{id}/invitations`: the answer holds the one-time code.
+    pub async fn create_invitation(
+        &self,
+        organisation: OrganisationId,
+        request: &CreateInvitationRequest,
+    ) -> Result<InvitationCreated, ClientError> {
+        let path = path(routes::ORGANISATION_INVITATIONS, organisation);
+        self.call(Method::POST, &path, Some(encode(request)?)).await
+    }
+
+    /// `GET /api/admin/organisations/{id}/invitations`.
+    pub async fn invitations(
+        &self,
+        organisation: OrganisationId,
+    ) -> Result<Vec<Invitation>, ClientError> {
+        self.call(Method::GET, &path(routes::ORGANISATION_INVITATIONS, organisation), None).await
+    }
+
+    /// `DELETE /api/admin/invitations/{id}`: revokes a pending invitation.
+    pub async fn revoke_invitation(&self, id: InvitationId) -> Result<(), ClientError> {
+        self.call_empty(Method::DELETE, &path(routes::INVITATION, id), None).await
+    }
+
+    // ----- Users (administrators) -----
+
+    /// `GET /api/admin/organisations/{id}/users`.
+    pub async fn organisation_users(
+        &self,
+        organisation: OrganisationId,
+    ) -> Result<Vec<User>, ClientError> {
+        self.call(Method::GET, &path(routes::ORGANISATION_USERS, organisation), None).await
+    }
+
+    /// `GET /api/admin/users/{id}`.
+    pub async fn user(&self, id: UserId) -> Result<User, ClientError> {
+        self.call(Method::GET, &path(routes::USER, id), None).await
+    }
+
+    /// `PUT /api/admin/users/{id}/role`: changes the role; the grant is recorded with the reason.
+    pub async fn change_role(
+        &self,
+        id: UserId,
+        request: &ChangeRoleRequest,
+    ) -> Result<User, ClientError> {
+        self.call(Method::PUT, &path(routes::USER_ROLE, id), Some(encode(request)?)).await
+    }
+
+    /// `GET /api/admin/users/{id}/role-grants`: the user's role history.
+    pub async fn role_grants(&self, id: UserId) -> Result<Vec<RoleGrant>, ClientError> {
+        self.call(Method::GET, &path(routes::USER_ROLE_GRANTS, id), None).await
+    }
+
+    /// `POST /api/admin/users/{id}/disable`: the account can no longer log in.
+    pub async fn disable_user(&self, id: UserId) -> Result<User, ClientError> {
+        self.call(Method::POST, &path(routes::USER_DISABLE, id), None).await
+    }
+
+    /// `POST /api/admin/users/{id}/enable`.
+    pub async fn enable_user(&self, id: UserId) -> Result<User, ClientError> {
+        self.call(Method::POST, &path(routes::USER_ENABLE, id), None).await
+    }
+
+    /// `POST /api/admin/users/{id}/reset-password`: a one-time password, to be changed at the
+    /// next login.
+    pub async fn reset_password(&self, id: UserId) -> Result<PasswordReset, ClientError> {
+        self.call(Method::POST, &path(routes::USER_RESET_PASSWORD, id), None).await
+    }
+
+    /// `POST /api/admin/users/{id}/reset-totp`: removes the user's TOTP enrolment.
+    pub async fn reset_totp(&self, id: UserId) -> Result<User, ClientError> {
+        self.call(Method::POST, &path(routes::USER_RESET_TOTP, id), None).await
+    }
+
+    /// `GET /api/admin/users/{id}/sessions`.
+    pub async fn user_sessions(&self, id: UserId) -> Result<Vec<SessionInfo>, ClientError> {
+        self.call(Method::GET, &path(routes::USER_SESSIONS, id), None).await
+    }
+
+    /// `DELETE /api/admin/users/{id}/sessions`: ends every session of the user.
+    pub async fn revoke_user_sessions(&self, id: UserId) -> Result<(), ClientError> {
+        self.call_empty(Method::DELETE, &path(routes::USER_SESSIONS, id), None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The refresh logic against a scripted in-process HTTP/1.1 server.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// One request as the fake server saw it.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        method: String,
+        path: String,
+        bearer: Option<String>,
+        body: String,
+    }
+
+    type Handler = Arc<dyn Fn(&Seen) -> (u16, String) + Send + Sync>;
+
+    /// Serves `handler` on a local port (one request per connection); returns the base URL
+    /// and the log of requests.
+    async fn serve(handler: Handler) -> (String, Arc<Mutex<Vec<Seen>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let seen = log.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let handler = handler.clone();
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut reader = BufReader::new(stream);
+                    let mut line = String::new();
+                    reader.read_line(&mut line).await.unwrap();
+                    let mut parts = line.split_whitespace();
+                    let method = parts.next().unwrap_or_default().to_owned();
+                    let path = parts.next().unwrap_or_default().to_owned();
+                    let (mut length, mut bearer) = (0, None);
+                    loop {
+                        let mut header = String::new();
+                        reader.read_line(&mut header).await.unwrap();
+                        let header = header.trim_end();
+                        if header.is_empty() {
+                            break;
+                        }
+                        let (name, value) = header.split_once(':').unwrap();
+                        let value = value.trim();
+                        match name.to_ascii_lowercase().as_str() {
+                            "content-length" => length = value.parse().unwrap(),
+                            "authorization" => {
+                                bearer = value.strip_prefix("Bearer ").map(str::to_owned);
+                            }
+                            _ => {}
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).await.unwrap();
+                    let request =
+                        Seen { method, path, bearer, body: String::from_utf8(body).unwrap() };
+                    let (status, body) = handler(&request);
+                    seen.lock().unwrap().push(request);
+                    let response = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    reader.get_mut().write_all(response.as_bytes()).await.unwrap();
+                });
+            }
+        });
+        (url, log)
+    }
+
+    const SESSION: &str = "0190a5b4-0000-7000-8000-000000000001";
+
+    fn token_response(access: &str, refresh: &str) -> String {
+        format!(
+            r#"{{"access_token":"{access}","token_type":"Bearer","expires_in":300,
+               "refresh_token":"{refresh}","session_id":"{SESSION}","pending":[]}}"#
+        )
+    }
+
+    fn error(code: ErrorCode) -> String {
+        serde_json::to_string(&tsunagu_protocol::ErrorBody::new(code)).unwrap()
+    }
+
+    fn me() -> String {
+        format!(
+            r#"{{"user":{{"id":"0190a5b4-0000-7000-8000-000000000002","organisation_id":null,
+            "username":"admin","display_name":"管理者","role":"system_admin","status":"active",
+            "totp_enabled":true,"must_change_password":false,
+            "created_at":"2026-01-01T00:00:00Z"}},"organisation":null,
+            "session_id":"{SESSION}","pending":[],"totp_required":true}}"#
+        )
+    }
+
+    fn tokens(access: &str, refresh: &str) -> Tokens {
+        Tokens {
+            access_token: access.to_owned(),
+            refresh_token: refresh.to_owned(),
+            session_id: SESSION.parse().unwrap(),
+            pending: vec![PendingStep::EnrolTotp],
+        }
+    }
+
+    /// Accepts access token `new`; refresh token `r1` works once and yields `new`/`r2`.
+    fn rotating_server(refreshes: Arc<AtomicUsize>) -> Handler {
+        Arc::new(move |req: &Seen| match (req.method.as_str(), req.path.as_str()) {
+            ("POST", routes::REFRESH) => {
+                if refreshes.fetch_add(1, Ordering::SeqCst) == 0
+                    && req.body == r#"{"refresh_token":"r1"}"#
+                {
+                    (200, token_response("new", "r2"))
+                } else {
+                    (401, error(ErrorCode::SessionExpired))
+                }
+            }
+            ("GET", routes::ME) if req.bearer.as_deref() == Some("new") => (200, me()),
+            ("GET", routes::ME) => (401, error(ErrorCode::TokenExpired)),
+            _ => (404, error(ErrorCode::NotFound)),
+        })
+    }
+
+    #[tokio::test]
+    async fn refreshes_once_and_retries_on_an_expired_token() {
+        let refreshes = Arc::new(AtomicUsize::new(0));
+        let (url, log) = serve(rotating_server(refreshes.clone())).await;
+        let session = Client::new(&url).unwrap().authed(tokens("old", "r1"));
+
+        let me = session.me().await.unwrap();
+        assert_eq!(me.user.username, "admin");
+        assert_eq!(refreshes.load(Ordering::SeqCst), 1);
+        let now = session.tokens();
+        assert_eq!((now.access_token.as_str(), now.refresh_token.as_str()), ("new", "r2"));
+        assert!(now.pending.is_empty(), "pending comes from the refresh answer");
+
+        let log = log.lock().unwrap();
+        let bearers: Vec<_> = log.iter().map(|s| s.bearer.clone()).collect();
+        assert_eq!(bearers, [Some("old".to_owned()), None, Some("new".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn concurrent_expiries_refresh_only_once() {
+        let refreshes = Arc::new(AtomicUsize::new(0));
+        let (url, _log) = serve(rotating_server(refreshes.clone())).await;
+        let session = Client::new(&url).unwrap().authed(tokens("old", "r1"));
+
+        let (a, b, c) = tokio::join!(session.me(), session.me(), session.me());
+        a.unwrap();
+        b.unwrap();
+        c.unwrap();
+        assert_eq!(refreshes.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn retries_only_once() {
+        let refreshes = Arc::new(AtomicUsize::new(0));
+        let counter = refreshes.clone();
+        let handler: Handler = Arc::new(move |req: &Seen| match req.path.as_str() {
+            routes::REFRESH => {
+                counter.fetch_add(1, Ordering::SeqCst);
+                (200, token_response("new", "r2"))
+            }
+            _ => (401, error(ErrorCode::TokenExpired)),
+        });
+        let (url, log) = serve(handler).await;
+        let session = Client::new(&url).unwrap().authed(tokens("old", "r1"));
+
+        let err = session.me().await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::TokenExpired));
+        assert_eq!(refreshes.load(Ordering::SeqCst), 1);
+        assert_eq!(log.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_is_reported_and_keeps_the_tokens() {
+        let handler: Handler = Arc::new(|req: &Seen| match req.path.as_str() {
+            routes::REFRESH => (401, error(ErrorCode::SessionExpired)),
+            _ => (401, error(ErrorCode::TokenExpired)),
+        });
+        let (url, _log) = serve(handler).await;
+        let session = Client::new(&url).unwrap().authed(tokens("old", "r1"));
+
+        let err = session.logout().await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::SessionExpired));
+        assert_eq!(session.tokens(), tokens("old", "r1"));
+    }
+
+    #[tokio::test]
+    async fn no_content_and_paths() {
+        let handler: Handler = Arc::new(|req: &Seen| match req.method.as_str() {
+            "DELETE" => (204, String::new()),
+            _ => (404, error(ErrorCode::NotFound)),
+        });
+        let (url, log) = serve(handler).await;
+        let session = Client::new(&url).unwrap().authed(tokens("t", "r"));
+        let user = UserId::generate();
+        session.revoke_user_sessions(user).await.unwrap();
+        let invitation = InvitationId::generate();
+        session.revoke_invitation(invitation).await.unwrap();
+        let err = session.user(user).await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::NotFound));
+        assert_eq!(err.status(), Some(404));
+
+        let paths: Vec<_> = log.lock().unwrap().iter().map(|s| s.path.clone()).collect();
+        assert_eq!(
+            paths,
+            [
+                format!("/api/admin/users/{user}/sessions"),
+                format!("/api/admin/invitations/{invitation}"),
+                format!("/api/admin/users/{user}"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn confirming_totp_clears_the_pending_step() {
+        let handler: Handler =
+            Arc::new(|_: &Seen| (200, r#"{"recovery_codes":["a-b","c-d"]}"#.to_owned()));
+        let (url, log) = serve(handler).await;
+        let session = Client::new(&url).unwrap().authed(tokens("t", "r"));
+        let codes = session.confirm_totp("123456").await.unwrap();
+        assert_eq!(codes.recovery_codes.len(), 2);
+        assert!(session.pending().is_empty());
+        assert_eq!(log.lock().unwrap()[0].body, r#"{"code":"123456"}"#);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_recognised() {
+        // Bind then drop, so that the port is (almost certainly) closed.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let client = Client::new(&format!("http://{addr}")).unwrap();
+        let err = client.healthz().await.unwrap_err();
+        assert!(err.is_unreachable(), "{err:?}");
+        assert_eq!(err.code(), None);
+    }
+
+    #[test]
+    fn debug_never_shows_tokens() {
+        let shown = format!("{:?}", tokens("secret-access", "secret-refresh"));
+        assert!(!shown.contains("secret-"), "{shown}");
+        assert!(shown.contains(SESSION));
+    }
+}

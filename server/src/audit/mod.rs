@@ -1,0 +1,180 @@
+//! The audit trail: typed events written in the same transaction as the action they record,
+//! so that if the record cannot be written the action does not happen. Records carry who,
+//! from where, what, on which object and with what outcome; never clinical content,
+//! passwords, tokens or codes.
+
+use tsunagu_protocol::{OrganisationId, SessionId, UserId};
+
+use crate::auth::Principal;
+use crate::store::{self, AuditRecord, StoreTx};
+
+/// What was done. Stored by name (`auth.login`), so the set can grow without renumbering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Login,
+    Logout,
+    Refresh,
+    PasswordChange,
+    TotpEnrol,
+    TotpConfirm,
+    SessionRevoke,
+    OrganisationCreate,
+    OrganisationView,
+    InvitationCreate,
+    InvitationRevoke,
+    InvitationList,
+    InvitationAccept,
+    UserList,
+    UserView,
+    UserDisable,
+    UserEnable,
+    PasswordReset,
+    TotpReset,
+    RoleGrant,
+    SessionList,
+    SystemAdminCreate,
+}
+
+impl Action {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Login => "auth.login",
+            Action::Logout => "auth.logout",
+            Action::Refresh => "auth.refresh",
+            Action::PasswordChange => "auth.password_change",
+            Action::TotpEnrol => "auth.totp_enrol",
+            Action::TotpConfirm => "auth.totp_confirm",
+            Action::SessionRevoke => "auth.session_revoke",
+            Action::OrganisationCreate => "admin.organisation_create",
+            Action::OrganisationView => "admin.organisation_view",
+            Action::InvitationCreate => "admin.invitation_create",
+            Action::InvitationRevoke => "admin.invitation_revoke",
+            Action::InvitationList => "admin.invitation_list",
+            Action::InvitationAccept => "identity.invitation_accept",
+            Action::UserList => "admin.user_list",
+            Action::UserView => "admin.user_view",
+            Action::UserDisable => "admin.user_disable",
+            Action::UserEnable => "admin.user_enable",
+            Action::PasswordReset => "admin.password_reset",
+            Action::TotpReset => "admin.totp_reset",
+            Action::RoleGrant => "admin.role_grant",
+            Action::SessionList => "admin.session_list",
+            Action::SystemAdminCreate => "admin.system_admin_create",
+        }
+    }
+}
+
+/// How it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// The attempt failed (wrong password, bad code, expired invitation…).
+    Failure,
+    /// Authorisation refused it.
+    Refused,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+/// Where a request came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub source_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Who acted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: Option<UserId>,
+    pub role: Option<&'static str>,
+    pub organisation_id: Option<OrganisationId>,
+    pub session_id: Option<SessionId>,
+}
+
+impl From<&Principal> for Actor {
+    fn from(principal: &Principal) -> Self {
+        Actor {
+            user_id: Some(principal.user_id),
+            role: Some(principal.role.as_str()),
+            organisation_id: principal.organisation_id,
+            session_id: Some(principal.session_id),
+        }
+    }
+}
+
+/// One event, built up and then appended inside a transaction.
+#[derive(Debug, Clone)]
+pub struct Event {
+    record: AuditRecord,
+}
+
+impl Event {
+    /// An event of `action` with `outcome` by `actor` from `origin`, now.
+    pub fn new(action: Action, outcome: Outcome, actor: &Actor, origin: &Origin) -> Self {
+        Event {
+            record: AuditRecord {
+                audit_event_id: 0,
+                occurred_at: crate::time::now_micros(),
+                actor_user_id: actor.user_id.map(|id| id.to_string()),
+                actor_role: actor.role.map(str::to_owned),
+                actor_organisation_id: actor.organisation_id.map(|id| id.to_string()),
+                session_id: actor.session_id.map(|id| id.to_string()),
+                source_address: origin.source_address.clone(),
+                user_agent: origin.user_agent.clone(),
+                action: action.as_str().to_owned(),
+                object_type: None,
+                object_id: None,
+                outcome: outcome.as_str().to_owned(),
+                reason: None,
+            },
+        }
+    }
+
+    /// An event by an authenticated principal.
+    pub fn by(principal: &Principal, action: Action, outcome: Outcome) -> Self {
+        Event::new(action, outcome, &Actor::from(principal), &principal.origin)
+    }
+
+    /// The object acted on, e.g. `("user", id)`.
+    pub fn object(mut self, kind: &str, id: impl ToString) -> Self {
+        self.record.object_type = Some(kind.to_owned());
+        self.record.object_id = Some(id.to_string());
+        self
+    }
+
+    /// A short machine-readable reason (`bad_password`, `factors=password+totp`, …). Never
+    /// free text from a request.
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.record.reason = Some(reason.into());
+        self
+    }
+
+    /// Appends the event in `tx`.
+    ///
+    /// # Errors
+    /// The write failed; the caller's transaction must not commit.
+    pub async fn append(&self, tx: &mut StoreTx) -> store::Result<()> {
+        tx.append_audit(&self.record).await
+    }
+
+    /// Appends the event in a transaction of its own (for refusals and failures, which change
+    /// nothing else).
+    ///
+    /// # Errors
+    /// The write failed.
+    pub async fn record(&self, store: &store::Store) -> store::Result<()> {
+        let mut tx = store.begin().await?;
+        self.append(&mut tx).await?;
+        tx.commit().await
+    }
+}

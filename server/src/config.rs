@@ -1,0 +1,331 @@
+//! Configuration: command-line flags, `TSUNAGU_*` environment variables and an optional TOML
+//! file (`--config`), in that order of precedence, over built-in defaults that need no set-up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+use crate::store::Database;
+
+/// `tsunagu-server`: runs the Tsunagu server, or administers its database offline.
+#[derive(Debug, Parser)]
+#[command(name = "tsunagu-server", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub options: Options,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do; serving is the default.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Administration that works directly on the database.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `tsunagu-server admin …`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a system administrator and print a one-time password for them.
+    CreateSystemAdmin {
+        /// Login name (3–64 characters of a-z 0-9 . _ -).
+        #[arg(long)]
+        username: String,
+        /// The administrator's name as others see it.
+        #[arg(long)]
+        display_name: String,
+    },
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Every setting. Each is optional here; [`Settings::resolve`] applies the defaults.
+#[derive(Debug, Default, Clone, Args, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Options {
+    /// TOML file with any of these settings (snake_case keys).
+    #[arg(long, env = "TSUNAGU_CONFIG", global = true)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Directory for the SQLite database and key files [default: ./tsunagu-data].
+    #[arg(long, env = "TSUNAGU_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Use PostgreSQL instead of the embedded SQLite (postgres://user@host/db).
+    #[arg(long, env = "TSUNAGU_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Directory of the key files, to keep them off the database's disk [default: DATA_DIR/keys].
+    #[arg(long, env = "TSUNAGU_KEYS_DIR", global = true)]
+    pub keys_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "TSUNAGU_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// TLS certificate chain (PEM). With --tls-key, the server speaks HTTPS only.
+    #[arg(long, env = "TSUNAGU_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "TSUNAGU_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Also offer TLS 1.2 (AEAD cipher suites only); TLS 1.3 only by default.
+    #[arg(long, env = "TSUNAGU_TLS12", num_args = 0..=1, default_missing_value = "true")]
+    pub tls12: Option<bool>,
+    /// Allow plain HTTP on a non-loopback address because a TLS-terminating proxy is in front;
+    /// client addresses are then taken from X-Forwarded-For.
+    #[arg(long, env = "TSUNAGU_BEHIND_PROXY", num_args = 0..=1, default_missing_value = "true")]
+    pub behind_proxy: Option<bool>,
+    /// The public URL of this service, used as the token issuer [default: derived from --listen].
+    #[arg(long, env = "TSUNAGU_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Log format [default: text].
+    #[arg(long, env = "TSUNAGU_LOG_FORMAT", global = true)]
+    pub log_format: Option<LogFormat>,
+    /// Access-token lifetime in seconds, at most 900 [default: 600].
+    #[arg(long, env = "TSUNAGU_ACCESS_TOKEN_SECONDS")]
+    pub access_token_seconds: Option<u64>,
+    /// Minutes of inactivity after which a session ends [default: 30].
+    #[arg(long, env = "TSUNAGU_SESSION_IDLE_MINUTES")]
+    pub session_idle_minutes: Option<u64>,
+    /// Hours after login at which a session ends whatever the activity [default: 12].
+    #[arg(long, env = "TSUNAGU_SESSION_HOURS")]
+    pub session_hours: Option<u64>,
+    /// Consecutive failed logins that lock a login name [default: 5].
+    #[arg(long, env = "TSUNAGU_LOCKOUT_THRESHOLD")]
+    pub lockout_threshold: Option<u32>,
+    /// Seconds a locked login name stays locked [default: 900].
+    #[arg(long, env = "TSUNAGU_LOCKOUT_SECONDS")]
+    pub lockout_seconds: Option<u64>,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Options {
+    /// Fills every setting missing here from `lower` (a config file).
+    fn or(self, lower: Options) -> Options {
+        Options {
+            config: self.config,
+            data_dir: self.data_dir.or(lower.data_dir),
+            database_url: self.database_url.or(lower.database_url),
+            keys_dir: self.keys_dir.or(lower.keys_dir),
+            listen: self.listen.or(lower.listen),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
+            tls12: self.tls12.or(lower.tls12),
+            behind_proxy: self.behind_proxy.or(lower.behind_proxy),
+            public_url: self.public_url.or(lower.public_url),
+            log_format: self.log_format.or(lower.log_format),
+            access_token_seconds: self.access_token_seconds.or(lower.access_token_seconds),
+            session_idle_minutes: self.session_idle_minutes.or(lower.session_idle_minutes),
+            session_hours: self.session_hours.or(lower.session_hours),
+            lockout_threshold: self.lockout_threshold.or(lower.lockout_threshold),
+            lockout_seconds: self.lockout_seconds.or(lower.lockout_seconds),
+        }
+    }
+}
+
+/// TLS files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub allow_tls12: bool,
+}
+
+/// Session and login limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthSettings {
+    pub issuer: String,
+    pub access_token_seconds: u64,
+    pub session_idle_seconds: u64,
+    pub session_seconds: u64,
+    pub lockout_threshold: u32,
+    pub lockout_seconds: u64,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub keys_dir: PathBuf,
+    pub database: Database,
+    pub listen: SocketAddr,
+    pub tls: Option<TlsSettings>,
+    pub behind_proxy: bool,
+    pub log_format: LogFormat,
+    pub auth: AuthSettings,
+}
+
+impl Settings {
+    /// Merges flags and environment (already in `options`) with the config file, applies the
+    /// defaults and checks the result.
+    ///
+    /// # Errors
+    /// The config file cannot be read or parsed, or a value is out of range.
+    pub fn resolve(options: Options) -> Result<Settings, ConfigError> {
+        let options = match options.config.clone() {
+            Some(path) => options.or(read_file(&path)?),
+            None => options,
+        };
+        let data_dir = options.data_dir.unwrap_or_else(|| PathBuf::from("tsunagu-data"));
+        let keys_dir = options.keys_dir.unwrap_or_else(|| data_dir.join("keys"));
+        let database = match options.database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Database::Postgres { url }
+            }
+            Some(_) => {
+                return Err(ConfigError::Invalid(
+                    "--database-url must be a postgres:// URL (SQLite is used when it is absent)".into(),
+                ));
+            }
+            None => Database::Sqlite { path: data_dir.join("tsunagu.db") },
+        };
+        let listen = options.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let tls = match (options.tls_cert, options.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(TlsSettings { cert, key, allow_tls12: options.tls12.unwrap_or(false) })
+            }
+            (None, None) => None,
+            _ => return Err(ConfigError::Invalid("--tls-cert and --tls-key go together".into())),
+        };
+        let behind_proxy = options.behind_proxy.unwrap_or(false);
+        if tls.is_none() && !behind_proxy && !listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "refusing to listen on {listen} without TLS: give --tls-cert and --tls-key, or \
+                 --behind-proxy if a TLS-terminating proxy is in front"
+            )));
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let issuer = options.public_url.unwrap_or_else(|| format!("{scheme}://{listen}"));
+        let auth = AuthSettings {
+            issuer,
+            access_token_seconds: in_range(options.access_token_seconds, 600, 10..=900, "access_token_seconds")?,
+            session_idle_seconds: 60 * in_range(options.session_idle_minutes, 30, 1..=30, "session_idle_minutes")?,
+            session_seconds: 3600 * in_range(options.session_hours, 12, 1..=24, "session_hours")?,
+            lockout_threshold: in_range(options.lockout_threshold.map(u64::from), 5, 3..=20, "lockout_threshold")?
+                as u32,
+            lockout_seconds: in_range(options.lockout_seconds, 900, 1..=86_400, "lockout_seconds")?,
+        };
+        Ok(Settings {
+            data_dir,
+            keys_dir,
+            database,
+            listen,
+            tls,
+            behind_proxy,
+            log_format: options.log_format.unwrap_or(LogFormat::Text),
+            auth,
+        })
+    }
+}
+
+fn in_range(
+    value: Option<u64>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+    name: &str,
+) -> Result<u64, ConfigError> {
+    let value = value.unwrap_or(default);
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "{name} must be between {} and {}, not {value}",
+            range.start(),
+            range.end()
+        )))
+    }
+}
+
+fn read_file(path: &Path) -> Result<Options, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source: Box::new(source) })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Options {
+        let mut argv = vec!["tsunagu-server"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap().options
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_need_no_set_up() {
+        let settings = Settings::resolve(Options::default()).unwrap();
+        assert_eq!(settings.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(settings.data_dir, PathBuf::from("tsunagu-data"));
+        assert_eq!(settings.keys_dir, PathBuf::from("tsunagu-data/keys"));
+        assert!(matches!(settings.database, Database::Sqlite { ref path } if path.ends_with("tsunagu.db")));
+        assert_eq!(settings.auth.access_token_seconds, 600);
+        assert_eq!(settings.auth.session_idle_seconds, 1800);
+        assert_eq!(settings.auth.session_seconds, 12 * 3600);
+        assert!(settings.tls.is_none());
+    }
+
+    #[test]
+    fn refuses_plain_http_on_a_public_address() {
+        let error = Settings::resolve(parse(&["--listen", "0.0.0.0:8080"])).unwrap_err();
+        assert!(error.to_string().contains("without TLS"), "{error}");
+        assert!(Settings::resolve(parse(&["--listen", "0.0.0.0:8080", "--behind-proxy"])).is_ok());
+        let tls = parse(&["--listen", "0.0.0.0:8443", "--tls-cert", "c.pem", "--tls-key", "k.pem"]);
+        let settings = Settings::resolve(tls).unwrap();
+        assert_eq!(settings.auth.issuer, "https://0.0.0.0:8443");
+        assert!(!settings.tls.unwrap().allow_tls12);
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tsunagu.toml");
+        std::fs::write(&file, "data_dir = \"/srv/from-file\"\nlisten = \"127.0.0.1:9000\"\nsession_hours = 8\n")
+            .unwrap();
+        let options = parse(&["--config", file.to_str().unwrap(), "--listen", "127.0.0.1:9100"]);
+        let settings = Settings::resolve(options).unwrap();
+        assert_eq!(settings.data_dir, PathBuf::from("/srv/from-file"));
+        assert_eq!(settings.listen.port(), 9100);
+        assert_eq!(settings.auth.session_seconds, 8 * 3600);
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_out_of_range_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "listen_on = \"x\"\n").unwrap();
+        assert!(matches!(
+            Settings::resolve(parse(&["--config", file.to_str().unwrap()])),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(Settings::resolve(parse(&["--access-token-seconds", "3600"])).is_err());
+        assert!(Settings::resolve(parse(&["--session-idle-minutes", "60"])).is_err());
+        assert!(Settings::resolve(parse(&["--database-url", "mysql://x"])).is_err());
+    }
+}

@@ -1,0 +1,132 @@
+//! Request extractors: the caller's origin, the authenticated principal (with or without
+//! pending steps), and JSON and path extraction whose failures come back in our error shape.
+
+use std::net::SocketAddr;
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
+use axum::http::header::{AUTHORIZATION, USER_AGENT};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::audit::Origin;
+use crate::auth::Principal;
+use crate::error::AppError;
+use crate::state::AppState;
+
+const MAX_USER_AGENT: usize = 256;
+
+/// Where the request came from: the peer address (or, behind a proxy, the address the proxy
+/// appended to `X-Forwarded-For`) and the user agent, cleaned of control characters.
+pub(crate) fn origin_of(parts: &Parts, behind_proxy: bool) -> Origin {
+    let forwarded = behind_proxy
+        .then(|| parts.headers.get("x-forwarded-for"))
+        .flatten()
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.rsplit(',').next())
+        .map(|value| value.trim().to_owned())
+        .filter(|value| value.parse::<std::net::IpAddr>().is_ok());
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
+    let user_agent = parts
+        .headers
+        .get(USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.chars().filter(|c| !c.is_control()).take(MAX_USER_AGENT).collect());
+    Origin { source_address: forwarded.or(peer), user_agent }
+}
+
+/// The request's origin.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestOrigin(pub(crate) Origin);
+
+impl FromRequestParts<AppState> for RequestOrigin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(RequestOrigin(origin_of(parts, state.settings.behind_proxy)))
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .map(str::trim)
+}
+
+/// An authenticated caller, whose session may still have pending steps (password change,
+/// TOTP enrolment). Only the endpoints that complete those steps take this.
+#[derive(Debug, Clone)]
+pub(crate) struct AnySession(pub(crate) Principal);
+
+impl FromRequestParts<AppState> for AnySession {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let origin = origin_of(parts, state.settings.behind_proxy);
+        state.auth.authenticate(bearer(parts), origin).await.map(AnySession)
+    }
+}
+
+/// An authenticated caller with a full session: what every other endpoint requires.
+#[derive(Debug, Clone)]
+pub(crate) struct FullSession(pub(crate) Principal);
+
+impl FromRequestParts<AppState> for FullSession {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let AnySession(principal) = AnySession::from_request_parts(parts, state).await?;
+        principal.require_full()?;
+        Ok(FullSession(principal))
+    }
+}
+
+/// JSON in and out, with extraction failures as `invalid_request` / `payload_too_large`.
+#[derive(Debug, Clone, Copy, Default, FromRequest)]
+#[from_request(via(axum::Json), rejection(AppError))]
+pub(crate) struct Json<T>(pub(crate) T);
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+impl From<JsonRejection> for AppError {
+    fn from(rejection: JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return AppError::PayloadTooLarge;
+        }
+        let detail = match &rejection {
+            JsonRejection::JsonDataError(error) => {
+                // Keep serde's message for missing fields and unknown names, which help the
+                // caller; drop it where it could echo a submitted value.
+                let text = error.body_text();
+                if text.contains("invalid type") || text.contains("invalid value") {
+                    "a field has the wrong type or value".to_owned()
+                } else {
+                    text
+                }
+            }
+            JsonRejection::JsonSyntaxError(_) => "the body is not valid JSON".to_owned(),
+            JsonRejection::MissingJsonContentType(_) => "expected Content-Type: application/json".to_owned(),
+            _ => "the body could not be read".to_owned(),
+        };
+        AppError::invalid("body", "invalid_json", "リクエストの形式が正しくありません。", &detail)
+    }
+}
+
+/// Path parameters, with malformed ids as `invalid_request`.
+#[derive(Debug, Clone, Copy, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(AppError))]
+pub(crate) struct Path<T>(pub(crate) T);
+
+impl From<PathRejection> for AppError {
+    fn from(_: PathRejection) -> Self {
+        AppError::invalid("path", "invalid_id", "URLのIDが正しくありません。", "An id in the URL is not valid.")
+    }
+}

@@ -1,0 +1,167 @@
+//! The HTTP edge: one router built from each domain's handlers, the OpenAPI 3.1 document
+//! generated from their annotations, and the layers every request passes through (tracing
+//! without bodies or query strings, size and time limits, security headers, panic capture).
+
+mod admin;
+mod auth;
+mod extract;
+mod health;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// Largest JSON body the API accepts.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Longest a request may take before it is answered with 408/503.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tsunagu API",
+        description = "Secure messaging for home-care teams: identity, sessions and administration.\n\n\
+            Every error response has the body `ErrorBody` with a stable `code` and messages in \
+            Japanese and English.",
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(tsunagu_protocol::ErrorBody, tsunagu_protocol::ErrorCode, tsunagu_protocol::FieldError)),
+    tags(
+        (name = "auth", description = "Login, tokens, password, TOTP and sessions"),
+        (name = "identity", description = "Joining by invitation"),
+        (name = "admin", description = "Organisations, invitations and users"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// The routes and the OpenAPI document that describes them.
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(auth::enrol_totp))
+        .routes(routes!(auth::confirm_totp))
+        .routes(routes!(auth::sessions))
+        .routes(routes!(auth::revoke_session))
+        .routes(routes!(auth::accept_invitation))
+        .routes(routes!(admin::list_organisations, admin::create_organisation))
+        .routes(routes!(admin::get_organisation))
+        .routes(routes!(admin::create_invitation, admin::list_invitations))
+        .routes(routes!(admin::revoke_invitation))
+        .routes(routes!(admin::list_users))
+        .routes(routes!(admin::get_user))
+        .routes(routes!(admin::change_role))
+        .routes(routes!(admin::role_grants))
+        .routes(routes!(admin::disable_user))
+        .routes(routes!(admin::enable_user))
+        .routes(routes!(admin::reset_password))
+        .routes(routes!(admin::reset_totp))
+        .routes(routes!(admin::user_sessions, admin::revoke_user_sessions))
+        .split_for_parts()
+}
+
+/// The OpenAPI document of the HTTP API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (routes, openapi) = api();
+    let openapi_json = openapi.to_json().unwrap_or_else(|_| "{}".to_owned());
+    let tls = state.settings.tls.is_some();
+    let mut router = routes
+        .route(
+            tsunagu_protocol::routes::OPENAPI,
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi_json) }),
+        )
+        .fallback(|| async { AppError::NotFound })
+        .method_not_allowed_fallback(|| async {
+            (StatusCode::METHOD_NOT_ALLOWED, axum::Json(tsunagu_protocol::ErrorBody::new(
+                tsunagu_protocol::ErrorCode::InvalidRequest,
+            )))
+                .into_response()
+        })
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("content-security-policy"),
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ));
+    if tls {
+        router = router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        ));
+    }
+    router
+        .layer(CatchPanicLayer::custom(|_| AppError::Internal("panic").into_response()))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            // The path only: query strings and bodies may carry secrets.
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_describes_every_route_of_the_protocol() {
+        let doc = openapi();
+        let json = doc.to_json().unwrap();
+        assert!(json.contains("\"openapi\":\"3.1.0\""), "{}", &json[..80]);
+        use tsunagu_protocol::routes as r;
+        for path in [
+            r::HEALTHZ, r::READYZ, r::LOGIN, r::REFRESH, r::LOGOUT, r::ME, r::PASSWORD, r::TOTP_ENROL,
+            r::TOTP_CONFIRM, r::SESSIONS, r::SESSION, r::ACCEPT_INVITATION, r::ORGANISATIONS,
+            r::ORGANISATION, r::ORGANISATION_INVITATIONS, r::INVITATION, r::ORGANISATION_USERS, r::USER,
+            r::USER_ROLE, r::USER_ROLE_GRANTS, r::USER_DISABLE, r::USER_ENABLE, r::USER_RESET_PASSWORD,
+            r::USER_RESET_TOTP, r::USER_SESSIONS,
+        ] {
+            assert!(doc.paths.paths.contains_key(path), "OpenAPI lacks {path}");
+        }
+        assert_eq!(doc.paths.paths.len(), 25, "a route is missing from protocol::routes");
+    }
+}

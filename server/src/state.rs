@@ -1,0 +1,30 @@
+//! Shared state of a running server: cheap-to-clone handles only.
+
+use std::sync::Arc;
+
+use crate::auth::AuthService;
+use crate::config::Settings;
+use crate::crypto::ServerKeys;
+use crate::identity::IdentityService;
+use crate::store::Store;
+
+/// Everything a request handler may need.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub auth: AuthService,
+    pub identity: IdentityService,
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    /// Wires the services over an open store.
+    ///
+    /// # Errors
+    /// The token-signing key is unusable.
+    pub fn new(store: Store, keys: ServerKeys, settings: Settings) -> crate::error::Result<Self> {
+        let auth = AuthService::new(store.clone(), keys, settings.auth.clone())?;
+        let identity = IdentityService::new(store.clone(), auth.clone());
+        Ok(Self { store, auth, identity, settings: Arc::new(settings) })
+    }
+}

@@ -1,0 +1,782 @@
+//! Storage: one interface with domain-named methods over SQLite (embedded default) and
+//! PostgreSQL (production, many nodes).
+//!
+//! Both databases are reached through sqlx's `Any` driver, so each query is written once with
+//! `$n` placeholders and portable types (TEXT ids, BIGINT microsecond timestamps, BLOB/BYTEA
+//! digests). What differs per database lives in [`sqlite`] and [`postgres`]: connecting,
+//! durability settings, the migrator and the write-pool shape.
+//!
+//! Reads go through [`Store`]; writes go through a [`StoreTx`] so that every change and the
+//! audit record describing it commit together or not at all.
+
+mod postgres;
+mod rows;
+mod sqlite;
+
+use std::path::PathBuf;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, FromRow, Transaction};
+use tsunagu_protocol::{InvitationId, OrganisationId, SessionId, UserId};
+
+pub use rows::{
+    AuditRecord, InvitationRow, OrganisationRow, RoleGrantRow, SessionPrincipalRow, SessionRow,
+    ThrottleRow, UserRow,
+};
+
+/// `Result` of the storage layer.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Storage errors, the same for both databases.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A unique constraint refused the write (for example a username already taken).
+    #[error("unique constraint violated")]
+    UniqueViolation,
+    /// A referenced row does not exist.
+    #[error("foreign key constraint violated")]
+    ForeignKeyViolation,
+    /// The database holds a value this version cannot interpret.
+    #[error("stored value is not valid: {0}")]
+    Corrupt(String),
+    /// The database refused to migrate.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Any other database failure (connection lost, disk full, …).
+    #[error("database error: {0}")]
+    Backend(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &error {
+            if db.is_unique_violation() {
+                return Error::UniqueViolation;
+            }
+            if db.is_foreign_key_violation() {
+                return Error::ForeignKeyViolation;
+            }
+        }
+        Error::Backend(error)
+    }
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// An SQLite file (created if missing), in WAL mode with `synchronous=FULL`.
+    Sqlite { path: PathBuf },
+    /// A PostgreSQL URL; commits use `synchronous_commit=on`.
+    Postgres { url: String },
+}
+
+impl Database {
+    /// The dialect's name, for logs and health output.
+    pub fn dialect(&self) -> &'static str {
+        match self {
+            Database::Sqlite { .. } => "sqlite",
+            Database::Postgres { .. } => "postgres",
+        }
+    }
+}
+
+/// Handle to the database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// Reads; several connections.
+    read: AnyPool,
+    /// Writes. On SQLite a single connection, so writers queue here instead of failing with
+    /// `SQLITE_BUSY`; on PostgreSQL the same pool as `read`.
+    write: AnyPool,
+    dialect: &'static str,
+}
+
+/// An open write transaction. Dropping it without [`StoreTx::commit`] rolls back.
+#[derive(Debug)]
+pub struct StoreTx {
+    tx: Transaction<'static, Any>,
+}
+
+fn pool_options() -> AnyPoolOptions {
+    AnyPoolOptions::new().acquire_timeout(std::time::Duration::from_secs(10))
+}
+
+impl Store {
+    /// Connects, applies the durability settings and runs pending migrations.
+    ///
+    /// # Errors
+    /// The database cannot be reached or created, or a migration fails.
+    pub async fn open(database: &Database) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let store = match database {
+            Database::Sqlite { path } => sqlite::open(path).await?,
+            Database::Postgres { url } => postgres::open(url).await?,
+        };
+        match database {
+            Database::Sqlite { .. } => sqlite::MIGRATOR.run(&store.write).await?,
+            Database::Postgres { .. } => postgres::MIGRATOR.run(&store.write).await?,
+        }
+        Ok(store)
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn dialect(&self) -> &'static str {
+        self.dialect
+    }
+
+    /// Checks that the database answers.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("select 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// Starts a write transaction.
+    ///
+    /// # Errors
+    /// No connection could be had.
+    pub async fn begin(&self) -> Result<StoreTx> {
+        Ok(StoreTx { tx: self.write.begin().await? })
+    }
+
+    /// Closes every connection; used at shutdown.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    async fn fetch_optional<T>(&self, query: sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>) -> Result<Option<T>>
+    where
+        T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+    {
+        match query.fetch_optional(&self.read).await? {
+            Some(row) => Ok(Some(T::from_row(&row)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn fetch_all<T>(&self, query: sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>) -> Result<Vec<T>>
+    where
+        T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+    {
+        let rows = query.fetch_all(&self.read).await?;
+        rows.iter().map(|row| T::from_row(row).map_err(Error::from)).collect()
+    }
+
+    // ---- organisations -------------------------------------------------------------------
+
+    /// One organisation.
+    pub async fn organisation(&self, id: OrganisationId) -> Result<Option<OrganisationRow>> {
+        self.fetch_optional(
+            sqlx::query(
+                "select organisation_id, name, kind, require_totp_for_all, created_at \
+                 from organisation where organisation_id = $1",
+            )
+            .bind(id.to_string()),
+        )
+        .await
+    }
+
+    /// Every organisation, by name.
+    pub async fn organisations(&self) -> Result<Vec<OrganisationRow>> {
+        self.fetch_all(sqlx::query(
+            "select organisation_id, name, kind, require_totp_for_all, created_at \
+             from organisation order by name, organisation_id",
+        ))
+        .await
+    }
+
+    // ---- users ---------------------------------------------------------------------------
+
+    /// One user by id.
+    pub async fn user(&self, id: UserId) -> Result<Option<UserRow>> {
+        self.fetch_optional(
+            sqlx::query(concat!(rows::USER_COLUMNS_SELECT!(), " where u.user_id = $1"))
+                .bind(id.to_string()),
+        )
+        .await
+    }
+
+    /// One user by login name (already normalised to lower case).
+    pub async fn user_by_username(&self, username: &str) -> Result<Option<UserRow>> {
+        self.fetch_optional(
+            sqlx::query(concat!(rows::USER_COLUMNS_SELECT!(), " where u.username = $1"))
+                .bind(username.to_owned()),
+        )
+        .await
+    }
+
+    /// The members of an organisation, by display name.
+    pub async fn organisation_users(&self, id: OrganisationId) -> Result<Vec<UserRow>> {
+        self.fetch_all(
+            sqlx::query(concat!(
+                rows::USER_COLUMNS_SELECT!(),
+                " where u.organisation_id = $1 order by u.display_name, u.user_id"
+            ))
+            .bind(id.to_string()),
+        )
+        .await
+    }
+
+    /// How many active system administrators exist.
+    pub async fn count_active_system_admins(&self) -> Result<i64> {
+        let count: i64 = sqlx::query_scalar(
+            "select count(*) from app_user where role = 'system_admin' and status = 'active'",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        Ok(count)
+    }
+
+    /// The unused recovery-code digests of a user.
+    pub async fn unused_recovery_codes(&self, user: UserId) -> Result<Vec<Vec<u8>>> {
+        let digests: Vec<Vec<u8>> = sqlx::query_scalar(
+            "select code_digest from recovery_code where user_id = $1 and used_at is null",
+        )
+        .bind(user.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        Ok(digests)
+    }
+
+    /// The role grants of a user, oldest first.
+    pub async fn role_grants(&self, user: UserId) -> Result<Vec<RoleGrantRow>> {
+        self.fetch_all(
+            sqlx::query(
+                "select user_id, role, granted_by, reason, granted_at from role_grant \
+                 where user_id = $1 order by granted_at, role_grant_id",
+            )
+            .bind(user.to_string()),
+        )
+        .await
+    }
+
+    // ---- invitations ---------------------------------------------------------------------
+
+    /// One invitation by id.
+    pub async fn invitation(&self, id: InvitationId) -> Result<Option<InvitationRow>> {
+        self.fetch_optional(
+            sqlx::query(concat!(rows::INVITATION_SELECT!(), " where invitation_id = $1"))
+                .bind(id.to_string()),
+        )
+        .await
+    }
+
+    /// One invitation by the digest of its code.
+    pub async fn invitation_by_code(&self, code_digest: &[u8]) -> Result<Option<InvitationRow>> {
+        self.fetch_optional(
+            sqlx::query(concat!(rows::INVITATION_SELECT!(), " where code_digest = $1"))
+                .bind(code_digest.to_vec()),
+        )
+        .await
+    }
+
+    /// The invitations of an organisation, newest first.
+    pub async fn organisation_invitations(&self, id: OrganisationId) -> Result<Vec<InvitationRow>> {
+        self.fetch_all(
+            sqlx::query(concat!(
+                rows::INVITATION_SELECT!(),
+                " where organisation_id = $1 order by created_at desc, invitation_id"
+            ))
+            .bind(id.to_string()),
+        )
+        .await
+    }
+
+    // ---- sessions ------------------------------------------------------------------------
+
+    /// A session with what authorisation needs of its user, in one read.
+    pub async fn session_principal(&self, id: SessionId) -> Result<Option<SessionPrincipalRow>> {
+        self.fetch_optional(
+            sqlx::query(concat!(
+                "select s.session_id, s.created_at as session_created_at, s.last_seen_at, \
+                 s.idle_timeout_s, s.expires_at, s.revoked_at, ",
+                rows::USER_COLUMNS!(),
+                " from login_session s join app_user u on u.user_id = s.user_id \
+                 left join organisation o on o.organisation_id = u.organisation_id \
+                 where s.session_id = $1"
+            ))
+            .bind(id.to_string()),
+        )
+        .await
+    }
+
+    /// The live sessions of a user (not revoked, not past their absolute end), newest first.
+    pub async fn live_sessions(&self, user: UserId, now: i64) -> Result<Vec<SessionRow>> {
+        self.fetch_all(
+            sqlx::query(
+                "select session_id, user_id, created_at, last_seen_at, idle_timeout_s, expires_at, \
+                 user_agent, source_address from login_session \
+                 where user_id = $1 and revoked_at is null and expires_at > $2 \
+                 order by created_at desc, session_id",
+            )
+            .bind(user.to_string())
+            .bind(now),
+        )
+        .await
+    }
+
+    /// The failed-login state of a login name.
+    pub async fn login_throttle(&self, login_key: &[u8]) -> Result<Option<ThrottleRow>> {
+        self.fetch_optional(
+            sqlx::query("select failures, locked_until from login_throttle where login_key = $1")
+                .bind(login_key.to_vec()),
+        )
+        .await
+    }
+
+    // ---- audit ---------------------------------------------------------------------------
+
+    /// Audit records, oldest first, from `after_id` (exclusive), at most `limit`.
+    pub async fn audit_records(&self, after_id: i64, limit: i64) -> Result<Vec<AuditRecord>> {
+        self.fetch_all(
+            sqlx::query(concat!(
+                rows::AUDIT_SELECT!(),
+                " where audit_event_id > $1 order by audit_event_id limit $2"
+            ))
+            .bind(after_id)
+            .bind(limit),
+        )
+        .await
+    }
+}
+
+impl StoreTx {
+    /// Makes every write of this transaction durable.
+    ///
+    /// # Errors
+    /// The commit failed; nothing was written.
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn execute(&mut self, query: sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>) -> Result<u64> {
+        Ok(query.execute(&mut *self.tx).await?.rows_affected())
+    }
+
+    // ---- organisations -------------------------------------------------------------------
+
+    /// Adds an organisation.
+    pub async fn insert_organisation(&mut self, org: &OrganisationRow, created_by: Option<UserId>) -> Result<()> {
+        self.execute(
+            sqlx::query(
+                "insert into organisation (organisation_id, name, kind, require_totp_for_all, \
+                 created_at, created_by) values ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(org.organisation_id.clone())
+            .bind(org.name.clone())
+            .bind(org.kind.clone())
+            .bind(org.require_totp_for_all)
+            .bind(org.created_at)
+            .bind(created_by.map(|id| id.to_string())),
+        )
+        .await?;
+        Ok(())
+    }
+
+    // ---- users ---------------------------------------------------------------------------
+
+    /// Adds a user together with the grant of their first role.
+    ///
+    /// # Errors
+    /// [`Error::UniqueViolation`] if the username is taken.
+    pub async fn insert_user(&mut self, user: &UserRow, grant: &RoleGrantRow) -> Result<()> {
+        self.execute(
+            sqlx::query(
+                "insert into app_user (user_id, organisation_id, username, display_name, role, \
+                 status, password_hash, must_change_password, totp_enabled, totp_last_step, \
+                 created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0, $9, $9)",
+            )
+            .bind(user.user_id.clone())
+            .bind(user.organisation_id.clone())
+            .bind(user.username.clone())
+            .bind(user.display_name.clone())
+            .bind(user.role.clone())
+            .bind(user.status.clone())
+            .bind(user.password_hash.clone())
+            .bind(user.must_change_password)
+            .bind(user.created_at),
+        )
+        .await?;
+        self.insert_role_grant(grant).await
+    }
+
+    /// Records a role grant and makes it the user's role.
+    pub async fn grant_role(&mut self, grant: &RoleGrantRow) -> Result<u64> {
+        let changed = self
+            .execute(
+                sqlx::query("update app_user set role = $2, updated_at = $3 where user_id = $1")
+                    .bind(grant.user_id.clone())
+                    .bind(grant.role.clone())
+                    .bind(grant.granted_at),
+            )
+            .await?;
+        self.insert_role_grant(grant).await?;
+        Ok(changed)
+    }
+
+    async fn insert_role_grant(&mut self, grant: &RoleGrantRow) -> Result<()> {
+        self.execute(
+            sqlx::query(
+                "insert into role_grant (role_grant_id, user_id, role, granted_by, reason, granted_at) \
+                 values ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(grant.user_id.clone())
+            .bind(grant.role.clone())
+            .bind(grant.granted_by.clone())
+            .bind(grant.reason.clone())
+            .bind(grant.granted_at),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Sets `active` or `disabled`.
+    pub async fn set_user_status(&mut self, user: UserId, status: &str, now: i64) -> Result<u64> {
+        self.execute(
+            sqlx::query("update app_user set status = $2, updated_at = $3 where user_id = $1")
+                .bind(user.to_string())
+                .bind(status.to_owned())
+                .bind(now),
+        )
+        .await
+    }
+
+    /// Replaces the password hash; `must_change` marks an administrator-issued password.
+    pub async fn set_password(&mut self, user: UserId, hash: &str, must_change: bool, now: i64) -> Result<u64> {
+        self.execute(
+            sqlx::query(
+                "update app_user set password_hash = $2, must_change_password = $3, updated_at = $4 \
+                 where user_id = $1",
+            )
+            .bind(user.to_string())
+            .bind(hash.to_owned())
+            .bind(i64::from(must_change))
+            .bind(now),
+        )
+        .await
+    }
+
+    /// Stores a sealed TOTP secret awaiting confirmation.
+    pub async fn set_pending_totp(&mut self, user: UserId, sealed: &[u8], now: i64) -> Result<u64> {
+        self.execute(
+            sqlx::query(
+                "update app_user set totp_pending_sealed = $2, updated_at = $3 \
+                 where user_id = $1 and totp_enabled = 0",
+            )
+            .bind(user.to_string())
+            .bind(sealed.to_vec())
+            .bind(now),
+        )
+        .await
+    }
+
+    /// Activates the pending TOTP secret, records the step of the confirming code and replaces
+    /// the recovery codes.
+    pub async fn enable_totp(&mut self, user: UserId, step: i64, recovery_digests: &[Vec<u8>], now: i64) -> Result<u64> {
+        let changed = self
+            .execute(
+                sqlx::query(
+                    "update app_user set totp_secret_sealed = totp_pending_sealed, \
+                     totp_pending_sealed = null, totp_enabled = 1, totp_last_step = $2, updated_at = $3 \
+                     where user_id = $1 and totp_enabled = 0 and totp_pending_sealed is not null",
+                )
+                .bind(user.to_string())
+                .bind(step)
+                .bind(now),
+            )
+            .await?;
+        if changed == 0 {
+            return Ok(0);
+        }
+        self.execute(sqlx::query("delete from recovery_code where user_id = $1").bind(user.to_string()))
+            .await?;
+        for digest in recovery_digests {
+            self.execute(
+                sqlx::query("insert into recovery_code (user_id, code_digest) values ($1, $2)")
+                    .bind(user.to_string())
+                    .bind(digest.clone()),
+            )
+            .await?;
+        }
+        Ok(changed)
+    }
+
+    /// Records that a TOTP code of `step` was used, only if no later or equal step was used
+    /// before: the compare-and-set that makes a replayed code fail even under concurrency.
+    /// Returns false for a replay.
+    pub async fn advance_totp_step(&mut self, user: UserId, step: i64) -> Result<bool> {
+        let changed = self
+            .execute(
+                sqlx::query(
+                    "update app_user set totp_last_step = $2 where user_id = $1 and totp_last_step < $2",
+                )
+                .bind(user.to_string())
+                .bind(step),
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    /// Uses up a recovery code; false if it was unknown or already used.
+    pub async fn use_recovery_code(&mut self, user: UserId, digest: &[u8], now: i64) -> Result<bool> {
+        let changed = self
+            .execute(
+                sqlx::query(
+                    "update recovery_code set used_at = $3 \
+                     where user_id = $1 and code_digest = $2 and used_at is null",
+                )
+                .bind(user.to_string())
+                .bind(digest.to_vec())
+                .bind(now),
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    /// Removes TOTP and recovery codes (an administrator's two-factor reset).
+    pub async fn reset_totp(&mut self, user: UserId, now: i64) -> Result<u64> {
+        let changed = self
+            .execute(
+                sqlx::query(
+                    "update app_user set totp_secret_sealed = null, totp_pending_sealed = null, \
+                     totp_enabled = 0, updated_at = $2 where user_id = $1",
+                )
+                .bind(user.to_string())
+                .bind(now),
+            )
+            .await?;
+        self.execute(sqlx::query("delete from recovery_code where user_id = $1").bind(user.to_string()))
+            .await?;
+        Ok(changed)
+    }
+
+    // ---- invitations ---------------------------------------------------------------------
+
+    /// Adds an invitation.
+    pub async fn insert_invitation(&mut self, invitation: &InvitationRow, code_digest: &[u8]) -> Result<()> {
+        self.execute(
+            sqlx::query(
+                "insert into invitation (invitation_id, organisation_id, role, invitee_name, \
+                 code_digest, created_by, created_at, expires_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(invitation.invitation_id.clone())
+            .bind(invitation.organisation_id.clone())
+            .bind(invitation.role.clone())
+            .bind(invitation.invitee_name.clone())
+            .bind(code_digest.to_vec())
+            .bind(invitation.created_by.clone())
+            .bind(invitation.created_at)
+            .bind(invitation.expires_at),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Marks an invitation accepted, only if it is still pending at `now`: the compare-and-set
+    /// that makes a code usable once. Returns false otherwise.
+    pub async fn accept_invitation(&mut self, id: InvitationId, user: UserId, now: i64) -> Result<bool> {
+        let changed = self
+            .execute(
+                sqlx::query(
+                    "update invitation set accepted_by = $2, accepted_at = $3 where invitation_id = $1 \
+                     and accepted_at is null and revoked_at is null and expires_at > $3",
+                )
+                .bind(id.to_string())
+                .bind(user.to_string())
+                .bind(now),
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    /// Revokes a pending invitation; false if it was no longer pending.
+    pub async fn revoke_invitation(&mut self, id: InvitationId, now: i64) -> Result<bool> {
+        let changed = self
+            .execute(
+                sqlx::query(
+                    "update invitation set revoked_at = $2 where invitation_id = $1 \
+                     and accepted_at is null and revoked_at is null",
+                )
+                .bind(id.to_string())
+                .bind(now),
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    // ---- sessions ------------------------------------------------------------------------
+
+    /// Opens a session with its first refresh token.
+    pub async fn insert_session(&mut self, session: &SessionRow, refresh_digest: &[u8]) -> Result<()> {
+        self.execute(
+            sqlx::query(
+                "insert into login_session (session_id, user_id, created_at, last_seen_at, \
+                 idle_timeout_s, expires_at, user_agent, source_address) \
+                 values ($1, $2, $3, $3, $4, $5, $6, $7)",
+            )
+            .bind(session.session_id.clone())
+            .bind(session.user_id.clone())
+            .bind(session.created_at)
+            .bind(session.idle_timeout_s)
+            .bind(session.expires_at)
+            .bind(session.user_agent.clone())
+            .bind(session.source_address.clone()),
+        )
+        .await?;
+        self.insert_refresh_token(&session.session_id, refresh_digest, session.created_at).await
+    }
+
+    /// Adds a refresh token to a session.
+    pub async fn insert_refresh_token(&mut self, session_id: &str, digest: &[u8], now: i64) -> Result<()> {
+        self.execute(
+            sqlx::query("insert into refresh_token (token_digest, session_id, issued_at) values ($1, $2, $3)")
+                .bind(digest.to_vec())
+                .bind(session_id.to_owned())
+                .bind(now),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Uses up a refresh token. Exactly one caller can win the compare-and-set.
+    pub async fn consume_refresh_token(&mut self, digest: &[u8], now: i64) -> Result<RefreshTokenUse> {
+        let fresh: Option<String> = sqlx::query_scalar(
+            "update refresh_token set used_at = $2 where token_digest = $1 and used_at is null \
+             returning session_id",
+        )
+        .bind(digest.to_vec())
+        .bind(now)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        if let Some(session_id) = fresh {
+            return Ok(RefreshTokenUse::Fresh(session_id));
+        }
+        let used: Option<String> =
+            sqlx::query_scalar("select session_id from refresh_token where token_digest = $1")
+                .bind(digest.to_vec())
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        Ok(match used {
+            Some(session_id) => RefreshTokenUse::Reused(session_id),
+            None => RefreshTokenUse::Unknown,
+        })
+    }
+
+    /// Notes activity on a session (for the idle timeout).
+    pub async fn touch_session(&mut self, id: SessionId, now: i64) -> Result<u64> {
+        self.execute(
+            sqlx::query("update login_session set last_seen_at = $2 where session_id = $1 and revoked_at is null")
+                .bind(id.to_string())
+                .bind(now),
+        )
+        .await
+    }
+
+    /// Ends one session; returns how many were still live.
+    pub async fn revoke_session(&mut self, id: SessionId, reason: &str, now: i64) -> Result<u64> {
+        self.execute(
+            sqlx::query(
+                "update login_session set revoked_at = $2, revoked_reason = $3 \
+                 where session_id = $1 and revoked_at is null",
+            )
+            .bind(id.to_string())
+            .bind(now)
+            .bind(reason.to_owned()),
+        )
+        .await
+    }
+
+    /// Ends every session of a user; returns how many were still live.
+    pub async fn revoke_user_sessions(&mut self, user: UserId, reason: &str, now: i64) -> Result<u64> {
+        self.execute(
+            sqlx::query(
+                "update login_session set revoked_at = $2, revoked_reason = $3 \
+                 where user_id = $1 and revoked_at is null",
+            )
+            .bind(user.to_string())
+            .bind(now)
+            .bind(reason.to_owned()),
+        )
+        .await
+    }
+
+    // ---- login throttling ----------------------------------------------------------------
+
+    /// Counts one more failed login for a login name and returns the count.
+    pub async fn record_login_failure(&mut self, login_key: &[u8], now: i64) -> Result<i64> {
+        let failures: i64 = sqlx::query_scalar(
+            "insert into login_throttle (login_key, failures, locked_until, last_failure_at) \
+             values ($1, 1, 0, $2) on conflict (login_key) do update set \
+             failures = login_throttle.failures + 1, last_failure_at = excluded.last_failure_at \
+             returning failures",
+        )
+        .bind(login_key.to_vec())
+        .bind(now)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(failures)
+    }
+
+    /// Refuses logins for a login name until `until`.
+    pub async fn lock_login(&mut self, login_key: &[u8], until: i64) -> Result<()> {
+        self.execute(
+            sqlx::query("update login_throttle set locked_until = $2 where login_key = $1")
+                .bind(login_key.to_vec())
+                .bind(until),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets the failures of a login name after a successful login.
+    pub async fn clear_login_throttle(&mut self, login_key: &[u8]) -> Result<()> {
+        self.execute(sqlx::query("delete from login_throttle where login_key = $1").bind(login_key.to_vec()))
+            .await?;
+        Ok(())
+    }
+
+    // ---- audit ---------------------------------------------------------------------------
+
+    /// Appends an audit record in this transaction: if it cannot be written, nothing is.
+    pub async fn append_audit(&mut self, record: &AuditRecord) -> Result<()> {
+        self.execute(
+            sqlx::query(
+                "insert into audit_event (occurred_at, actor_user_id, actor_role, \
+                 actor_organisation_id, session_id, source_address, user_agent, action, \
+                 object_type, object_id, outcome, reason) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(record.occurred_at)
+            .bind(record.actor_user_id.clone())
+            .bind(record.actor_role.clone())
+            .bind(record.actor_organisation_id.clone())
+            .bind(record.session_id.clone())
+            .bind(record.source_address.clone())
+            .bind(record.user_agent.clone())
+            .bind(record.action.clone())
+            .bind(record.object_type.clone())
+            .bind(record.object_id.clone())
+            .bind(record.outcome.clone())
+            .bind(record.reason.clone()),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// What happened when a refresh token was presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshTokenUse {
+    /// First use: the token was valid and is now spent.
+    Fresh(String),
+    /// The token had been used before: a stolen copy or a replay. The session must end.
+    Reused(String),
+    /// No such token.
+    Unknown,
+}

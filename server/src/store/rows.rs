@@ -1,0 +1,168 @@
+//! Row shapes as stored: ids as text, timestamps as microseconds since the Unix epoch (UTC),
+//! flags as 0/1 integers. The domain modules convert them to protocol types.
+
+use sqlx::FromRow;
+
+/// The columns of a user, with its organisation's TOTP policy, for `select … from app_user u
+/// left join organisation o …`.
+macro_rules! user_columns {
+    () => {
+        "u.user_id, u.organisation_id, u.username, u.display_name, u.role, u.status, \
+         u.password_hash, u.must_change_password, u.totp_enabled, u.totp_secret_sealed, \
+         u.totp_pending_sealed, u.totp_last_step, u.created_at, \
+         coalesce(o.require_totp_for_all, 0) as org_require_totp"
+    };
+}
+pub(super) use user_columns as USER_COLUMNS;
+
+macro_rules! user_columns_select {
+    () => {
+        concat!(
+            "select ",
+            $crate::store::rows::USER_COLUMNS!(),
+            " from app_user u left join organisation o on o.organisation_id = u.organisation_id"
+        )
+    };
+}
+pub(super) use user_columns_select as USER_COLUMNS_SELECT;
+
+macro_rules! invitation_select {
+    () => {
+        "select invitation_id, organisation_id, role, invitee_name, created_by, created_at, \
+         expires_at, accepted_by, accepted_at, revoked_at from invitation"
+    };
+}
+pub(super) use invitation_select as INVITATION_SELECT;
+
+macro_rules! audit_select {
+    () => {
+        "select audit_event_id, occurred_at, actor_user_id, actor_role, actor_organisation_id, \
+         session_id, source_address, user_agent, action, object_type, object_id, outcome, reason \
+         from audit_event"
+    };
+}
+pub(super) use audit_select as AUDIT_SELECT;
+
+/// An organisation as stored.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct OrganisationRow {
+    pub organisation_id: String,
+    pub name: String,
+    pub kind: String,
+    pub require_totp_for_all: i64,
+    pub created_at: i64,
+}
+
+/// A user as stored, with the TOTP policy of their organisation.
+#[derive(Clone, PartialEq, Eq, FromRow)]
+pub struct UserRow {
+    pub user_id: String,
+    pub organisation_id: Option<String>,
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    pub status: String,
+    pub password_hash: String,
+    pub must_change_password: i64,
+    pub totp_enabled: i64,
+    /// AES-256-GCM sealed TOTP seed.
+    pub totp_secret_sealed: Option<Vec<u8>>,
+    /// Sealed seed of an enrolment not yet confirmed.
+    pub totp_pending_sealed: Option<Vec<u8>>,
+    /// The last 30-second step whose code was accepted (replay protection).
+    pub totp_last_step: i64,
+    pub created_at: i64,
+    /// 1 when the user's organisation requires TOTP of every role.
+    pub org_require_totp: i64,
+}
+
+impl std::fmt::Debug for UserRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRow")
+            .field("user_id", &self.user_id)
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A role grant as stored.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct RoleGrantRow {
+    pub user_id: String,
+    pub role: String,
+    pub granted_by: Option<String>,
+    pub reason: String,
+    pub granted_at: i64,
+}
+
+/// An invitation as stored (the code digest is never read back).
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct InvitationRow {
+    pub invitation_id: String,
+    pub organisation_id: String,
+    pub role: String,
+    pub invitee_name: Option<String>,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub accepted_by: Option<String>,
+    pub accepted_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// A session as stored.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct SessionRow {
+    pub session_id: String,
+    pub user_id: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub idle_timeout_s: i64,
+    pub expires_at: i64,
+    pub user_agent: Option<String>,
+    pub source_address: Option<String>,
+}
+
+/// A session joined with its user: everything a request's authorisation needs.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct SessionPrincipalRow {
+    pub session_id: String,
+    pub session_created_at: i64,
+    pub last_seen_at: i64,
+    pub idle_timeout_s: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    #[sqlx(flatten)]
+    pub user: UserRow,
+}
+
+/// Failed-login state of one login name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromRow)]
+pub struct ThrottleRow {
+    /// Consecutive failures.
+    pub failures: i64,
+    /// No attempt is checked before this instant (microseconds).
+    pub locked_until: i64,
+}
+
+/// One audit record. Never holds clinical content, passwords or tokens.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, Default)]
+pub struct AuditRecord {
+    /// Assigned by the database; 0 before insertion.
+    pub audit_event_id: i64,
+    pub occurred_at: i64,
+    pub actor_user_id: Option<String>,
+    pub actor_role: Option<String>,
+    pub actor_organisation_id: Option<String>,
+    pub session_id: Option<String>,
+    pub source_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub action: String,
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    /// `success`, `failure` or `refused`.
+    pub outcome: String,
+    pub reason: Option<String>,
+}
