@@ -133,6 +133,19 @@ impl Store {
         Ok(())
     }
 
+    /// The durability settings in force on the write connection, as the database reports them:
+    /// `journal_mode=wal synchronous=2` (FULL) on SQLite, `synchronous_commit=on` on
+    /// PostgreSQL.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    pub async fn durability(&self) -> Result<String> {
+        match self.dialect {
+            "sqlite" => sqlite::durability(&self.write).await,
+            _ => postgres::durability(&self.write).await,
+        }
+    }
+
     /// Starts a write transaction.
     ///
     /// # Errors

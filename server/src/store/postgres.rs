@@ -28,3 +28,9 @@ pub(super) async fn open(url: &str) -> Result<Store> {
         .await?;
     Ok(Store { read: pool.clone(), write: pool, dialect: "postgres" })
 }
+
+/// What the write connections run with.
+pub(super) async fn durability(write: &sqlx::AnyPool) -> Result<String> {
+    let setting: String = sqlx::query_scalar("show synchronous_commit").fetch_one(write).await?;
+    Ok(format!("synchronous_commit={setting}"))
+}

@@ -55,3 +55,11 @@ async fn apply_pragmas(conn: &mut sqlx::AnyConnection) -> std::result::Result<()
     }
     Ok(())
 }
+
+/// What the write connection runs with.
+pub(super) async fn durability(write: &sqlx::AnyPool) -> Result<String> {
+    let mut conn = write.acquire().await?;
+    let journal: String = sqlx::query_scalar("pragma journal_mode").fetch_one(&mut *conn).await?;
+    let synchronous: i64 = sqlx::query_scalar("pragma synchronous").fetch_one(&mut *conn).await?;
+    Ok(format!("journal_mode={journal} synchronous={synchronous}"))
+}

@@ -1,0 +1,432 @@
+//! The store conformance suite: every scenario runs against SQLite and against PostgreSQL
+//! (when `TSUNAGU_TEST_POSTGRES_URL` is set; required in CI), through the one store interface.
+
+use std::future::Future;
+
+use tsunagu_protocol::{InvitationId, OrganisationId, SessionId, UserId};
+use tsunagu_server::store::{
+    AuditRecord, Database, Error, InvitationRow, OrganisationRow, RefreshTokenUse, RoleGrantRow, SessionRow,
+    Store, UserRow,
+};
+
+const NOW: i64 = 1_795_000_000_000_000;
+
+/// Runs `scenario` on a fresh SQLite store and a fresh PostgreSQL store.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::on_sqlite(super::$name).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::on_postgres(stringify!($name), super::$name).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    organisations_round_trip,
+    usernames_are_unique,
+    references_are_enforced,
+    role_grants_are_recorded,
+    invitations_are_accepted_once,
+    refresh_tokens_rotate_and_reuse_is_detected,
+    sessions_are_revoked,
+    totp_steps_only_move_forward,
+    recovery_codes_work_once,
+    login_failures_are_counted,
+    audit_rows_are_append_only,
+    failed_audit_write_rolls_back_the_action,
+    dropped_transaction_writes_nothing,
+    durable_commits_are_configured,
+    concurrent_refresh_has_one_winner,
+);
+
+async fn on_sqlite<F, Fut>(scenario: F)
+where
+    F: FnOnce(Store, Database) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let database = Database::Sqlite { path: dir.path().join("conformance.db") };
+    let store = Store::open(&database).await.unwrap();
+    scenario(store.clone(), database).await;
+    store.close().await;
+}
+
+async fn on_postgres<F, Fut>(name: &str, scenario: F)
+where
+    F: FnOnce(Store, Database) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(db) = tsunagu_e2e::postgres::fresh_database(name).await else {
+        return;
+    };
+    let database = Database::Postgres { url: db.url.clone() };
+    let store = Store::open(&database).await.unwrap();
+    scenario(store.clone(), database).await;
+    store.close().await;
+    db.drop_database().await;
+}
+
+// ---- fixtures ------------------------------------------------------------------------------
+
+fn organisation(name: &str) -> OrganisationRow {
+    OrganisationRow {
+        organisation_id: OrganisationId::generate().to_string(),
+        name: name.to_owned(),
+        kind: "clinic".to_owned(),
+        require_totp_for_all: 0,
+        created_at: NOW,
+    }
+}
+
+fn user(org: &OrganisationRow, username: &str) -> (UserRow, RoleGrantRow) {
+    let user = UserRow {
+        user_id: UserId::generate().to_string(),
+        organisation_id: Some(org.organisation_id.clone()),
+        username: username.to_owned(),
+        display_name: "佐藤 花子".to_owned(),
+        role: "nurse".to_owned(),
+        status: "active".to_owned(),
+        password_hash: "$argon2id$placeholder".to_owned(),
+        must_change_password: 0,
+        totp_enabled: 0,
+        totp_secret_sealed: None,
+        totp_pending_sealed: None,
+        totp_last_step: 0,
+        created_at: NOW,
+        org_require_totp: 0,
+    };
+    let grant = RoleGrantRow {
+        user_id: user.user_id.clone(),
+        role: user.role.clone(),
+        granted_by: None,
+        reason: "fixture".to_owned(),
+        granted_at: NOW,
+    };
+    (user, grant)
+}
+
+async fn seeded(store: &Store) -> (OrganisationRow, UserRow) {
+    let org = organisation("みどり訪問看護ステーション");
+    let (user, grant) = user(&org, "nurse.sato");
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_organisation(&org, None).await.unwrap();
+    tx.insert_user(&user, &grant).await.unwrap();
+    tx.commit().await.unwrap();
+    (org, user)
+}
+
+fn id<T: std::str::FromStr>(value: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    value.parse().unwrap()
+}
+
+fn session(user: &UserRow, expires_at: i64) -> SessionRow {
+    SessionRow {
+        session_id: SessionId::generate().to_string(),
+        user_id: user.user_id.clone(),
+        created_at: NOW,
+        last_seen_at: NOW,
+        idle_timeout_s: 1800,
+        expires_at,
+        user_agent: Some("conformance".to_owned()),
+        source_address: Some("127.0.0.1".to_owned()),
+    }
+}
+
+fn audit(action: &str, outcome: &str) -> AuditRecord {
+    AuditRecord { occurred_at: NOW, action: action.to_owned(), outcome: outcome.to_owned(), ..AuditRecord::default() }
+}
+
+/// A raw connection beside the store, to try what the store interface does not offer.
+async fn raw_execute(database: &Database, sql: &'static str) -> Result<u64, sqlx::Error> {
+    use sqlx::Connection;
+    match database {
+        Database::Sqlite { path } => {
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
+            Ok(sqlx::query(sql).execute(&mut conn).await?.rows_affected())
+        }
+        Database::Postgres { url } => {
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            Ok(sqlx::query(sql).execute(&mut conn).await?.rows_affected())
+        }
+    }
+}
+
+// ---- scenarios -----------------------------------------------------------------------------
+
+async fn organisations_round_trip(store: Store, _: Database) {
+    let b = organisation("B 薬局");
+    let a = organisation("A クリニック");
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_organisation(&b, None).await.unwrap();
+    tx.insert_organisation(&a, None).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.organisation(id(&a.organisation_id)).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.organisations().await.unwrap(), vec![a, b]);
+    assert_eq!(store.organisation(OrganisationId::generate()).await.unwrap(), None);
+}
+
+async fn usernames_are_unique(store: Store, _: Database) {
+    let (org, first) = seeded(&store).await;
+    let (second, grant) = user(&org, "nurse.sato");
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(tx.insert_user(&second, &grant).await, Err(Error::UniqueViolation)));
+    drop(tx);
+    let found = store.user_by_username("nurse.sato").await.unwrap().unwrap();
+    assert_eq!(found.user_id, first.user_id);
+    assert_eq!(found.display_name, "佐藤 花子");
+    assert_eq!(store.organisation_users(id(&org.organisation_id)).await.unwrap().len(), 1);
+    assert_eq!(store.user_by_username("nobody").await.unwrap(), None);
+}
+
+async fn references_are_enforced(store: Store, _: Database) {
+    let ghost = organisation("never inserted");
+    let (orphan, grant) = user(&ghost, "orphan");
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(tx.insert_user(&orphan, &grant).await, Err(Error::ForeignKeyViolation)));
+}
+
+async fn role_grants_are_recorded(store: Store, _: Database) {
+    let (_, nurse) = seeded(&store).await;
+    let grant = RoleGrantRow {
+        user_id: nurse.user_id.clone(),
+        role: "care_manager".to_owned(),
+        granted_by: None,
+        reason: "異動 transfer".to_owned(),
+        granted_at: NOW + 1,
+    };
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.grant_role(&grant).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    let grants = store.role_grants(id(&nurse.user_id)).await.unwrap();
+    let roles: Vec<&str> = grants.iter().map(|g| g.role.as_str()).collect();
+    assert_eq!(roles, ["nurse", "care_manager"]);
+    assert_eq!(grants[1].reason, "異動 transfer");
+    assert_eq!(store.user(id(&nurse.user_id)).await.unwrap().unwrap().role, "care_manager");
+}
+
+async fn invitations_are_accepted_once(store: Store, _: Database) {
+    let (org, admin) = seeded(&store).await;
+    let invitation = InvitationRow {
+        invitation_id: InvitationId::generate().to_string(),
+        organisation_id: org.organisation_id.clone(),
+        role: "pharmacist".to_owned(),
+        invitee_name: Some("鈴木".to_owned()),
+        created_by: admin.user_id.clone(),
+        created_at: NOW,
+        expires_at: NOW + 1_000,
+        accepted_by: None,
+        accepted_at: None,
+        revoked_at: None,
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_invitation(&invitation, b"digest-1").await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.invitation_by_code(b"digest-1").await.unwrap(), Some(invitation.clone()));
+    assert_eq!(store.invitation_by_code(b"digest-2").await.unwrap(), None);
+
+    let invitation_id: InvitationId = id(&invitation.invitation_id);
+    let (org_user, grant) = user(&org, "pharm.suzuki");
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_user(&org_user, &grant).await.unwrap();
+    assert!(!tx.accept_invitation(invitation_id, id(&org_user.user_id), NOW + 1_000).await.unwrap(), "expired");
+    assert!(tx.accept_invitation(invitation_id, id(&org_user.user_id), NOW + 10).await.unwrap());
+    assert!(!tx.accept_invitation(invitation_id, id(&org_user.user_id), NOW + 11).await.unwrap(), "twice");
+    assert!(!tx.revoke_invitation(invitation_id, NOW + 12).await.unwrap(), "accepted cannot be revoked");
+    tx.commit().await.unwrap();
+    let stored = store.invitation(invitation_id).await.unwrap().unwrap();
+    assert_eq!(stored.accepted_by.as_deref(), Some(org_user.user_id.as_str()));
+    assert_eq!(store.organisation_invitations(id(&org.organisation_id)).await.unwrap().len(), 1);
+}
+
+async fn refresh_tokens_rotate_and_reuse_is_detected(store: Store, _: Database) {
+    let (_, nurse) = seeded(&store).await;
+    let row = session(&nurse, NOW + 1_000_000);
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_session(&row, b"rt-1").await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.consume_refresh_token(b"rt-1", NOW + 1).await.unwrap(), RefreshTokenUse::Fresh(row.session_id.clone()));
+    tx.insert_refresh_token(&row.session_id, b"rt-2", NOW + 1).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.consume_refresh_token(b"rt-1", NOW + 2).await.unwrap(), RefreshTokenUse::Reused(row.session_id.clone()));
+    assert_eq!(tx.consume_refresh_token(b"rt-x", NOW + 2).await.unwrap(), RefreshTokenUse::Unknown);
+    assert_eq!(tx.consume_refresh_token(b"rt-2", NOW + 2).await.unwrap(), RefreshTokenUse::Fresh(row.session_id.clone()));
+    tx.commit().await.unwrap();
+}
+
+async fn sessions_are_revoked(store: Store, _: Database) {
+    let (_, nurse) = seeded(&store).await;
+    let live = session(&nurse, NOW + 1_000_000);
+    let other = session(&nurse, NOW + 1_000_000);
+    let expired = session(&nurse, NOW + 10);
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_session(&live, b"a").await.unwrap();
+    tx.insert_session(&other, b"b").await.unwrap();
+    tx.insert_session(&expired, b"c").await.unwrap();
+    tx.commit().await.unwrap();
+    let user_id: UserId = id(&nurse.user_id);
+    assert_eq!(store.live_sessions(user_id, NOW + 100).await.unwrap().len(), 2);
+
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.revoke_session(id(&live.session_id), "test", NOW + 101).await.unwrap(), 1);
+    assert_eq!(tx.revoke_session(id(&live.session_id), "test", NOW + 102).await.unwrap(), 0);
+    tx.touch_session(id(&other.session_id), NOW + 103).await.unwrap();
+    tx.commit().await.unwrap();
+    let principal = store.session_principal(id(&other.session_id)).await.unwrap().unwrap();
+    assert_eq!(principal.last_seen_at, NOW + 103);
+    assert_eq!(principal.user.username, "nurse.sato");
+    assert!(store.session_principal(id(&live.session_id)).await.unwrap().unwrap().revoked_at.is_some());
+
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.revoke_user_sessions(user_id, "logout", NOW + 104).await.unwrap(), 2, "other + expired");
+    tx.commit().await.unwrap();
+    assert!(store.live_sessions(user_id, NOW + 105).await.unwrap().is_empty());
+}
+
+async fn totp_steps_only_move_forward(store: Store, _: Database) {
+    let (_, nurse) = seeded(&store).await;
+    let user_id: UserId = id(&nurse.user_id);
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.enable_totp(user_id, 1, &[], NOW).await.unwrap(), 0, "nothing pending");
+    assert_eq!(tx.set_pending_totp(user_id, b"sealed-seed", NOW).await.unwrap(), 1);
+    assert_eq!(tx.enable_totp(user_id, 5, &[b"r1".to_vec()], NOW).await.unwrap(), 1);
+    assert_eq!(tx.set_pending_totp(user_id, b"other", NOW).await.unwrap(), 0, "already enabled");
+    assert!(!tx.advance_totp_step(user_id, 5).await.unwrap(), "same step is a replay");
+    assert!(!tx.advance_totp_step(user_id, 4).await.unwrap(), "earlier step");
+    assert!(tx.advance_totp_step(user_id, 6).await.unwrap());
+    tx.commit().await.unwrap();
+    let row = store.user(user_id).await.unwrap().unwrap();
+    assert_eq!((row.totp_enabled, row.totp_last_step), (1, 6));
+    assert_eq!(row.totp_secret_sealed.as_deref(), Some(&b"sealed-seed"[..]));
+    assert_eq!(row.totp_pending_sealed, None);
+
+    let mut tx = store.begin().await.unwrap();
+    tx.reset_totp(user_id, NOW).await.unwrap();
+    tx.commit().await.unwrap();
+    let row = store.user(user_id).await.unwrap().unwrap();
+    assert_eq!((row.totp_enabled, row.totp_secret_sealed), (0, None));
+    assert!(store.unused_recovery_codes(user_id).await.unwrap().is_empty());
+}
+
+async fn recovery_codes_work_once(store: Store, _: Database) {
+    let (_, nurse) = seeded(&store).await;
+    let user_id: UserId = id(&nurse.user_id);
+    let mut tx = store.begin().await.unwrap();
+    tx.set_pending_totp(user_id, b"seed", NOW).await.unwrap();
+    tx.enable_totp(user_id, 1, &[b"r1".to_vec(), b"r2".to_vec()], NOW).await.unwrap();
+    assert!(tx.use_recovery_code(user_id, b"r1", NOW).await.unwrap());
+    assert!(!tx.use_recovery_code(user_id, b"r1", NOW).await.unwrap());
+    assert!(!tx.use_recovery_code(user_id, b"r3", NOW).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(store.unused_recovery_codes(user_id).await.unwrap(), vec![b"r2".to_vec()]);
+}
+
+async fn login_failures_are_counted(store: Store, _: Database) {
+    let key = b"hmac-of-login-name";
+    assert_eq!(store.login_throttle(key).await.unwrap(), None);
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.record_login_failure(key, NOW).await.unwrap(), 1);
+    assert_eq!(tx.record_login_failure(key, NOW + 1).await.unwrap(), 2);
+    tx.lock_login(key, NOW + 60).await.unwrap();
+    tx.commit().await.unwrap();
+    let state = store.login_throttle(key).await.unwrap().unwrap();
+    assert_eq!((state.failures, state.locked_until), (2, NOW + 60));
+    let mut tx = store.begin().await.unwrap();
+    tx.clear_login_throttle(key).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.login_throttle(key).await.unwrap(), None);
+}
+
+async fn audit_rows_are_append_only(store: Store, database: Database) {
+    let mut tx = store.begin().await.unwrap();
+    tx.append_audit(&audit("auth.login", "success")).await.unwrap();
+    tx.append_audit(&audit("auth.logout", "success")).await.unwrap();
+    tx.commit().await.unwrap();
+    let records = store.audit_records(0, 10).await.unwrap();
+    assert_eq!(records.len(), 2);
+    assert!(records[0].audit_event_id < records[1].audit_event_id);
+    assert_eq!(records[1].action, "auth.logout");
+
+    assert!(raw_execute(&database, "update audit_event set outcome = 'failure'").await.is_err());
+    assert!(raw_execute(&database, "delete from audit_event").await.is_err());
+    assert_eq!(store.audit_records(0, 10).await.unwrap(), records, "rows unchanged");
+}
+
+async fn failed_audit_write_rolls_back_the_action(store: Store, _: Database) {
+    let org = organisation("should not exist");
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_organisation(&org, None).await.unwrap();
+    // An outcome the schema refuses stands for any failure to write the audit record.
+    assert!(tx.append_audit(&audit("admin.organisation_create", "bogus")).await.is_err());
+    drop(tx);
+    assert_eq!(store.organisation(id(&org.organisation_id)).await.unwrap(), None);
+    assert!(store.audit_records(0, 10).await.unwrap().is_empty());
+}
+
+async fn dropped_transaction_writes_nothing(store: Store, _: Database) {
+    let org = organisation("rolled back");
+    {
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_organisation(&org, None).await.unwrap();
+        tx.append_audit(&audit("admin.organisation_create", "success")).await.unwrap();
+    }
+    assert_eq!(store.organisation(id(&org.organisation_id)).await.unwrap(), None);
+    assert!(store.audit_records(0, 10).await.unwrap().is_empty());
+    // The store is still usable after the rollback.
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_organisation(&org, None).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(store.organisation(id(&org.organisation_id)).await.unwrap().is_some());
+}
+
+async fn durable_commits_are_configured(store: Store, database: Database) {
+    let durability = store.durability().await.unwrap();
+    match database {
+        Database::Sqlite { .. } => assert_eq!(durability, "journal_mode=wal synchronous=2"),
+        Database::Postgres { .. } => assert_eq!(durability, "synchronous_commit=on"),
+    }
+    assert_eq!(store.dialect(), database.dialect());
+    store.ping().await.unwrap();
+}
+
+async fn concurrent_refresh_has_one_winner(store: Store, _: Database) {
+    let (_, nurse) = seeded(&store).await;
+    let row = session(&nurse, NOW + 1_000_000);
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_session(&row, b"contended").await.unwrap();
+    tx.commit().await.unwrap();
+    let attempts = (0..8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            let outcome = tx.consume_refresh_token(b"contended", NOW + i).await.unwrap();
+            tx.commit().await.unwrap();
+            outcome
+        })
+    });
+    let mut fresh = 0;
+    for attempt in attempts.collect::<Vec<_>>() {
+        if matches!(attempt.await.unwrap(), RefreshTokenUse::Fresh(_)) {
+            fresh += 1;
+        }
+    }
+    assert_eq!(fresh, 1);
+}
