@@ -92,8 +92,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         );
     }
     let state = AppState::new(store, keys, settings)?;
+    let shutdown = tsunagu_server::server::shutdown_signal().context("cannot install signal handlers")?;
     tracing::info!(%address, database, "listening on {scheme}://{address}");
-    tsunagu_server::run(listener, state, tsunagu_server::server::shutdown_signal()).await;
+    tsunagu_server::run(listener, state, shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -169,22 +169,20 @@ pub async fn serve(listener: Listener, app: Router, shutdown: impl std::future::
     }
 }
 
-/// Completes on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+/// A future that completes on SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when the future is first polled, so a signal that arrives during start-up is
+/// not lost (and does not kill the process with the default action).
+///
+/// # Errors
+/// The signal handlers cannot be installed.
+pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("received SIGINT"),
+            _ = terminate.recv() => tracing::info!("received SIGTERM"),
         }
-    };
-    tokio::select! {
-        _ = interrupt => tracing::info!("received SIGINT"),
-        () = terminate => tracing::info!("received SIGTERM"),
-    }
+    })
 }

@@ -1,1 +1,53 @@
-//! placeholder
+//! End-to-end tests: the real `tsunagu-server` binary (and the `tsunagu` CLI) driven through
+//! the client library, on SQLite and on PostgreSQL.
+//!
+//! Each scenario is an async function over a started [`TestServer`]; [`both_backends!`] runs
+//! it once per database. PostgreSQL runs need `TSUNAGU_TEST_POSTGRES_URL`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// A test binary exports nothing; `pub` in its modules only means "shared between scenarios".
+#![allow(unreachable_pub)]
+
+mod support;
+
+mod onboarding;
+mod process;
+mod rejections;
+mod scope;
+
+/// Defines `sqlite::NAME` and `postgres::NAME` tests that start a server with the given
+/// arguments and run `MODULE::run(server)`.
+macro_rules! both_backends {
+    ($($name:ident => $module:ident $([$($arg:expr),*])?;)*) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let args: &[&str] = &[$($($arg),*)?];
+                    let server = tsunagu_e2e::server::TestServer::start(
+                        tsunagu_e2e::server::Backend::Sqlite, stringify!($name), args,
+                    ).await.expect("SQLite is always available");
+                    crate::$module::run(server).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let args: &[&str] = &[$($($arg),*)?];
+                    let Some(server) = tsunagu_e2e::server::TestServer::start(
+                        tsunagu_e2e::server::Backend::Postgres, stringify!($name), args,
+                    ).await else { return };
+                    crate::$module::run(server).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends! {
+    onboarding_enrolment_refresh_and_logout => onboarding;
+    documented_rejections => rejections ["--lockout-threshold", "3", "--lockout-seconds", "3"];
+    organisation_admin_scope => scope;
+}

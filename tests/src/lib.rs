@@ -7,3 +7,4 @@
 //! `.ci/run`), which turns a skip into a failure.
 
 pub mod postgres;
+pub mod server;

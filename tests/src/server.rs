@@ -1,0 +1,210 @@
+//! A real `tsunagu-server` process for end-to-end tests: its own data directory, SQLite or a
+//! throw-away PostgreSQL database, JSON logs captured line by line for later inspection, and
+//! the offline admin command to bootstrap the first administrator.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::postgres::{TestDatabase, fresh_database};
+
+/// Which database the server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running server. Stop it with [`TestServer::stop`]; dropping it kills the process.
+#[derive(Debug)]
+pub struct TestServer {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base_url: String,
+    data_dir: tempfile::TempDir,
+    logs: Arc<Mutex<Vec<String>>>,
+    database: Option<TestDatabase>,
+}
+
+/// Path of a binary built by `cargo test --workspace` in the same target directory as the
+/// running test.
+///
+/// # Panics
+/// If the binary has not been built.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current test executable");
+    // target/<profile>/deps/e2e-<hash> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`, which builds it",
+        path.display()
+    );
+    path
+}
+
+impl TestServer {
+    /// Starts a server on `backend` with extra command-line `args`; `None` when PostgreSQL is
+    /// not configured (and not required).
+    pub async fn start(backend: Backend, test: &str, args: &[&str]) -> Option<TestServer> {
+        let database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(fresh_database(test).await?),
+        };
+        let data_dir = tempfile::tempdir().expect("temporary data directory");
+        let mut command = Command::new(binary("tsunagu-server"));
+        command
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(args)
+            .env("TSUNAGU_LOG", "debug")
+            .env_remove("TSUNAGU_DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(database) = &database {
+            command.args(["--database-url", &database.url]);
+        }
+        let mut child = command.spawn().expect("spawn tsunagu-server");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (address_tx, address_rx) = tokio::sync::oneshot::channel();
+        let mut address_tx = Some(address_tx);
+        let stderr = child.stderr.take().expect("stderr");
+        let stdout = child.stdout.take().expect("stdout");
+        let sink = logs.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(address) = listening_address(&line) {
+                    if let Some(tx) = address_tx.take() {
+                        let _ = tx.send(address);
+                    }
+                }
+                sink.lock().expect("log lock").push(line);
+            }
+        });
+        let sink = logs.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().expect("log lock").push(line);
+            }
+        });
+        let address = match tokio::time::timeout(Duration::from_secs(60), address_rx).await {
+            Ok(Ok(address)) => address,
+            _ => panic!("server did not start; its output:\n{}", logs.lock().expect("log lock").join("\n")),
+        };
+        Some(TestServer { child, base_url: format!("http://{address}"), data_dir, logs, database })
+    }
+
+    /// The data directory (SQLite file and key files).
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// The Ed25519 seed that signs access tokens, read from the key file.
+    pub fn token_signing_seed(&self) -> [u8; 32] {
+        let bytes = std::fs::read(self.data_dir().join("keys/token-signing.key")).expect("key file");
+        bytes.try_into().expect("32-byte key")
+    }
+
+    /// A client for this server.
+    pub fn client(&self) -> tsunagu_client::Client {
+        tsunagu_client::Client::new(&self.base_url).expect("client")
+    }
+
+    /// Runs `tsunagu-server admin create-system-admin` against this server's database and
+    /// returns the one-time password it prints.
+    pub async fn create_system_admin(&self, username: &str, display_name: &str) -> String {
+        let mut command = Command::new(binary("tsunagu-server"));
+        command
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(["--log-format", "json", "admin", "create-system-admin", "--username", username])
+            .args(["--display-name", display_name])
+            .env_remove("TSUNAGU_DATABASE_URL");
+        if let Some(database) = &self.database {
+            command.args(["--database-url", &database.url]);
+        }
+        let output = command.output().await.expect("run admin command");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "create-system-admin failed:\n{stdout}\n{stderr}");
+        {
+            let mut logs = self.logs.lock().expect("log lock");
+            logs.extend(stdout.lines().filter(|line| !line.contains("One-time password")).map(str::to_owned));
+            logs.extend(stderr.lines().map(str::to_owned));
+        }
+        stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("一時パスワード / One-time password: "))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no one-time password in:\n{stdout}"))
+    }
+
+    /// Every line the server (and the admin command's logging) has written so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().expect("log lock").clone()
+    }
+
+    /// Fails if any log line contains one of `secrets`, or anything that looks like a password
+    /// hash, a JWT or key material.
+    ///
+    /// # Panics
+    /// With the offending line.
+    pub fn assert_logs_free_of(&self, secrets: &[String]) {
+        let logs = self.logs();
+        assert!(!logs.is_empty(), "no logs were captured");
+        let key_hex: Vec<String> = ["keys/token-signing.key", "keys/server-secret.key"]
+            .iter()
+            .map(|file| {
+                std::fs::read(self.data_dir().join(file))
+                    .expect("key file")
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            })
+            .collect();
+        for line in &logs {
+            for secret in secrets.iter().chain(&key_hex).filter(|s| s.len() >= 6) {
+                assert!(!line.contains(secret.as_str()), "a secret appears in the logs: {line}");
+            }
+            assert!(!line.contains("$argon2"), "a password hash appears in the logs: {line}");
+            assert!(!line.contains("eyJ"), "something JWT-like appears in the logs: {line}");
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    ///
+    /// # Panics
+    /// If the server does not exit with status 0 within 15 seconds.
+    pub async fn stop(mut self) {
+        let pid = self.child.id().expect("server pid");
+        let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "could not signal the server");
+        let exit = tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .expect("server did not stop within 15 s of SIGTERM")
+            .expect("wait for server");
+        assert!(exit.success(), "server exited with {exit}");
+        if let Some(database) = self.database.take() {
+            database.drop_database().await;
+        }
+    }
+}
+
+/// The address in the server's "listening" log line.
+fn listening_address(line: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    if !value.get("message")?.as_str()?.starts_with("listening on") {
+        return None;
+    }
+    Some(value.get("address")?.as_str()?.to_owned())
+}
