@@ -99,14 +99,20 @@ impl ClientBuilder {
             }
         }
         let http = http.build().map_err(BuildError::Http)?;
-        Ok(Client { http, base_url: Arc::from(base_url) })
+        Ok(Client {
+            http,
+            base_url: Arc::from(base_url),
+        })
     }
 }
 
 /// Checks that `url` is an absolute http(s) URL without credentials, query or fragment, and
 /// returns it without a trailing slash so that route paths can be appended.
 fn normalise_base_url(url: &str) -> Result<String, BuildError> {
-    let invalid = |reason: &str| BuildError::InvalidUrl { url: url.to_owned(), reason: reason.to_owned() };
+    let invalid = |reason: &str| BuildError::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
     let parsed = Url::parse(url.trim()).map_err(|err| invalid(&err.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(invalid("the scheme must be http or https"));
@@ -173,7 +179,9 @@ impl Client {
 
     /// `GET /healthz`: the liveness text, if the process answers.
     pub async fn healthz(&self) -> Result<String, ClientError> {
-        let (_, body) = self.execute(Method::GET, routes::HEALTHZ, None, None).await?;
+        let (_, body) = self
+            .execute(Method::GET, routes::HEALTHZ, None, None)
+            .await?;
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
@@ -190,15 +198,24 @@ impl Client {
     /// `POST /api/auth/login`. If the account uses TOTP and the request has no code, the error
     /// is [`tsunagu_protocol::ErrorCode::TotpRequired`]: ask for the code and send again.
     pub async fn login(&self, request: &LoginRequest) -> Result<TokenResponse, ClientError> {
-        self.request(Method::POST, routes::LOGIN, Some(&encode(request)?), None).await
+        self.request(Method::POST, routes::LOGIN, Some(&encode(request)?), None)
+            .await
     }
 
     /// `POST /api/auth/refresh`: exchanges a refresh token for a new pair. The old refresh token
     /// is dead afterwards; presenting it again ends the whole session. A [`Session`] does this
     /// by itself; use this only when managing tokens by hand.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, ClientError> {
-        let request = RefreshRequest { refresh_token: refresh_token.to_owned() };
-        self.request(Method::POST, routes::REFRESH, Some(&encode(&request)?), None).await
+        let request = RefreshRequest {
+            refresh_token: refresh_token.to_owned(),
+        };
+        self.request(
+            Method::POST,
+            routes::REFRESH,
+            Some(&encode(&request)?),
+            None,
+        )
+        .await
     }
 
     /// `POST /api/invitations/accept`: creates the invitee's account and logs it in. The
@@ -207,7 +224,13 @@ impl Client {
         &self,
         request: &AcceptInvitationRequest,
     ) -> Result<TokenResponse, ClientError> {
-        self.request(Method::POST, routes::ACCEPT_INVITATION, Some(&encode(request)?), None).await
+        self.request(
+            Method::POST,
+            routes::ACCEPT_INVITATION,
+            Some(&encode(request)?),
+            None,
+        )
+        .await
     }
 
     /// Sends one request and decodes a 2xx answer as `T` (an empty body decodes as JSON
@@ -231,18 +254,26 @@ impl Client {
         body: Option<&[u8]>,
         bearer: Option<&str>,
     ) -> Result<(u16, Vec<u8>), ClientError> {
-        let mut request =
-            self.http.request(method, self.url(path)).header(ACCEPT, "application/json");
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .header(ACCEPT, "application/json");
         if let Some(token) = bearer {
             // Marks the header sensitive, so it never appears in reqwest's debug output.
             request = request.bearer_auth(token);
         }
         if let Some(body) = body {
-            request = request.header(CONTENT_TYPE, "application/json").body(body.to_vec());
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
         }
         let response = request.send().await.map_err(ClientError::Transport)?;
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(ClientError::Transport)?.to_vec();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(ClientError::Transport)?
+            .to_vec();
         if (200..300).contains(&status) {
             Ok((status, bytes))
         } else {
@@ -279,8 +310,14 @@ mod tests {
 
     #[test]
     fn base_urls_are_normalised_and_validated() {
-        assert_eq!(normalise_base_url("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
-        assert_eq!(normalise_base_url("https://example.jp/").unwrap(), "https://example.jp");
+        assert_eq!(
+            normalise_base_url("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            normalise_base_url("https://example.jp/").unwrap(),
+            "https://example.jp"
+        );
         assert_eq!(
             normalise_base_url(" https://example.jp/tsunagu/ ").unwrap(),
             "https://example.jp/tsunagu"
@@ -304,9 +341,15 @@ mod tests {
     fn urls_are_built_from_routes() {
         let client = Client::new("https://example.jp/base/").unwrap();
         assert_eq!(client.base_url(), "https://example.jp/base");
-        assert_eq!(client.url(routes::ME), "https://example.jp/base/api/auth/me");
+        assert_eq!(
+            client.url(routes::ME),
+            "https://example.jp/base/api/auth/me"
+        );
         let user = UserId::generate();
-        assert_eq!(path(routes::USER_ROLE, user), format!("/api/admin/users/{user}/role"));
+        assert_eq!(
+            path(routes::USER_ROLE, user),
+            format!("/api/admin/users/{user}/role")
+        );
     }
 
     #[test]

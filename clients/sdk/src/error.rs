@@ -90,7 +90,10 @@ impl ClientError {
     pub(crate) fn from_error_response(status: u16, body: &[u8]) -> Self {
         match serde_json::from_slice::<ErrorBody>(body) {
             Ok(body) => Self::Api { status, body },
-            Err(err) => Self::Decode { status, message: describe_foreign_error(body, &err) },
+            Err(err) => Self::Decode {
+                status,
+                message: describe_foreign_error(body, &err),
+            },
         }
     }
 }
@@ -104,7 +107,11 @@ fn describe_foreign_error(body: &[u8], err: &serde_json::Error) -> String {
     }
     let value = serde_json::from_slice::<serde_json::Value>(body).ok();
     let field = |name: &str| {
-        value.as_ref().and_then(|v| v.get(name)).and_then(|v| v.as_str()).map(str::to_owned)
+        value
+            .as_ref()
+            .and_then(|v| v.get(name))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
     };
     match (field("code"), field("message_en")) {
         (Some(code), Some(message)) => format!("{message} (unknown error code {code:?})"),

@@ -109,25 +109,47 @@ impl Session {
 
     /// The current tokens (after any automatic refresh or password change).
     pub fn tokens(&self) -> Tokens {
-        self.state.tokens.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.state
+            .tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The current session id (it changes when the password is changed).
     pub fn session_id(&self) -> SessionId {
-        self.state.tokens.lock().unwrap_or_else(PoisonError::into_inner).session_id
+        self.state
+            .tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .session_id
     }
 
     /// The steps this session must complete, as far as this client knows.
     pub fn pending(&self) -> Vec<PendingStep> {
-        self.state.tokens.lock().unwrap_or_else(PoisonError::into_inner).pending.clone()
+        self.state
+            .tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pending
+            .clone()
     }
 
     fn access_token(&self) -> String {
-        self.state.tokens.lock().unwrap_or_else(PoisonError::into_inner).access_token.clone()
+        self.state
+            .tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .access_token
+            .clone()
     }
 
     fn set_tokens(&self, tokens: Tokens) {
-        *self.state.tokens.lock().unwrap_or_else(PoisonError::into_inner) = tokens;
+        *self
+            .state
+            .tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = tokens;
     }
 
     /// `POST /api/auth/refresh` now, replacing the session's tokens with the new pair.
@@ -161,12 +183,17 @@ impl Session {
         body: Option<Vec<u8>>,
     ) -> Result<T, ClientError> {
         let access_token = self.access_token();
-        match self.client.request(method.clone(), path, body.as_deref(), Some(&access_token)).await
+        match self
+            .client
+            .request(method.clone(), path, body.as_deref(), Some(&access_token))
+            .await
         {
             Err(err) if err.is(ErrorCode::TokenExpired) => {
                 self.refresh_after_expiry(&access_token).await?;
                 let access_token = self.access_token();
-                self.client.request(method, path, body.as_deref(), Some(&access_token)).await
+                self.client
+                    .request(method, path, body.as_deref(), Some(&access_token))
+                    .await
             }
             result => result,
         }
@@ -205,8 +232,9 @@ impl Session {
             current_password: current_password.to_owned(),
             new_password: new_password.to_owned(),
         };
-        let response: TokenResponse =
-            self.call(Method::POST, routes::PASSWORD, Some(encode(&request)?)).await?;
+        let response: TokenResponse = self
+            .call(Method::POST, routes::PASSWORD, Some(encode(&request)?))
+            .await?;
         self.set_tokens(Tokens::from(&response));
         Ok(response)
     }
@@ -219,8 +247,12 @@ impl Session {
     /// `POST /api/auth/totp/confirm`: activates TOTP with a current code from the
     /// authenticator; the answer holds the recovery codes, shown once.
     pub async fn confirm_totp(&self, code: &str) -> Result<RecoveryCodes, ClientError> {
-        let request = ConfirmTotpRequest { code: code.to_owned() };
-        let codes = self.call(Method::POST, routes::TOTP_CONFIRM, Some(encode(&request)?)).await?;
+        let request = ConfirmTotpRequest {
+            code: code.to_owned(),
+        };
+        let codes = self
+            .call(Method::POST, routes::TOTP_CONFIRM, Some(encode(&request)?))
+            .await?;
         self.state
             .tokens
             .lock()
@@ -237,7 +269,8 @@ impl Session {
 
     /// `DELETE /api/auth/sessions/{id}`: ends one of the user's own sessions.
     pub async fn revoke_session(&self, session: SessionId) -> Result<(), ClientError> {
-        self.call_empty(Method::DELETE, &path(routes::SESSION, session), None).await
+        self.call_empty(Method::DELETE, &path(routes::SESSION, session), None)
+            .await
     }
 
     // ----- Organisations and invitations (administrators) -----
@@ -252,12 +285,14 @@ impl Session {
         &self,
         request: &CreateOrganisationRequest,
     ) -> Result<Organisation, ClientError> {
-        self.call(Method::POST, routes::ORGANISATIONS, Some(encode(request)?)).await
+        self.call(Method::POST, routes::ORGANISATIONS, Some(encode(request)?))
+            .await
     }
 
     /// `GET /api/admin/organisations/{id}`.
     pub async fn organisation(&self, id: OrganisationId) -> Result<Organisation, ClientError> {
-        self.call(Method::GET, &path(routes::ORGANISATION, id), None).await
+        self.call(Method::GET, &path(routes::ORGANISATION, id), None)
+            .await
     }
 
     /// `POST /api/admin/organisations/{id}/invitations`: the answer holds the one-time code.
@@ -275,12 +310,18 @@ impl Session {
         &self,
         organisation: OrganisationId,
     ) -> Result<Vec<Invitation>, ClientError> {
-        self.call(Method::GET, &path(routes::ORGANISATION_INVITATIONS, organisation), None).await
+        self.call(
+            Method::GET,
+            &path(routes::ORGANISATION_INVITATIONS, organisation),
+            None,
+        )
+        .await
     }
 
     /// `DELETE /api/admin/invitations/{id}`: revokes a pending invitation.
     pub async fn revoke_invitation(&self, id: InvitationId) -> Result<(), ClientError> {
-        self.call_empty(Method::DELETE, &path(routes::INVITATION, id), None).await
+        self.call_empty(Method::DELETE, &path(routes::INVITATION, id), None)
+            .await
     }
 
     // ----- Users (administrators) -----
@@ -290,7 +331,12 @@ impl Session {
         &self,
         organisation: OrganisationId,
     ) -> Result<Vec<User>, ClientError> {
-        self.call(Method::GET, &path(routes::ORGANISATION_USERS, organisation), None).await
+        self.call(
+            Method::GET,
+            &path(routes::ORGANISATION_USERS, organisation),
+            None,
+        )
+        .await
     }
 
     /// `GET /api/admin/users/{id}`.
@@ -304,43 +350,55 @@ impl Session {
         id: UserId,
         request: &ChangeRoleRequest,
     ) -> Result<User, ClientError> {
-        self.call(Method::PUT, &path(routes::USER_ROLE, id), Some(encode(request)?)).await
+        self.call(
+            Method::PUT,
+            &path(routes::USER_ROLE, id),
+            Some(encode(request)?),
+        )
+        .await
     }
 
     /// `GET /api/admin/users/{id}/role-grants`: the user's role history.
     pub async fn role_grants(&self, id: UserId) -> Result<Vec<RoleGrant>, ClientError> {
-        self.call(Method::GET, &path(routes::USER_ROLE_GRANTS, id), None).await
+        self.call(Method::GET, &path(routes::USER_ROLE_GRANTS, id), None)
+            .await
     }
 
     /// `POST /api/admin/users/{id}/disable`: the account can no longer log in.
     pub async fn disable_user(&self, id: UserId) -> Result<User, ClientError> {
-        self.call(Method::POST, &path(routes::USER_DISABLE, id), None).await
+        self.call(Method::POST, &path(routes::USER_DISABLE, id), None)
+            .await
     }
 
     /// `POST /api/admin/users/{id}/enable`.
     pub async fn enable_user(&self, id: UserId) -> Result<User, ClientError> {
-        self.call(Method::POST, &path(routes::USER_ENABLE, id), None).await
+        self.call(Method::POST, &path(routes::USER_ENABLE, id), None)
+            .await
     }
 
     /// `POST /api/admin/users/{id}/reset-password`: a one-time password, to be changed at the
     /// next login.
     pub async fn reset_password(&self, id: UserId) -> Result<PasswordReset, ClientError> {
-        self.call(Method::POST, &path(routes::USER_RESET_PASSWORD, id), None).await
+        self.call(Method::POST, &path(routes::USER_RESET_PASSWORD, id), None)
+            .await
     }
 
     /// `POST /api/admin/users/{id}/reset-totp`: removes the user's TOTP enrolment.
     pub async fn reset_totp(&self, id: UserId) -> Result<User, ClientError> {
-        self.call(Method::POST, &path(routes::USER_RESET_TOTP, id), None).await
+        self.call(Method::POST, &path(routes::USER_RESET_TOTP, id), None)
+            .await
     }
 
     /// `GET /api/admin/users/{id}/sessions`.
     pub async fn user_sessions(&self, id: UserId) -> Result<Vec<SessionInfo>, ClientError> {
-        self.call(Method::GET, &path(routes::USER_SESSIONS, id), None).await
+        self.call(Method::GET, &path(routes::USER_SESSIONS, id), None)
+            .await
     }
 
     /// `DELETE /api/admin/users/{id}/sessions`: ends every session of the user.
     pub async fn revoke_user_sessions(&self, id: UserId) -> Result<(), ClientError> {
-        self.call_empty(Method::DELETE, &path(routes::USER_SESSIONS, id), None).await
+        self.call_empty(Method::DELETE, &path(routes::USER_SESSIONS, id), None)
+            .await
     }
 }
 
@@ -405,8 +463,12 @@ mod tests {
                     }
                     let mut body = vec![0; length];
                     reader.read_exact(&mut body).await.unwrap();
-                    let request =
-                        Seen { method, path, bearer, body: String::from_utf8(body).unwrap() };
+                    let request = Seen {
+                        method,
+                        path,
+                        bearer,
+                        body: String::from_utf8(body).unwrap(),
+                    };
                     let (status, body) = handler(&request);
                     seen.lock().unwrap().push(request);
                     let response = format!(
@@ -414,7 +476,11 @@ mod tests {
                          content-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
                     );
-                    reader.get_mut().write_all(response.as_bytes()).await.unwrap();
+                    reader
+                        .get_mut()
+                        .write_all(response.as_bytes())
+                        .await
+                        .unwrap();
                 });
             }
         });
@@ -455,20 +521,22 @@ mod tests {
 
     /// Accepts access token `new`; refresh token `r1` works once and yields `new`/`r2`.
     fn rotating_server(refreshes: Arc<AtomicUsize>) -> Handler {
-        Arc::new(move |req: &Seen| match (req.method.as_str(), req.path.as_str()) {
-            ("POST", routes::REFRESH) => {
-                if refreshes.fetch_add(1, Ordering::SeqCst) == 0
-                    && req.body == r#"{"refresh_token":"r1"}"#
-                {
-                    (200, token_response("new", "r2"))
-                } else {
-                    (401, error(ErrorCode::SessionExpired))
+        Arc::new(
+            move |req: &Seen| match (req.method.as_str(), req.path.as_str()) {
+                ("POST", routes::REFRESH) => {
+                    if refreshes.fetch_add(1, Ordering::SeqCst) == 0
+                        && req.body == r#"{"refresh_token":"r1"}"#
+                    {
+                        (200, token_response("new", "r2"))
+                    } else {
+                        (401, error(ErrorCode::SessionExpired))
+                    }
                 }
-            }
-            ("GET", routes::ME) if req.bearer.as_deref() == Some("new") => (200, me()),
-            ("GET", routes::ME) => (401, error(ErrorCode::TokenExpired)),
-            _ => (404, error(ErrorCode::NotFound)),
-        })
+                ("GET", routes::ME) if req.bearer.as_deref() == Some("new") => (200, me()),
+                ("GET", routes::ME) => (401, error(ErrorCode::TokenExpired)),
+                _ => (404, error(ErrorCode::NotFound)),
+            },
+        )
     }
 
     #[tokio::test]
@@ -481,12 +549,21 @@ mod tests {
         assert_eq!(me.user.username, "admin");
         assert_eq!(refreshes.load(Ordering::SeqCst), 1);
         let now = session.tokens();
-        assert_eq!((now.access_token.as_str(), now.refresh_token.as_str()), ("new", "r2"));
-        assert!(now.pending.is_empty(), "pending comes from the refresh answer");
+        assert_eq!(
+            (now.access_token.as_str(), now.refresh_token.as_str()),
+            ("new", "r2")
+        );
+        assert!(
+            now.pending.is_empty(),
+            "pending comes from the refresh answer"
+        );
 
         let log = log.lock().unwrap();
         let bearers: Vec<_> = log.iter().map(|s| s.bearer.clone()).collect();
-        assert_eq!(bearers, [Some("old".to_owned()), None, Some("new".to_owned())]);
+        assert_eq!(
+            bearers,
+            [Some("old".to_owned()), None, Some("new".to_owned())]
+        );
     }
 
     #[tokio::test]

@@ -1,0 +1,501 @@
+//! The command line: every command, argument and global option as clap derive types, and the
+//! value parsers for roles and organisation kinds (built from the protocol's `ALL` lists so that
+//! `--help` shows every wire name with its label).
+
+use std::ffi::OsStr;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
+use tsunagu_protocol::identity::{OrganisationKind, Role};
+use tsunagu_protocol::{InvitationId, OrganisationId, SessionId, UserId};
+
+/// The server used when neither `--server`, `TSUNAGU_SERVER` nor a stored login names one.
+pub(crate) const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+const EXIT_CODES: &str = "\
+終了コード Exit codes:
+  0  成功 success
+  1  その他のエラー other error
+  2  使い方の誤り usage error
+  3  未ログイン・認証失敗・セッション切れ
+     not logged in, authentication failed, session expired or token invalid
+  4  権限なし・未完了の手順あり（パスワード変更、二要素認証の設定）
+     forbidden, or a pending step (password change, TOTP enrolment) is required
+  5  見つからない not found
+  6  入力の誤り・競合 invalid input or conflict
+  7  サーバーに接続できない・利用不可 server unreachable or unavailable
+  8  アカウントロック・回数制限 account locked or rate limited";
+
+/// tsunagu: Tsunagu のコマンドラインクライアント / the Tsunagu command-line client
+#[derive(Debug, Parser)]
+#[command(name = "tsunagu", version, after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options accepted before or after any command.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct GlobalArgs {
+    /// サーバーの URL / Server URL [default: the server of the stored login, else
+    /// http://127.0.0.1:8080]
+    #[arg(long, global = true, env = "TSUNAGU_SERVER", value_name = "URL")]
+    pub(crate) server: Option<String>,
+
+    /// JSON で出力する / Print machine-readable JSON (the protocol value) on stdout
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    /// 追加で信頼するルート CA 証明書 (PEM) / Extra root CA certificate(s) to trust (PEM)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) ca_cert: Option<PathBuf>,
+
+    /// 認証情報を保存するディレクトリ / Directory holding credentials.toml
+    /// [default: <config dir>/tsunagu]
+    #[arg(long, global = true, env = "TSUNAGU_CONFIG_DIR", value_name = "DIR")]
+    pub(crate) config_dir: Option<PathBuf>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// ログインしてセッションを保存する / Log in and store the session
+    Login(LoginArgs),
+    /// すべてのセッションを終了し、保存した認証情報を削除する / End all your sessions and
+    /// delete the stored credentials
+    Logout,
+    /// ログイン中のアカウントを表示する / Show the logged-in account
+    Whoami,
+    /// 自分のセッションを一覧・終了する / List or revoke your sessions
+    Sessions(SessionsArgs),
+    /// パスワードを変更する / Change your password
+    Password(PasswordArgs),
+    /// 二要素認証（認証アプリ）/ Two-factor authentication (authenticator app)
+    #[command(subcommand)]
+    Totp(TotpCommand),
+    /// 招待コードでアカウントを作成する / Create your account from an invitation code
+    AcceptInvitation(AcceptInvitationArgs),
+    /// 管理者向けの操作 / Administration
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `tsunagu login`.
+#[derive(Debug, Args)]
+pub(crate) struct LoginArgs {
+    /// ユーザー名 / Username
+    #[arg(long, short)]
+    pub(crate) username: String,
+    /// パスワードを標準入力の1行目から読む / Read the password from the first line of stdin
+    #[arg(long)]
+    pub(crate) password_stdin: bool,
+    /// 認証アプリの確認コード / Code from the authenticator app
+    #[arg(long, value_name = "CODE", conflicts_with = "recovery_code")]
+    pub(crate) totp: Option<String>,
+    /// 確認コードの代わりにリカバリーコードを使う / Use a recovery code instead
+    #[arg(long, value_name = "CODE")]
+    pub(crate) recovery_code: Option<String>,
+}
+
+/// `tsunagu sessions [revoke ID]`.
+#[derive(Debug, Args)]
+pub(crate) struct SessionsArgs {
+    #[command(subcommand)]
+    pub(crate) action: Option<SessionsCommand>,
+}
+
+/// `tsunagu sessions …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SessionsCommand {
+    /// セッションを終了する / Revoke one of your sessions
+    Revoke {
+        /// セッション ID / Session id
+        id: SessionId,
+    },
+}
+
+/// `tsunagu password`.
+#[derive(Debug, Args)]
+pub(crate) struct PasswordArgs {
+    /// 標準入力から現在のパスワード（1行目）と新しいパスワード（2行目）を読む /
+    /// Read the current password (line 1) and the new one (line 2) from stdin
+    #[arg(long)]
+    pub(crate) stdin: bool,
+}
+
+/// `tsunagu totp …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TotpCommand {
+    /// 認証アプリを登録する / Enrol an authenticator app
+    Enrol {
+        /// 確認コード（省略時は入力を求める）/ The authenticator's code (prompted if absent)
+        #[arg(long, value_name = "CODE", conflicts_with = "no_confirm")]
+        code: Option<String>,
+        /// シークレットを表示するだけで確認しない（後で `tsunagu totp confirm`）/
+        /// Only show the secret; confirm later with `tsunagu totp confirm`
+        #[arg(long)]
+        no_confirm: bool,
+    },
+    /// 登録を確認コードで完了する / Complete an enrolment with a code
+    Confirm {
+        /// 認証アプリの確認コード / The authenticator's code
+        code: String,
+    },
+}
+
+/// `tsunagu accept-invitation`.
+#[derive(Debug, Args)]
+pub(crate) struct AcceptInvitationArgs {
+    /// 招待コード / Invitation code
+    #[arg(long)]
+    pub(crate) code: String,
+    /// ログイン名（半角英小文字・数字・. _ -）/ Login name (a-z 0-9 . _ -)
+    #[arg(long, short)]
+    pub(crate) username: String,
+    /// 表示名 / Name shown to colleagues
+    #[arg(long)]
+    pub(crate) display_name: String,
+    /// パスワードを標準入力の1行目から読む / Read the password from the first line of stdin
+    #[arg(long)]
+    pub(crate) password_stdin: bool,
+}
+
+/// `tsunagu admin …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCommand {
+    /// 組織 / Organisations
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// 組織への招待を作成する / Invite a person to an organisation
+    Invite {
+        /// 組織 ID / Organisation id
+        organisation: OrganisationId,
+        /// 役割 / Role
+        #[arg(long, value_parser = WireEnumParser::<Role>::new())]
+        role: Role,
+        /// 招待相手の名前（管理用）/ Whom the invitation is for
+        #[arg(long)]
+        name: Option<String>,
+        /// 有効時間（1〜720、既定 72）/ Hours until the code expires (1–720, default 72)
+        #[arg(long, value_name = "HOURS", value_parser = clap::value_parser!(u32).range(1..=720))]
+        valid_hours: Option<u32>,
+    },
+    /// 組織の招待を一覧する / List an organisation's invitations
+    Invitations {
+        /// 組織 ID / Organisation id
+        organisation: OrganisationId,
+    },
+    /// 招待を取り消す / Revoke a pending invitation
+    InvitationRevoke {
+        /// 招待 ID / Invitation id
+        id: InvitationId,
+    },
+    /// 組織のユーザーを一覧する / List an organisation's users
+    Users {
+        /// 組織 ID / Organisation id
+        organisation: OrganisationId,
+    },
+    /// ユーザー / Users
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// `tsunagu admin org …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum OrgCommand {
+    /// 組織を作成する（システム管理者）/ Create an organisation (system admin)
+    Create {
+        /// 組織名 / Name
+        name: String,
+        /// 種別 / Kind
+        #[arg(long, value_parser = WireEnumParser::<OrganisationKind>::new())]
+        kind: OrganisationKind,
+        /// 家族・本人にも二要素認証を必須にする / Require TOTP of family and patients too
+        #[arg(long)]
+        require_totp_for_all: bool,
+    },
+    /// 組織を一覧する / List organisations
+    List,
+    /// 組織を表示する / Show an organisation
+    Show {
+        /// 組織 ID / Organisation id
+        id: OrganisationId,
+    },
+}
+
+/// `tsunagu admin user …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// ユーザーを表示する / Show a user
+    Show {
+        /// ユーザー ID / User id
+        id: UserId,
+    },
+    /// ログインできないようにする / Disable the account
+    Disable {
+        /// ユーザー ID / User id
+        id: UserId,
+    },
+    /// 再び有効にする / Enable the account again
+    Enable {
+        /// ユーザー ID / User id
+        id: UserId,
+    },
+    /// 一時パスワードを発行する / Issue a one-time password
+    ResetPassword {
+        /// ユーザー ID / User id
+        id: UserId,
+    },
+    /// 二要素認証の登録を解除する / Remove the TOTP enrolment
+    ResetTotp {
+        /// ユーザー ID / User id
+        id: UserId,
+    },
+    /// 役割を変更する / Change the role
+    Role {
+        /// ユーザー ID / User id
+        id: UserId,
+        /// 新しい役割 / New role
+        #[arg(value_parser = WireEnumParser::<Role>::new())]
+        role: Role,
+        /// 変更理由（記録されます）/ Why (recorded with the grant)
+        #[arg(long)]
+        reason: String,
+    },
+    /// 役割の付与履歴 / Role-grant history
+    Grants {
+        /// ユーザー ID / User id
+        id: UserId,
+    },
+    /// ユーザーのセッションを一覧する / List the user's sessions
+    Sessions {
+        /// ユーザー ID / User id
+        id: UserId,
+    },
+    /// ユーザーのすべてのセッションを終了する / End all of the user's sessions
+    RevokeSessions {
+        /// ユーザー ID / User id
+        id: UserId,
+    },
+}
+
+/// A protocol enum given on the command line by its wire name.
+pub(crate) trait WireEnum: Copy + Send + Sync + 'static {
+    /// Every value, in display order.
+    fn all() -> &'static [Self];
+    /// The wire name.
+    fn wire_name(self) -> &'static str;
+    /// "日本語 English", shown in `--help`.
+    fn label(self) -> String;
+}
+
+impl WireEnum for Role {
+    fn all() -> &'static [Self] {
+        &Role::ALL
+    }
+    fn wire_name(self) -> &'static str {
+        self.as_str()
+    }
+    fn label(self) -> String {
+        format!("{} {}", self.label_ja(), self.label_en())
+    }
+}
+
+impl WireEnum for OrganisationKind {
+    fn all() -> &'static [Self] {
+        &OrganisationKind::ALL
+    }
+    fn wire_name(self) -> &'static str {
+        self.as_str()
+    }
+    fn label(self) -> String {
+        format!("{} {}", self.label_ja(), self.label_en())
+    }
+}
+
+/// Parses a [`WireEnum`] by wire name; lists every value (with its label) in `--help` and in
+/// the error for a wrong value.
+#[derive(Debug)]
+pub(crate) struct WireEnumParser<T>(PhantomData<T>);
+
+impl<T> Clone for WireEnumParser<T> {
+    fn clone(&self) -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T: WireEnum> WireEnumParser<T> {
+    pub(crate) fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T: WireEnum> TypedValueParser for WireEnumParser<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<T, clap::Error> {
+        // The standard parser validates and produces clap's usual "possible values" error.
+        let name = PossibleValuesParser::new(T::all().iter().map(|v| v.wire_name()))
+            .parse_ref(cmd, arg, value)?;
+        T::all()
+            .iter()
+            .copied()
+            .find(|v| v.wire_name() == name)
+            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidValue).with_cmd(cmd))
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            T::all()
+                .iter()
+                .map(|v| PossibleValue::new(v.wire_name()).help(v.label())),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tsunagu").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_login_with_global_options_anywhere() {
+        let cli = parse(&[
+            "login",
+            "-u",
+            "sato",
+            "--password-stdin",
+            "--json",
+            "--server",
+            "https://x.jp",
+        ])
+        .unwrap();
+        assert!(cli.global.json);
+        assert_eq!(cli.global.server.as_deref(), Some("https://x.jp"));
+        let Command::Login(args) = cli.command else {
+            panic!("not login")
+        };
+        assert_eq!(args.username, "sato");
+        assert!(args.password_stdin);
+        assert!(parse(&["login", "-u", "a", "--totp", "1", "--recovery-code", "2"]).is_err());
+    }
+
+    #[test]
+    fn roles_and_kinds_are_parsed_by_wire_name() {
+        let org = OrganisationId::generate();
+        let cli = parse(&[
+            "admin",
+            "invite",
+            &org.to_string(),
+            "--role",
+            "care_manager",
+        ])
+        .unwrap();
+        let Command::Admin(AdminCommand::Invite {
+            organisation,
+            role,
+            valid_hours,
+            ..
+        }) = cli.command
+        else {
+            panic!("not invite")
+        };
+        assert_eq!(
+            (organisation, role, valid_hours),
+            (org, Role::CareManager, None)
+        );
+
+        let cli = parse(&[
+            "admin",
+            "org",
+            "create",
+            "あおば",
+            "--kind",
+            "visiting_nursing_station",
+        ])
+        .unwrap();
+        let Command::Admin(AdminCommand::Org(OrgCommand::Create { kind, .. })) = cli.command else {
+            panic!("not org create")
+        };
+        assert_eq!(kind, OrganisationKind::VisitingNursingStation);
+
+        let err = parse(&["admin", "invite", &org.to_string(), "--role", "doctor"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+        assert!(err.to_string().contains("physician"), "{err}");
+    }
+
+    #[test]
+    fn help_lists_roles_with_labels() {
+        let mut cmd = Cli::command();
+        let invite = cmd
+            .find_subcommand_mut("admin")
+            .and_then(|admin| admin.find_subcommand_mut("invite"))
+            .unwrap();
+        let help = invite.render_long_help().to_string();
+        assert!(help.contains("care_manager"), "{help}");
+        assert!(help.contains("看護師 Nurse"), "{help}");
+        assert!(
+            Cli::command()
+                .render_help()
+                .to_string()
+                .contains("終了コード Exit codes")
+        );
+    }
+
+    #[test]
+    fn rejects_bad_ids_and_ranges() {
+        assert!(parse(&["admin", "user", "show", "not-a-uuid"]).is_err());
+        let org = OrganisationId::generate().to_string();
+        assert!(
+            parse(&[
+                "admin",
+                "invite",
+                &org,
+                "--role",
+                "nurse",
+                "--valid-hours",
+                "0"
+            ])
+            .is_err()
+        );
+        assert!(
+            parse(&[
+                "admin",
+                "invite",
+                &org,
+                "--role",
+                "nurse",
+                "--valid-hours",
+                "721"
+            ])
+            .is_err()
+        );
+        let user = UserId::generate().to_string();
+        assert!(
+            parse(&["admin", "user", "role", &user, "nurse"]).is_err(),
+            "reason is required"
+        );
+        assert!(parse(&["admin", "user", "role", &user, "nurse", "--reason", "異動"]).is_ok());
+        assert!(parse(&["sessions"]).is_ok());
+        assert!(parse(&["sessions", "revoke", &SessionId::generate().to_string()]).is_ok());
+    }
+}

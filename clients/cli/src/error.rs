@@ -1,0 +1,362 @@
+//! The CLI's errors and its exit codes.
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | success |
+//! | 1 | other error (local I/O, unexpected server answer, server-side internal error) |
+//! | 2 | usage error (reported by clap before anything runs) |
+//! | 3 | not logged in, authentication failed (including TOTP), session expired, token invalid |
+//! | 4 | forbidden, or a pending step (password change, TOTP enrolment) is required |
+//! | 5 | not found |
+//! | 6 | invalid input or conflict (`invalid_request`, `weak_password`, `conflict`, `invitation_invalid`, `payload_too_large`, and local input checks such as mismatched passwords) |
+//! | 7 | server unreachable or unavailable (connection/TLS failure, timeout, 408 and 502–504 without an error body, `service_unavailable`) |
+//! | 8 | account locked or rate limited |
+
+use std::path::PathBuf;
+
+use tsunagu_client::{BuildError, ClientError};
+use tsunagu_protocol::{ErrorCode, FieldError};
+
+use crate::credentials::CredentialsError;
+
+/// Exit codes (2, usage errors, is produced by clap itself).
+pub(crate) mod exit {
+    /// Anything not listed below.
+    pub(crate) const OTHER: u8 = 1;
+    /// Not logged in, authentication failed, session expired, token invalid.
+    pub(crate) const AUTH: u8 = 3;
+    /// Forbidden, or a pending step is required.
+    pub(crate) const FORBIDDEN: u8 = 4;
+    /// Not found.
+    pub(crate) const NOT_FOUND: u8 = 5;
+    /// Invalid input or conflict.
+    pub(crate) const INVALID: u8 = 6;
+    /// Server unreachable or unavailable.
+    pub(crate) const UNAVAILABLE: u8 = 7;
+    /// Account locked or rate limited.
+    pub(crate) const LOCKED: u8 = 8;
+}
+
+/// The exit code for an API error code.
+pub(crate) fn exit_code_for(code: ErrorCode) -> u8 {
+    match code {
+        ErrorCode::AuthenticationFailed
+        | ErrorCode::TotpRequired
+        | ErrorCode::TotpInvalid
+        | ErrorCode::TokenInvalid
+        | ErrorCode::TokenExpired
+        | ErrorCode::SessionExpired => exit::AUTH,
+        ErrorCode::Forbidden
+        | ErrorCode::PasswordChangeRequired
+        | ErrorCode::TotpEnrolmentRequired => exit::FORBIDDEN,
+        ErrorCode::NotFound => exit::NOT_FOUND,
+        ErrorCode::InvalidRequest
+        | ErrorCode::WeakPassword
+        | ErrorCode::InvitationInvalid
+        | ErrorCode::Conflict
+        | ErrorCode::PayloadTooLarge => exit::INVALID,
+        ErrorCode::ServiceUnavailable => exit::UNAVAILABLE,
+        ErrorCode::AccountLocked | ErrorCode::RateLimited => exit::LOCKED,
+        ErrorCode::Internal => exit::OTHER,
+    }
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// A call to the server failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The client could not be configured (bad URL or CA certificate).
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The credentials file could not be read or written.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// No stored login.
+    #[error("not logged in")]
+    NotLoggedIn,
+    /// The stored login is for another server than the one requested.
+    #[error("logged in to {stored}, not {requested}")]
+    ServerMismatch { stored: String, requested: String },
+    /// The server wants a TOTP code and there is no way to ask for one.
+    #[error("a TOTP code is required")]
+    TotpCodeNeeded,
+    /// Input given locally is unusable (e.g. the two new passwords differ).
+    #[error("{en}")]
+    Input { ja: &'static str, en: &'static str },
+    /// A prompt could not be shown or answered (no terminal).
+    #[error("cannot prompt: {0}")]
+    Prompt(#[source] std::io::Error),
+    /// Local I/O failed (reading stdin or a file, writing output).
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The CA certificate file could not be read.
+    #[error("could not read {path}: {source}")]
+    CaCert {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How an error is shown: Japanese first, then English with the machine code, then details.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    pub(crate) ja: String,
+    pub(crate) en: String,
+    pub(crate) code: Option<String>,
+    pub(crate) fields: Vec<FieldError>,
+    pub(crate) retry_after_seconds: Option<u64>,
+    /// What to do about it: (Japanese, English).
+    pub(crate) hint: Option<(&'static str, &'static str)>,
+}
+
+const LOGIN_AGAIN: (&str, &str) = (
+    "`tsunagu login` でログインし直してください。",
+    "Log in again with `tsunagu login`.",
+);
+
+impl CliError {
+    /// The process exit code for this error.
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            Self::Client(err) => client_exit_code(err),
+            Self::NotLoggedIn | Self::ServerMismatch { .. } | Self::TotpCodeNeeded => exit::AUTH,
+            Self::Input { .. } => exit::INVALID,
+            Self::Build(_)
+            | Self::Credentials(_)
+            | Self::Prompt(_)
+            | Self::Io { .. }
+            | Self::CaCert { .. } => exit::OTHER,
+        }
+    }
+
+    /// The messages to show.
+    pub(crate) fn report(&self) -> Report {
+        match self {
+            Self::Client(err) => client_report(err),
+            Self::NotLoggedIn => Report {
+                ja: "ログインしていません。".to_owned(),
+                en: "Not logged in.".to_owned(),
+                hint: Some((
+                    "`tsunagu login` でログインしてください。",
+                    "Log in with `tsunagu login`.",
+                )),
+                ..Report::default()
+            },
+            Self::ServerMismatch { stored, requested } => Report {
+                ja: format!(
+                    "ログイン中のサーバー ({stored}) と指定されたサーバー ({requested}) が異なります。"
+                ),
+                en: format!(
+                    "You are logged in to {stored}, not {requested}; log in to that server first."
+                ),
+                hint: Some((
+                    "`tsunagu login --server <URL>` でログインしてください。",
+                    "Run `tsunagu login --server <URL>`.",
+                )),
+                ..Report::default()
+            },
+            Self::TotpCodeNeeded => Report {
+                ja: "二要素認証の確認コードが必要です。".to_owned(),
+                en: "A TOTP code is required; none was given and there is no terminal to ask."
+                    .to_owned(),
+                code: Some(ErrorCode::TotpRequired.as_str().to_owned()),
+                hint: Some((
+                    "`--totp CODE` または `--recovery-code CODE` を指定してください。",
+                    "Pass `--totp CODE` or `--recovery-code CODE`.",
+                )),
+                ..Report::default()
+            },
+            Self::Input { ja, en } => Report {
+                ja: (*ja).to_owned(),
+                en: (*en).to_owned(),
+                ..Report::default()
+            },
+            Self::Prompt(err) => Report {
+                ja: "端末から入力を読み取れません。".to_owned(),
+                en: format!("Cannot prompt on a terminal: {err}."),
+                hint: Some((
+                    "標準入力から渡すオプション（--password-stdin など）を使ってください。",
+                    "Use the stdin options (--password-stdin, --stdin) or pass the value as an option.",
+                )),
+                ..Report::default()
+            },
+            Self::Build(err) => Report {
+                ja: "クライアントを設定できません（サーバー URL または CA 証明書）。".to_owned(),
+                en: chain(err),
+                ..Report::default()
+            },
+            Self::Credentials(err) => Report {
+                ja: "認証情報ファイルを扱えません。".to_owned(),
+                en: chain(err),
+                ..Report::default()
+            },
+            Self::Io { .. } => Report {
+                ja: "入出力エラーが発生しました。".to_owned(),
+                en: chain(self),
+                ..Report::default()
+            },
+            Self::CaCert { .. } => Report {
+                ja: "CA 証明書ファイルを読み込めません。".to_owned(),
+                en: chain(self),
+                ..Report::default()
+            },
+        }
+    }
+}
+
+fn client_exit_code(err: &ClientError) -> u8 {
+    match err {
+        ClientError::Api { body, .. } => exit_code_for(body.code),
+        ClientError::Transport(_) => exit::UNAVAILABLE,
+        ClientError::Decode {
+            status: 408 | 502..=504,
+            ..
+        } => exit::UNAVAILABLE,
+        ClientError::Decode { .. } | ClientError::Encode(_) => exit::OTHER,
+        ClientError::NotLoggedIn => exit::AUTH,
+    }
+}
+
+fn client_report(err: &ClientError) -> Report {
+    match err {
+        ClientError::Api { body, .. } => Report {
+            ja: body.message_ja.clone(),
+            en: body.message_en.clone(),
+            code: Some(body.code.as_str().to_owned()),
+            fields: body.fields.clone(),
+            retry_after_seconds: body.retry_after_seconds,
+            hint: match body.code {
+                ErrorCode::SessionExpired | ErrorCode::TokenInvalid | ErrorCode::TokenExpired => {
+                    Some(LOGIN_AGAIN)
+                }
+                ErrorCode::PasswordChangeRequired => Some((
+                    "先に `tsunagu password` でパスワードを変更してください。",
+                    "Change your password first with `tsunagu password`.",
+                )),
+                ErrorCode::TotpEnrolmentRequired => Some((
+                    "先に `tsunagu totp enrol` で二要素認証を設定してください。",
+                    "Set up two-factor authentication first with `tsunagu totp enrol`.",
+                )),
+                _ => None,
+            },
+        },
+        ClientError::Transport(_) => Report {
+            ja: "サーバーに接続できません。".to_owned(),
+            en: chain(err),
+            ..Report::default()
+        },
+        ClientError::Decode {
+            status: 408 | 502..=504,
+            ..
+        } => Report {
+            ja: "サーバーが一時的に利用できません。".to_owned(),
+            en: chain(err),
+            ..Report::default()
+        },
+        ClientError::Decode { .. } | ClientError::Encode(_) => Report {
+            ja: "サーバーの応答を理解できません。".to_owned(),
+            en: chain(err),
+            ..Report::default()
+        },
+        ClientError::NotLoggedIn => CliError::NotLoggedIn.report(),
+    }
+}
+
+/// An error and its sources, joined with ": ".
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use tsunagu_protocol::ErrorBody;
+
+    use super::*;
+
+    fn api(code: ErrorCode, status: u16) -> CliError {
+        CliError::Client(ClientError::Api {
+            status,
+            body: ErrorBody::new(code),
+        })
+    }
+
+    #[test]
+    fn api_error_codes_map_to_documented_exit_codes() {
+        let expected = [
+            (ErrorCode::AuthenticationFailed, 3),
+            (ErrorCode::TotpRequired, 3),
+            (ErrorCode::TotpInvalid, 3),
+            (ErrorCode::TokenInvalid, 3),
+            (ErrorCode::TokenExpired, 3),
+            (ErrorCode::SessionExpired, 3),
+            (ErrorCode::Forbidden, 4),
+            (ErrorCode::PasswordChangeRequired, 4),
+            (ErrorCode::TotpEnrolmentRequired, 4),
+            (ErrorCode::NotFound, 5),
+            (ErrorCode::InvalidRequest, 6),
+            (ErrorCode::WeakPassword, 6),
+            (ErrorCode::Conflict, 6),
+            (ErrorCode::InvitationInvalid, 6),
+            (ErrorCode::PayloadTooLarge, 6),
+            (ErrorCode::ServiceUnavailable, 7),
+            (ErrorCode::AccountLocked, 8),
+            (ErrorCode::RateLimited, 8),
+            (ErrorCode::Internal, 1),
+        ];
+        for (code, exit) in expected {
+            assert_eq!(exit_code_for(code), exit, "{code}");
+            assert_eq!(api(code, 400).exit_code(), exit, "{code}");
+        }
+    }
+
+    #[test]
+    fn local_errors_have_exit_codes() {
+        assert_eq!(CliError::NotLoggedIn.exit_code(), 3);
+        assert_eq!(CliError::TotpCodeNeeded.exit_code(), 3);
+        assert_eq!(
+            CliError::ServerMismatch {
+                stored: "a".into(),
+                requested: "b".into()
+            }
+            .exit_code(),
+            3
+        );
+        assert_eq!(CliError::Input { ja: "x", en: "y" }.exit_code(), 6);
+        let bad_gateway = ClientError::Decode {
+            status: 502,
+            message: "html".into(),
+        };
+        assert_eq!(CliError::Client(bad_gateway).exit_code(), 7);
+        let teapot = ClientError::Decode {
+            status: 418,
+            message: "?".into(),
+        };
+        assert_eq!(CliError::Client(teapot).exit_code(), 1);
+    }
+
+    #[test]
+    fn reports_carry_both_languages_and_the_code() {
+        let report = api(ErrorCode::SessionExpired, 401).report();
+        assert_eq!(report.ja, ErrorCode::SessionExpired.message_ja());
+        assert_eq!(report.en, ErrorCode::SessionExpired.message_en());
+        assert_eq!(report.code.as_deref(), Some("session_expired"));
+        assert_eq!(report.hint, Some(LOGIN_AGAIN));
+    }
+}
