@@ -63,7 +63,12 @@ pub struct Options {
     #[arg(long, env = "TSUNAGU_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// Use PostgreSQL instead of the embedded SQLite (postgres://user@host/db).
-    #[arg(long, env = "TSUNAGU_DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TSUNAGU_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Directory of the key files, to keep them off the database's disk [default: DATA_DIR/keys].
     #[arg(long, env = "TSUNAGU_KEYS_DIR", global = true)]
@@ -111,9 +116,15 @@ pub struct Options {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid: {source}")]
-    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -185,7 +196,9 @@ impl Settings {
             Some(path) => options.or(read_file(&path)?),
             None => options,
         };
-        let data_dir = options.data_dir.unwrap_or_else(|| PathBuf::from("tsunagu-data"));
+        let data_dir = options
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("tsunagu-data"));
         let keys_dir = options.keys_dir.unwrap_or_else(|| data_dir.join("keys"));
         let database = match options.database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -193,18 +206,29 @@ impl Settings {
             }
             Some(_) => {
                 return Err(ConfigError::Invalid(
-                    "--database-url must be a postgres:// URL (SQLite is used when it is absent)".into(),
+                    "--database-url must be a postgres:// URL (SQLite is used when it is absent)"
+                        .into(),
                 ));
             }
-            None => Database::Sqlite { path: data_dir.join("tsunagu.db") },
+            None => Database::Sqlite {
+                path: data_dir.join("tsunagu.db"),
+            },
         };
-        let listen = options.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let listen = options
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
         let tls = match (options.tls_cert, options.tls_key) {
-            (Some(cert), Some(key)) => {
-                Some(TlsSettings { cert, key, allow_tls12: options.tls12.unwrap_or(false) })
-            }
+            (Some(cert), Some(key)) => Some(TlsSettings {
+                cert,
+                key,
+                allow_tls12: options.tls12.unwrap_or(false),
+            }),
             (None, None) => None,
-            _ => return Err(ConfigError::Invalid("--tls-cert and --tls-key go together".into())),
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "--tls-cert and --tls-key go together".into(),
+                ));
+            }
         };
         let behind_proxy = options.behind_proxy.unwrap_or(false);
         if tls.is_none() && !behind_proxy && !listen.ip().is_loopback() {
@@ -214,14 +238,31 @@ impl Settings {
             )));
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let issuer = options.public_url.unwrap_or_else(|| format!("{scheme}://{listen}"));
+        let issuer = options
+            .public_url
+            .unwrap_or_else(|| format!("{scheme}://{listen}"));
         let auth = AuthSettings {
             issuer,
-            access_token_seconds: in_range(options.access_token_seconds, 600, 10..=900, "access_token_seconds")?,
-            session_idle_seconds: 60 * in_range(options.session_idle_minutes, 30, 1..=30, "session_idle_minutes")?,
+            access_token_seconds: in_range(
+                options.access_token_seconds,
+                600,
+                10..=900,
+                "access_token_seconds",
+            )?,
+            session_idle_seconds: 60
+                * in_range(
+                    options.session_idle_minutes,
+                    30,
+                    1..=30,
+                    "session_idle_minutes",
+                )?,
             session_seconds: 3600 * in_range(options.session_hours, 12, 1..=24, "session_hours")?,
-            lockout_threshold: in_range(options.lockout_threshold.map(u64::from), 5, 3..=20, "lockout_threshold")?
-                as u32,
+            lockout_threshold: in_range(
+                options.lockout_threshold.map(u64::from),
+                5,
+                3..=20,
+                "lockout_threshold",
+            )? as u32,
             lockout_seconds: in_range(options.lockout_seconds, 900, 1..=86_400, "lockout_seconds")?,
         };
         Ok(Settings {
@@ -256,9 +297,14 @@ fn in_range(
 }
 
 fn read_file(path: &Path) -> Result<Options, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source: Box::new(source) })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })
 }
 
 #[cfg(test)]
@@ -284,7 +330,9 @@ mod tests {
         assert_eq!(settings.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
         assert_eq!(settings.data_dir, PathBuf::from("tsunagu-data"));
         assert_eq!(settings.keys_dir, PathBuf::from("tsunagu-data/keys"));
-        assert!(matches!(settings.database, Database::Sqlite { ref path } if path.ends_with("tsunagu.db")));
+        assert!(
+            matches!(settings.database, Database::Sqlite { ref path } if path.ends_with("tsunagu.db"))
+        );
         assert_eq!(settings.auth.access_token_seconds, 600);
         assert_eq!(settings.auth.session_idle_seconds, 1800);
         assert_eq!(settings.auth.session_seconds, 12 * 3600);
@@ -296,7 +344,14 @@ mod tests {
         let error = Settings::resolve(parse(&["--listen", "0.0.0.0:8080"])).unwrap_err();
         assert!(error.to_string().contains("without TLS"), "{error}");
         assert!(Settings::resolve(parse(&["--listen", "0.0.0.0:8080", "--behind-proxy"])).is_ok());
-        let tls = parse(&["--listen", "0.0.0.0:8443", "--tls-cert", "c.pem", "--tls-key", "k.pem"]);
+        let tls = parse(&[
+            "--listen",
+            "0.0.0.0:8443",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ]);
         let settings = Settings::resolve(tls).unwrap();
         assert_eq!(settings.auth.issuer, "https://0.0.0.0:8443");
         assert!(!settings.tls.unwrap().allow_tls12);
@@ -306,9 +361,17 @@ mod tests {
     fn flags_override_the_file_which_overrides_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("tsunagu.toml");
-        std::fs::write(&file, "data_dir = \"/srv/from-file\"\nlisten = \"127.0.0.1:9000\"\nsession_hours = 8\n")
-            .unwrap();
-        let options = parse(&["--config", file.to_str().unwrap(), "--listen", "127.0.0.1:9100"]);
+        std::fs::write(
+            &file,
+            "data_dir = \"/srv/from-file\"\nlisten = \"127.0.0.1:9000\"\nsession_hours = 8\n",
+        )
+        .unwrap();
+        let options = parse(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:9100",
+        ]);
         let settings = Settings::resolve(options).unwrap();
         assert_eq!(settings.data_dir, PathBuf::from("/srv/from-file"));
         assert_eq!(settings.listen.port(), 9100);

@@ -100,9 +100,9 @@ impl AppError {
             | ErrorCode::TokenInvalid
             | ErrorCode::TokenExpired
             | ErrorCode::SessionExpired => StatusCode::UNAUTHORIZED,
-            ErrorCode::PasswordChangeRequired | ErrorCode::TotpEnrolmentRequired | ErrorCode::Forbidden => {
-                StatusCode::FORBIDDEN
-            }
+            ErrorCode::PasswordChangeRequired
+            | ErrorCode::TotpEnrolmentRequired
+            | ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -118,8 +118,12 @@ impl AppError {
         match self {
             AppError::Invalid(fields) | AppError::Conflict(fields) => body.fields = fields.clone(),
             AppError::WeakPassword(field) => body.fields = vec![field.clone()],
-            AppError::AccountLocked { retry_after_seconds }
-            | AppError::RateLimited { retry_after_seconds } => {
+            AppError::AccountLocked {
+                retry_after_seconds,
+            }
+            | AppError::RateLimited {
+                retry_after_seconds,
+            } => {
                 body.retry_after_seconds = Some(*retry_after_seconds);
             }
             _ => {}
@@ -150,15 +154,16 @@ impl IntoResponse for AppError {
         }
         let body = self.body();
         let mut response = (status, axum::Json(&body)).into_response();
-        if let Some(seconds) = body.retry_after_seconds {
-            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+        if let Some(seconds) = body.retry_after_seconds
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tsunagu\""));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"tsunagu\""),
+            );
         }
         response
     }
@@ -179,13 +184,22 @@ mod tests {
 
     #[test]
     fn pending_steps_map_to_their_codes() {
-        assert_eq!(AppError::Pending(PendingStep::EnrolTotp).code(), ErrorCode::TotpEnrolmentRequired);
-        assert_eq!(AppError::Pending(PendingStep::ChangePassword).status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            AppError::Pending(PendingStep::EnrolTotp).code(),
+            ErrorCode::TotpEnrolmentRequired
+        );
+        assert_eq!(
+            AppError::Pending(PendingStep::ChangePassword).status(),
+            StatusCode::FORBIDDEN
+        );
     }
 
     #[test]
     fn lockouts_carry_retry_after() {
-        let response = AppError::AccountLocked { retry_after_seconds: 42 }.into_response();
+        let response = AppError::AccountLocked {
+            retry_after_seconds: 42,
+        }
+        .into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "42");
     }

@@ -29,7 +29,11 @@ pub fn app(state: AppState) -> axum::Router {
 
 /// Serves the application on `listener` until `shutdown` completes, then drains requests in
 /// flight and closes the database.
-pub async fn run(listener: Listener, state: AppState, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn run(
+    listener: Listener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let store = state.store.clone();
     server::serve(listener, app(state), shutdown).await;
     store.close().await;

@@ -24,9 +24,10 @@ async fn main() -> ExitCode {
     init_tracing(settings.log_format);
     let result = match cli.command {
         None | Some(Command::Serve) => serve(settings).await,
-        Some(Command::Admin(AdminCommand::CreateSystemAdmin { username, display_name })) => {
-            create_system_admin(settings, &username, &display_name).await
-        }
+        Some(Command::Admin(AdminCommand::CreateSystemAdmin {
+            username,
+            display_name,
+        })) => create_system_admin(settings, &username, &display_name).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -39,8 +40,11 @@ async fn main() -> ExitCode {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("TSUNAGU_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_env("TSUNAGU_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
@@ -56,9 +60,15 @@ async fn open(settings: &Settings) -> anyhow::Result<(Store, ServerKeys)> {
             .recursive(true)
             .mode(0o700)
             .create(&settings.data_dir)
-            .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+            .with_context(|| {
+                format!(
+                    "cannot create data directory {}",
+                    settings.data_dir.display()
+                )
+            })?;
     }
-    let keys = ServerKeys::load_or_create(&settings.keys_dir).context("cannot load the key files")?;
+    let keys =
+        ServerKeys::load_or_create(&settings.keys_dir).context("cannot load the key files")?;
     let store = Store::open(&settings.database)
         .await
         .with_context(|| format!("cannot open the {} database", settings.database.dialect()))?;
@@ -75,11 +85,17 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         None => Listener::plain(tcp),
     };
     let address = listener.local_addr()?;
-    let scheme = if settings.tls.is_some() { "https" } else { "http" };
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let database = settings.database.dialect();
     let data_dir = settings.data_dir.display().to_string();
     if store.count_active_system_admins().await? == 0 {
-        let mut hint = String::from("tsunagu-server admin create-system-admin --username admin --display-name \"管理者\"");
+        let mut hint = String::from(
+            "tsunagu-server admin create-system-admin --username admin --display-name \"管理者\"",
+        );
         if matches!(settings.database, Database::Postgres { .. }) {
             hint.push_str(" --database-url \"$TSUNAGU_DATABASE_URL\"");
         } else {
@@ -92,25 +108,36 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         );
     }
     let state = AppState::new(store, keys, settings)?;
-    let shutdown = tsunagu_server::server::shutdown_signal().context("cannot install signal handlers")?;
+    let shutdown =
+        tsunagu_server::server::shutdown_signal().context("cannot install signal handlers")?;
     tracing::info!(%address, database, "listening on {scheme}://{address}");
     tsunagu_server::run(listener, state, shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn create_system_admin(settings: Settings, username: &str, display_name: &str) -> anyhow::Result<()> {
+async fn create_system_admin(
+    settings: Settings,
+    username: &str,
+    display_name: &str,
+) -> anyhow::Result<()> {
     let (store, _keys) = open(&settings).await?;
     let result = identity::create_system_admin(&store, username, display_name).await;
     store.close().await;
     let one_time = result.map_err(|error| {
         let body = error.body();
-        let details: Vec<String> = body.fields.iter().map(|f| format!("{}: {}", f.field, f.message_en)).collect();
+        let details: Vec<String> = body
+            .fields
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message_en))
+            .collect();
         anyhow::anyhow!("{} ({}) {}", body.message_en, body.code, details.join("; "))
     })?;
     println!("システム管理者を作成しました / System administrator created: {username}");
     println!("一時パスワード / One-time password: {}", one_time.as_str());
     println!("初回ログイン時にパスワードの変更と二要素認証の設定が必要です。");
-    println!("Log in with it (tsunagu login --username {username}); you must change it and enrol TOTP.");
+    println!(
+        "Log in with it (tsunagu login --username {username}); you must change it and enrol TOTP."
+    );
     Ok(())
 }

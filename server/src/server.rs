@@ -45,7 +45,10 @@ pub struct Listener {
 
 impl std::fmt::Debug for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Listener").field("tcp", &self.tcp).field("tls", &self.tls.is_some()).finish()
+        f.debug_struct("Listener")
+            .field("tcp", &self.tcp)
+            .field("tls", &self.tls.is_some())
+            .finish()
     }
 }
 
@@ -61,7 +64,10 @@ impl Listener {
     /// The files cannot be read or rustls rejects them.
     pub fn tls(tcp: TcpListener, settings: &TlsSettings) -> Result<Self, TlsError> {
         let config = tls_config(settings)?;
-        Ok(Self { tcp, tls: Some(TlsAcceptor::from(Arc::new(config))) })
+        Ok(Self {
+            tcp,
+            tls: Some(TlsAcceptor::from(Arc::new(config))),
+        })
     }
 
     /// The bound address.
@@ -96,7 +102,10 @@ pub fn tls_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
 }
 
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let error = |message: String| TlsError::Certificate { path: path.display().to_string(), message };
+    let error = |message: String| TlsError::Certificate {
+        path: path.display().to_string(),
+        message,
+    };
     let certs: Vec<_> = CertificateDer::pem_file_iter(path)
         .map_err(|e| error(e.to_string()))?
         .collect::<Result<_, _>>()
@@ -108,7 +117,11 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains.
-pub async fn serve(listener: Listener, app: Router, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn serve(
+    listener: Listener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
@@ -126,15 +139,19 @@ pub async fn serve(listener: Listener, app: Router, shutdown: impl std::future::
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = app.clone().map_request(move |mut request: axum::extract::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request
-        });
+        let service = app.clone().map_request(
+            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            },
+        );
         let service = hyper_util::service::TowerToHyperService::new(service);
         let builder = builder.clone();
         match &listener.tls {
             None => {
-                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
                     if let Err(error) = connection.await {
@@ -146,7 +163,9 @@ pub async fn serve(listener: Listener, app: Router, shutdown: impl std::future::
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                        .await
+                    {
                         Ok(Ok(tls)) => tls,
                         Ok(Err(error)) => {
                             tracing::debug!(%error, "TLS handshake failed");
@@ -154,7 +173,9 @@ pub async fn serve(listener: Listener, app: Router, shutdown: impl std::future::
                         }
                         Err(_) => return,
                     };
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned();
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                        .into_owned();
                     if let Err(error) = watcher.watch(connection).await {
                         tracing::debug!(%error, "connection ended with an error");
                     }
@@ -164,7 +185,10 @@ pub async fn serve(listener: Listener, app: Router, shutdown: impl std::future::
     }
     drop(listener);
     tracing::info!("shutting down: draining connections");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
     }
 }

@@ -25,6 +25,11 @@ impl AppState {
     pub fn new(store: Store, keys: ServerKeys, settings: Settings) -> crate::error::Result<Self> {
         let auth = AuthService::new(store.clone(), keys, settings.auth.clone())?;
         let identity = IdentityService::new(store.clone(), auth.clone());
-        Ok(Self { store, auth, identity, settings: Arc::new(settings) })
+        Ok(Self {
+            store,
+            auth,
+            identity,
+            settings: Arc::new(settings),
+        })
     }
 }

@@ -1,12 +1,14 @@
 //! The store conformance suite: every scenario runs against SQLite and against PostgreSQL
 //! (when `TSUNAGU_TEST_POSTGRES_URL` is set; required in CI), through the one store interface.
 
+#![allow(clippy::unwrap_used)]
+
 use std::future::Future;
 
 use tsunagu_protocol::{InvitationId, OrganisationId, SessionId, UserId};
 use tsunagu_server::store::{
-    AuditRecord, Database, Error, InvitationRow, OrganisationRow, RefreshTokenUse, RoleGrantRow, SessionRow,
-    Store, UserRow,
+    AuditRecord, Database, Error, InvitationRow, OrganisationRow, RefreshTokenUse, RoleGrantRow,
+    SessionRow, Store, UserRow,
 };
 
 const NOW: i64 = 1_795_000_000_000_000;
@@ -57,7 +59,9 @@ where
     Fut: Future<Output = ()>,
 {
     let dir = tempfile::tempdir().unwrap();
-    let database = Database::Sqlite { path: dir.path().join("conformance.db") };
+    let database = Database::Sqlite {
+        path: dir.path().join("conformance.db"),
+    };
     let store = Store::open(&database).await.unwrap();
     scenario(store.clone(), database).await;
     store.close().await;
@@ -71,7 +75,9 @@ where
     let Some(db) = tsunagu_e2e::postgres::fresh_database(name).await else {
         return;
     };
-    let database = Database::Postgres { url: db.url.clone() };
+    let database = Database::Postgres {
+        url: db.url.clone(),
+    };
     let store = Store::open(&database).await.unwrap();
     scenario(store.clone(), database).await;
     store.close().await;
@@ -148,7 +154,12 @@ fn session(user: &UserRow, expires_at: i64) -> SessionRow {
 }
 
 fn audit(action: &str, outcome: &str) -> AuditRecord {
-    AuditRecord { occurred_at: NOW, action: action.to_owned(), outcome: outcome.to_owned(), ..AuditRecord::default() }
+    AuditRecord {
+        occurred_at: NOW,
+        action: action.to_owned(),
+        outcome: outcome.to_owned(),
+        ..AuditRecord::default()
+    }
 }
 
 /// A raw connection beside the store, to try what the store interface does not offer.
@@ -156,7 +167,8 @@ async fn raw_execute(database: &Database, sql: &'static str) -> Result<u64, sqlx
     use sqlx::Connection;
     match database {
         Database::Sqlite { path } => {
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
+            let mut conn =
+                sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
             Ok(sqlx::query(sql).execute(&mut conn).await?.rows_affected())
         }
         Database::Postgres { url } => {
@@ -175,21 +187,40 @@ async fn organisations_round_trip(store: Store, _: Database) {
     tx.insert_organisation(&b, None).await.unwrap();
     tx.insert_organisation(&a, None).await.unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(store.organisation(id(&a.organisation_id)).await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        store.organisation(id(&a.organisation_id)).await.unwrap(),
+        Some(a.clone())
+    );
     assert_eq!(store.organisations().await.unwrap(), vec![a, b]);
-    assert_eq!(store.organisation(OrganisationId::generate()).await.unwrap(), None);
+    assert_eq!(
+        store
+            .organisation(OrganisationId::generate())
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn usernames_are_unique(store: Store, _: Database) {
     let (org, first) = seeded(&store).await;
     let (second, grant) = user(&org, "nurse.sato");
     let mut tx = store.begin().await.unwrap();
-    assert!(matches!(tx.insert_user(&second, &grant).await, Err(Error::UniqueViolation)));
+    assert!(matches!(
+        tx.insert_user(&second, &grant).await,
+        Err(Error::UniqueViolation)
+    ));
     drop(tx);
     let found = store.user_by_username("nurse.sato").await.unwrap().unwrap();
     assert_eq!(found.user_id, first.user_id);
     assert_eq!(found.display_name, "佐藤 花子");
-    assert_eq!(store.organisation_users(id(&org.organisation_id)).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .organisation_users(id(&org.organisation_id))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(store.user_by_username("nobody").await.unwrap(), None);
 }
 
@@ -197,7 +228,10 @@ async fn references_are_enforced(store: Store, _: Database) {
     let ghost = organisation("never inserted");
     let (orphan, grant) = user(&ghost, "orphan");
     let mut tx = store.begin().await.unwrap();
-    assert!(matches!(tx.insert_user(&orphan, &grant).await, Err(Error::ForeignKeyViolation)));
+    assert!(matches!(
+        tx.insert_user(&orphan, &grant).await,
+        Err(Error::ForeignKeyViolation)
+    ));
 }
 
 async fn role_grants_are_recorded(store: Store, _: Database) {
@@ -216,7 +250,10 @@ async fn role_grants_are_recorded(store: Store, _: Database) {
     let roles: Vec<&str> = grants.iter().map(|g| g.role.as_str()).collect();
     assert_eq!(roles, ["nurse", "care_manager"]);
     assert_eq!(grants[1].reason, "異動 transfer");
-    assert_eq!(store.user(id(&nurse.user_id)).await.unwrap().unwrap().role, "care_manager");
+    assert_eq!(
+        store.user(id(&nurse.user_id)).await.unwrap().unwrap().role,
+        "care_manager"
+    );
 }
 
 async fn invitations_are_accepted_once(store: Store, _: Database) {
@@ -234,23 +271,55 @@ async fn invitations_are_accepted_once(store: Store, _: Database) {
         revoked_at: None,
     };
     let mut tx = store.begin().await.unwrap();
-    tx.insert_invitation(&invitation, b"digest-1").await.unwrap();
+    tx.insert_invitation(&invitation, b"digest-1")
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(store.invitation_by_code(b"digest-1").await.unwrap(), Some(invitation.clone()));
+    assert_eq!(
+        store.invitation_by_code(b"digest-1").await.unwrap(),
+        Some(invitation.clone())
+    );
     assert_eq!(store.invitation_by_code(b"digest-2").await.unwrap(), None);
 
     let invitation_id: InvitationId = id(&invitation.invitation_id);
     let (org_user, grant) = user(&org, "pharm.suzuki");
     let mut tx = store.begin().await.unwrap();
     tx.insert_user(&org_user, &grant).await.unwrap();
-    assert!(!tx.accept_invitation(invitation_id, id(&org_user.user_id), NOW + 1_000).await.unwrap(), "expired");
-    assert!(tx.accept_invitation(invitation_id, id(&org_user.user_id), NOW + 10).await.unwrap());
-    assert!(!tx.accept_invitation(invitation_id, id(&org_user.user_id), NOW + 11).await.unwrap(), "twice");
-    assert!(!tx.revoke_invitation(invitation_id, NOW + 12).await.unwrap(), "accepted cannot be revoked");
+    assert!(
+        !tx.accept_invitation(invitation_id, id(&org_user.user_id), NOW + 1_000)
+            .await
+            .unwrap(),
+        "expired"
+    );
+    assert!(
+        tx.accept_invitation(invitation_id, id(&org_user.user_id), NOW + 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.accept_invitation(invitation_id, id(&org_user.user_id), NOW + 11)
+            .await
+            .unwrap(),
+        "twice"
+    );
+    assert!(
+        !tx.revoke_invitation(invitation_id, NOW + 12).await.unwrap(),
+        "accepted cannot be revoked"
+    );
     tx.commit().await.unwrap();
     let stored = store.invitation(invitation_id).await.unwrap().unwrap();
-    assert_eq!(stored.accepted_by.as_deref(), Some(org_user.user_id.as_str()));
-    assert_eq!(store.organisation_invitations(id(&org.organisation_id)).await.unwrap().len(), 1);
+    assert_eq!(
+        stored.accepted_by.as_deref(),
+        Some(org_user.user_id.as_str())
+    );
+    assert_eq!(
+        store
+            .organisation_invitations(id(&org.organisation_id))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 async fn refresh_tokens_rotate_and_reuse_is_detected(store: Store, _: Database) {
@@ -261,14 +330,28 @@ async fn refresh_tokens_rotate_and_reuse_is_detected(store: Store, _: Database) 
     tx.commit().await.unwrap();
 
     let mut tx = store.begin().await.unwrap();
-    assert_eq!(tx.consume_refresh_token(b"rt-1", NOW + 1).await.unwrap(), RefreshTokenUse::Fresh(row.session_id.clone()));
-    tx.insert_refresh_token(&row.session_id, b"rt-2", NOW + 1).await.unwrap();
+    assert_eq!(
+        tx.consume_refresh_token(b"rt-1", NOW + 1).await.unwrap(),
+        RefreshTokenUse::Fresh(row.session_id.clone())
+    );
+    tx.insert_refresh_token(&row.session_id, b"rt-2", NOW + 1)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 
     let mut tx = store.begin().await.unwrap();
-    assert_eq!(tx.consume_refresh_token(b"rt-1", NOW + 2).await.unwrap(), RefreshTokenUse::Reused(row.session_id.clone()));
-    assert_eq!(tx.consume_refresh_token(b"rt-x", NOW + 2).await.unwrap(), RefreshTokenUse::Unknown);
-    assert_eq!(tx.consume_refresh_token(b"rt-2", NOW + 2).await.unwrap(), RefreshTokenUse::Fresh(row.session_id.clone()));
+    assert_eq!(
+        tx.consume_refresh_token(b"rt-1", NOW + 2).await.unwrap(),
+        RefreshTokenUse::Reused(row.session_id.clone())
+    );
+    assert_eq!(
+        tx.consume_refresh_token(b"rt-x", NOW + 2).await.unwrap(),
+        RefreshTokenUse::Unknown
+    );
+    assert_eq!(
+        tx.consume_refresh_token(b"rt-2", NOW + 2).await.unwrap(),
+        RefreshTokenUse::Fresh(row.session_id.clone())
+    );
     tx.commit().await.unwrap();
 }
 
@@ -283,34 +366,97 @@ async fn sessions_are_revoked(store: Store, _: Database) {
     tx.insert_session(&expired, b"c").await.unwrap();
     tx.commit().await.unwrap();
     let user_id: UserId = id(&nurse.user_id);
-    assert_eq!(store.live_sessions(user_id, NOW + 100).await.unwrap().len(), 2);
+    assert_eq!(
+        store.live_sessions(user_id, NOW + 100).await.unwrap().len(),
+        2
+    );
 
     let mut tx = store.begin().await.unwrap();
-    assert_eq!(tx.revoke_session(id(&live.session_id), "test", NOW + 101).await.unwrap(), 1);
-    assert_eq!(tx.revoke_session(id(&live.session_id), "test", NOW + 102).await.unwrap(), 0);
-    tx.touch_session(id(&other.session_id), NOW + 103).await.unwrap();
+    assert_eq!(
+        tx.revoke_session(id(&live.session_id), "test", NOW + 101)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        tx.revoke_session(id(&live.session_id), "test", NOW + 102)
+            .await
+            .unwrap(),
+        0
+    );
+    tx.touch_session(id(&other.session_id), NOW + 103)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
-    let principal = store.session_principal(id(&other.session_id)).await.unwrap().unwrap();
+    let principal = store
+        .session_principal(id(&other.session_id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(principal.last_seen_at, NOW + 103);
     assert_eq!(principal.user.username, "nurse.sato");
-    assert!(store.session_principal(id(&live.session_id)).await.unwrap().unwrap().revoked_at.is_some());
+    assert!(
+        store
+            .session_principal(id(&live.session_id))
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
 
     let mut tx = store.begin().await.unwrap();
-    assert_eq!(tx.revoke_user_sessions(user_id, "logout", NOW + 104).await.unwrap(), 2, "other + expired");
+    assert_eq!(
+        tx.revoke_user_sessions(user_id, "logout", NOW + 104)
+            .await
+            .unwrap(),
+        2,
+        "other + expired"
+    );
     tx.commit().await.unwrap();
-    assert!(store.live_sessions(user_id, NOW + 105).await.unwrap().is_empty());
+    assert!(
+        store
+            .live_sessions(user_id, NOW + 105)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn totp_steps_only_move_forward(store: Store, _: Database) {
     let (_, nurse) = seeded(&store).await;
     let user_id: UserId = id(&nurse.user_id);
     let mut tx = store.begin().await.unwrap();
-    assert_eq!(tx.enable_totp(user_id, 1, &[], NOW).await.unwrap(), 0, "nothing pending");
-    assert_eq!(tx.set_pending_totp(user_id, b"sealed-seed", NOW).await.unwrap(), 1);
-    assert_eq!(tx.enable_totp(user_id, 5, &[b"r1".to_vec()], NOW).await.unwrap(), 1);
-    assert_eq!(tx.set_pending_totp(user_id, b"other", NOW).await.unwrap(), 0, "already enabled");
-    assert!(!tx.advance_totp_step(user_id, 5).await.unwrap(), "same step is a replay");
-    assert!(!tx.advance_totp_step(user_id, 4).await.unwrap(), "earlier step");
+    assert_eq!(
+        tx.enable_totp(user_id, 1, &[], NOW).await.unwrap(),
+        0,
+        "nothing pending"
+    );
+    assert_eq!(
+        tx.set_pending_totp(user_id, b"sealed-seed", NOW)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        tx.enable_totp(user_id, 5, &[b"r1".to_vec()], NOW)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        tx.set_pending_totp(user_id, b"other", NOW).await.unwrap(),
+        0,
+        "already enabled"
+    );
+    assert!(
+        !tx.advance_totp_step(user_id, 5).await.unwrap(),
+        "same step is a replay"
+    );
+    assert!(
+        !tx.advance_totp_step(user_id, 4).await.unwrap(),
+        "earlier step"
+    );
     assert!(tx.advance_totp_step(user_id, 6).await.unwrap());
     tx.commit().await.unwrap();
     let row = store.user(user_id).await.unwrap().unwrap();
@@ -323,7 +469,13 @@ async fn totp_steps_only_move_forward(store: Store, _: Database) {
     tx.commit().await.unwrap();
     let row = store.user(user_id).await.unwrap().unwrap();
     assert_eq!((row.totp_enabled, row.totp_secret_sealed), (0, None));
-    assert!(store.unused_recovery_codes(user_id).await.unwrap().is_empty());
+    assert!(
+        store
+            .unused_recovery_codes(user_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn recovery_codes_work_once(store: Store, _: Database) {
@@ -331,12 +483,17 @@ async fn recovery_codes_work_once(store: Store, _: Database) {
     let user_id: UserId = id(&nurse.user_id);
     let mut tx = store.begin().await.unwrap();
     tx.set_pending_totp(user_id, b"seed", NOW).await.unwrap();
-    tx.enable_totp(user_id, 1, &[b"r1".to_vec(), b"r2".to_vec()], NOW).await.unwrap();
+    tx.enable_totp(user_id, 1, &[b"r1".to_vec(), b"r2".to_vec()], NOW)
+        .await
+        .unwrap();
     assert!(tx.use_recovery_code(user_id, b"r1", NOW).await.unwrap());
     assert!(!tx.use_recovery_code(user_id, b"r1", NOW).await.unwrap());
     assert!(!tx.use_recovery_code(user_id, b"r3", NOW).await.unwrap());
     tx.commit().await.unwrap();
-    assert_eq!(store.unused_recovery_codes(user_id).await.unwrap(), vec![b"r2".to_vec()]);
+    assert_eq!(
+        store.unused_recovery_codes(user_id).await.unwrap(),
+        vec![b"r2".to_vec()]
+    );
 }
 
 async fn login_failures_are_counted(store: Store, _: Database) {
@@ -357,17 +514,33 @@ async fn login_failures_are_counted(store: Store, _: Database) {
 
 async fn audit_rows_are_append_only(store: Store, database: Database) {
     let mut tx = store.begin().await.unwrap();
-    tx.append_audit(&audit("auth.login", "success")).await.unwrap();
-    tx.append_audit(&audit("auth.logout", "success")).await.unwrap();
+    tx.append_audit(&audit("auth.login", "success"))
+        .await
+        .unwrap();
+    tx.append_audit(&audit("auth.logout", "success"))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let records = store.audit_records(0, 10).await.unwrap();
     assert_eq!(records.len(), 2);
     assert!(records[0].audit_event_id < records[1].audit_event_id);
     assert_eq!(records[1].action, "auth.logout");
 
-    assert!(raw_execute(&database, "update audit_event set outcome = 'failure'").await.is_err());
-    assert!(raw_execute(&database, "delete from audit_event").await.is_err());
-    assert_eq!(store.audit_records(0, 10).await.unwrap(), records, "rows unchanged");
+    assert!(
+        raw_execute(&database, "update audit_event set outcome = 'failure'")
+            .await
+            .is_err()
+    );
+    assert!(
+        raw_execute(&database, "delete from audit_event")
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store.audit_records(0, 10).await.unwrap(),
+        records,
+        "rows unchanged"
+    );
 }
 
 async fn failed_audit_write_rolls_back_the_action(store: Store, _: Database) {
@@ -375,9 +548,16 @@ async fn failed_audit_write_rolls_back_the_action(store: Store, _: Database) {
     let mut tx = store.begin().await.unwrap();
     tx.insert_organisation(&org, None).await.unwrap();
     // An outcome the schema refuses stands for any failure to write the audit record.
-    assert!(tx.append_audit(&audit("admin.organisation_create", "bogus")).await.is_err());
+    assert!(
+        tx.append_audit(&audit("admin.organisation_create", "bogus"))
+            .await
+            .is_err()
+    );
     drop(tx);
-    assert_eq!(store.organisation(id(&org.organisation_id)).await.unwrap(), None);
+    assert_eq!(
+        store.organisation(id(&org.organisation_id)).await.unwrap(),
+        None
+    );
     assert!(store.audit_records(0, 10).await.unwrap().is_empty());
 }
 
@@ -386,15 +566,26 @@ async fn dropped_transaction_writes_nothing(store: Store, _: Database) {
     {
         let mut tx = store.begin().await.unwrap();
         tx.insert_organisation(&org, None).await.unwrap();
-        tx.append_audit(&audit("admin.organisation_create", "success")).await.unwrap();
+        tx.append_audit(&audit("admin.organisation_create", "success"))
+            .await
+            .unwrap();
     }
-    assert_eq!(store.organisation(id(&org.organisation_id)).await.unwrap(), None);
+    assert_eq!(
+        store.organisation(id(&org.organisation_id)).await.unwrap(),
+        None
+    );
     assert!(store.audit_records(0, 10).await.unwrap().is_empty());
     // The store is still usable after the rollback.
     let mut tx = store.begin().await.unwrap();
     tx.insert_organisation(&org, None).await.unwrap();
     tx.commit().await.unwrap();
-    assert!(store.organisation(id(&org.organisation_id)).await.unwrap().is_some());
+    assert!(
+        store
+            .organisation(id(&org.organisation_id))
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 async fn durable_commits_are_configured(store: Store, database: Database) {
@@ -417,7 +608,10 @@ async fn concurrent_refresh_has_one_winner(store: Store, _: Database) {
         let store = store.clone();
         tokio::spawn(async move {
             let mut tx = store.begin().await.unwrap();
-            let outcome = tx.consume_refresh_token(b"contended", NOW + i).await.unwrap();
+            let outcome = tx
+                .consume_refresh_token(b"contended", NOW + i)
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
             outcome
         })

@@ -10,12 +10,134 @@ fn mode(path: &std::path::Path) -> u32 {
 
 #[tokio::test]
 async fn creates_private_data_and_key_files() {
-    let server = TestServer::start(Backend::Sqlite, "files", &[]).await.unwrap();
+    let server = TestServer::start(Backend::Sqlite, "files", &[])
+        .await
+        .unwrap();
     let dir = server.data_dir();
     assert_eq!(mode(&dir.join("keys")), 0o700);
     assert_eq!(mode(&dir.join("keys/token-signing.key")), 0o600);
     assert_eq!(mode(&dir.join("keys/server-secret.key")), 0o600);
     assert_eq!(mode(&dir.join("tsunagu.db")), 0o600);
-    assert!(server.logs().iter().any(|line| line.contains("create-system-admin")), "first-run hint");
+    assert!(
+        server
+            .logs()
+            .iter()
+            .any(|line| line.contains("create-system-admin")),
+        "first-run hint"
+    );
     server.stop().await;
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost, written as PEM files.
+fn certificate(dir: &std::path::Path) -> (String, String, Vec<u8>) {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert_pem = certified.cert.pem();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    (
+        cert.to_str().unwrap().to_owned(),
+        key.to_str().unwrap().to_owned(),
+        cert_pem.into_bytes(),
+    )
+}
+
+fn tls_client(ca: &[u8], max_tls12: bool) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca).unwrap());
+    if max_tls12 {
+        builder = builder.max_tls_version(reqwest::tls::Version::TLS_1_2);
+    }
+    builder.build().unwrap()
+}
+
+#[tokio::test]
+async fn serves_tls_13_only_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, ca) = certificate(dir.path());
+    let server = TestServer::start(
+        Backend::Sqlite,
+        "tls13",
+        &["--tls-cert", &cert, "--tls-key", &key],
+    )
+    .await
+    .unwrap();
+    assert!(
+        server.base_url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.base_url
+    );
+    let url = format!("{}/healthz", server.base_url);
+
+    let response = tls_client(&ca, false).get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .headers()
+            .get("strict-transport-security")
+            .is_some(),
+        "HSTS over TLS"
+    );
+    assert!(
+        tls_client(&ca, true).get(&url).send().await.is_err(),
+        "TLS 1.2 must be refused by default"
+    );
+    let plain = url.replacen("https://", "http://", 1);
+    let plain_answer = reqwest::get(&plain).await;
+    assert!(
+        !plain_answer.is_ok_and(|r| r.status().is_success()),
+        "no plain HTTP on the TLS port"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn offers_tls_12_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, ca) = certificate(dir.path());
+    let args = [
+        "--tls-cert",
+        cert.as_str(),
+        "--tls-key",
+        key.as_str(),
+        "--tls12",
+    ];
+    let server = TestServer::start(Backend::Sqlite, "tls12", &args)
+        .await
+        .unwrap();
+    let url = format!("{}/healthz", server.base_url);
+    assert_eq!(
+        tls_client(&ca, true)
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn refuses_plain_http_on_a_public_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(tsunagu_e2e::server::binary("tsunagu-server"))
+        .args(["--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without TLS"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("tsunagu.db").exists(),
+        "nothing is created before the refusal"
+    );
 }

@@ -28,38 +28,77 @@ pub async fn run(server: TestServer) {
     let org = organisation(&admin.session, "あおば診療所", OrganisationKind::Clinic).await;
     let (mut nurse, _) = onboard(&client, &admin.session, &org, Role::Nurse, "nurse.kato").await;
 
-    let wrong_password = LoginRequest { password: "not-her-password-2026".into(), ..nurse.login_request(None) };
-    let ghost = LoginRequest { username: "ghost.user".into(), ..wrong_password.clone() };
+    let wrong_password = LoginRequest {
+        password: "not-her-password-2026".into(),
+        ..nurse.login_request(None)
+    };
+    let ghost = LoginRequest {
+        username: "ghost.user".into(),
+        ..wrong_password.clone()
+    };
 
     // Wrong password and unknown account fail identically.
-    let bad = assert_code(client.login(&wrong_password).await, ErrorCode::AuthenticationFailed);
+    let bad = assert_code(
+        client.login(&wrong_password).await,
+        ErrorCode::AuthenticationFailed,
+    );
     let unknown = assert_code(client.login(&ghost).await, ErrorCode::AuthenticationFailed);
     assert_eq!(bad.body(), unknown.body());
     assert_eq!(bad.status(), Some(401));
 
     // A wrong TOTP code (second failure: 1 s back-off).
     let wrong_code = nurse.authenticator.wrong_code();
-    assert_code(client.login(&nurse.login_request(Some(wrong_code))).await, ErrorCode::TotpInvalid);
+    assert_code(
+        client.login(&nurse.login_request(Some(wrong_code))).await,
+        ErrorCode::TotpInvalid,
+    );
     let code = nurse.authenticator.next_code().await;
-    let locked = assert_code(client.login(&nurse.login_request(Some(code.clone()))).await, ErrorCode::AccountLocked);
+    let locked = assert_code(
+        client.login(&nurse.login_request(Some(code.clone()))).await,
+        ErrorCode::AccountLocked,
+    );
     assert_eq!(locked.status(), Some(429));
     wait_out(&locked).await;
-    let tokens = client.login(&nurse.login_request(Some(code.clone()))).await.unwrap();
+    let tokens = client
+        .login(&nurse.login_request(Some(code.clone())))
+        .await
+        .unwrap();
 
     // The same code again is a replay.
-    assert_code(client.login(&nurse.login_request(Some(code))).await, ErrorCode::TotpInvalid);
+    assert_code(
+        client.login(&nurse.login_request(Some(code))).await,
+        ErrorCode::TotpInvalid,
+    );
 
     // Lockout at the third consecutive failure; the right password is refused while locked.
     // (The code is taken first: waiting for a fresh TOTP step could outlast the lockout.)
     let code = nurse.authenticator.next_code().await;
-    assert_code(client.login(&wrong_password).await, ErrorCode::AuthenticationFailed);
-    let locked = assert_code(client.login(&wrong_password).await, ErrorCode::AccountLocked);
+    assert_code(
+        client.login(&wrong_password).await,
+        ErrorCode::AuthenticationFailed,
+    );
+    let locked = assert_code(
+        client.login(&wrong_password).await,
+        ErrorCode::AccountLocked,
+    );
     wait_out(&locked).await;
-    assert_code(client.login(&wrong_password).await, ErrorCode::AuthenticationFailed);
-    let locked = assert_code(client.login(&nurse.login_request(Some(code.clone()))).await, ErrorCode::AccountLocked);
-    assert!(locked.retry_after().unwrap() >= Duration::from_secs(2), "full lockout expected");
+    assert_code(
+        client.login(&wrong_password).await,
+        ErrorCode::AuthenticationFailed,
+    );
+    let locked = assert_code(
+        client.login(&nurse.login_request(Some(code.clone()))).await,
+        ErrorCode::AccountLocked,
+    );
+    assert!(
+        locked.retry_after().unwrap() >= Duration::from_secs(2),
+        "full lockout expected"
+    );
     wait_out(&locked).await;
-    client.login(&nurse.login_request(Some(code))).await.unwrap();
+    client
+        .login(&nurse.login_request(Some(code)))
+        .await
+        .unwrap();
 
     // An unknown name backs off and locks the same way, so lockout reveals nothing either.
     assert_code(client.login(&ghost).await, ErrorCode::AuthenticationFailed);
@@ -67,7 +106,10 @@ pub async fn run(server: TestServer) {
     wait_out(&locked).await;
     assert_code(client.login(&ghost).await, ErrorCode::AuthenticationFailed);
     let locked = assert_code(client.login(&ghost).await, ErrorCode::AccountLocked);
-    assert!(locked.retry_after().unwrap() >= Duration::from_secs(2), "full lockout expected");
+    assert!(
+        locked.retry_after().unwrap() >= Duration::from_secs(2),
+        "full lockout expected"
+    );
 
     forged_tokens(&server, &tokens.access_token).await;
 
@@ -94,8 +136,12 @@ async fn me_with(server: &TestServer, token: &str) -> Option<ErrorCode> {
 }
 
 async fn forged_tokens(server: &TestServer, genuine: &str) {
-    let claims: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(genuine.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(genuine.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
     let now = claims["iat"].as_u64().unwrap();
     let sign = |seed: [u8; 32], claims: &serde_json::Value| {
         let der = SigningKey::from_bytes(&seed).to_pkcs8_der().unwrap();
@@ -112,20 +158,38 @@ async fn forged_tokens(server: &TestServer, genuine: &str) {
     let mut expired = claims.clone();
     expired["iat"] = (now - 3600).into();
     expired["exp"] = (now - 600).into();
-    assert_eq!(me_with(server, &sign(server_key, &expired)).await, Some(ErrorCode::TokenExpired));
+    assert_eq!(
+        me_with(server, &sign(server_key, &expired)).await,
+        Some(ErrorCode::TokenExpired)
+    );
 
-    assert_eq!(me_with(server, &sign([42u8; 32], &claims)).await, Some(ErrorCode::TokenInvalid));
+    assert_eq!(
+        me_with(server, &sign([42u8; 32], &claims)).await,
+        Some(ErrorCode::TokenInvalid)
+    );
 
     let mut audience = claims.clone();
     audience["aud"] = "another-service".into();
-    assert_eq!(me_with(server, &sign(server_key, &audience)).await, Some(ErrorCode::TokenInvalid));
+    assert_eq!(
+        me_with(server, &sign(server_key, &audience)).await,
+        Some(ErrorCode::TokenInvalid)
+    );
 
     let payload = genuine.split('.').nth(1).unwrap();
-    let none = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt"}"#));
+    let none = format!(
+        "{}.{payload}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt"}"#)
+    );
     assert_eq!(me_with(server, &none).await, Some(ErrorCode::TokenInvalid));
 
     let mut unsigned = genuine.to_owned();
     unsigned.truncate(genuine.rfind('.').unwrap() + 1);
-    assert_eq!(me_with(server, &unsigned).await, Some(ErrorCode::TokenInvalid));
-    assert_eq!(me_with(server, "garbage").await, Some(ErrorCode::TokenInvalid));
+    assert_eq!(
+        me_with(server, &unsigned).await,
+        Some(ErrorCode::TokenInvalid)
+    );
+    assert_eq!(
+        me_with(server, "garbage").await,
+        Some(ErrorCode::TokenInvalid)
+    );
 }

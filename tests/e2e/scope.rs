@@ -6,7 +6,8 @@ use tsunagu_e2e::server::TestServer;
 use tsunagu_protocol::ErrorCode;
 use tsunagu_protocol::auth::{LoginRequest, PendingStep};
 use tsunagu_protocol::identity::{
-    ChangeRoleRequest, CreateInvitationRequest, CreateOrganisationRequest, OrganisationKind, Role, UserStatus,
+    ChangeRoleRequest, CreateInvitationRequest, CreateOrganisationRequest, OrganisationKind, Role,
+    UserStatus,
 };
 
 use crate::support::{assert_code, bootstrap_admin, onboard, organisation};
@@ -16,40 +17,133 @@ pub async fn run(server: TestServer) {
     let admin = bootstrap_admin(&server).await;
     let clinic = organisation(&admin.session, "ひかりクリニック", OrganisationKind::Clinic).await;
     let pharmacy = organisation(&admin.session, "さくら薬局", OrganisationKind::Pharmacy).await;
-    let (org_admin, _) = onboard(&client, &admin.session, &clinic, Role::OrganisationAdmin, "admin.hikari").await;
-    let (mut nurse, _) = onboard(&client, &org_admin.session, &clinic, Role::Nurse, "nurse.hikari").await;
-    let (pharmacist, _) = onboard(&client, &admin.session, &pharmacy, Role::Pharmacist, "pharm.sakura").await;
-    let (family, _) = onboard(&client, &org_admin.session, &clinic, Role::Family, "family.tanaka").await;
-    assert!(family.session.me().await.unwrap().pending.is_empty(), "TOTP is optional for family");
+    let (org_admin, _) = onboard(
+        &client,
+        &admin.session,
+        &clinic,
+        Role::OrganisationAdmin,
+        "admin.hikari",
+    )
+    .await;
+    let (mut nurse, _) = onboard(
+        &client,
+        &org_admin.session,
+        &clinic,
+        Role::Nurse,
+        "nurse.hikari",
+    )
+    .await;
+    let (pharmacist, _) = onboard(
+        &client,
+        &admin.session,
+        &pharmacy,
+        Role::Pharmacist,
+        "pharm.sakura",
+    )
+    .await;
+    let (family, _) = onboard(
+        &client,
+        &org_admin.session,
+        &clinic,
+        Role::Family,
+        "family.tanaka",
+    )
+    .await;
+    assert!(
+        family.session.me().await.unwrap().pending.is_empty(),
+        "TOTP is optional for family"
+    );
 
     let other = pharmacist.session.me().await.unwrap().user.id;
     let mine = nurse.session.me().await.unwrap().user.id;
     let by_org_admin = &org_admin.session;
-    let invite = |role| CreateInvitationRequest { role, invitee_name: None, valid_hours: None };
+    let invite = |role| CreateInvitationRequest {
+        role,
+        invitee_name: None,
+        valid_hours: None,
+    };
 
     // Another organisation's users and invitations are out of reach.
-    assert_code(by_org_admin.organisation_users(pharmacy.id).await, ErrorCode::Forbidden);
+    assert_code(
+        by_org_admin.organisation_users(pharmacy.id).await,
+        ErrorCode::Forbidden,
+    );
     assert_code(by_org_admin.user(other).await, ErrorCode::Forbidden);
     assert_code(by_org_admin.disable_user(other).await, ErrorCode::Forbidden);
-    assert_code(by_org_admin.reset_password(other).await, ErrorCode::Forbidden);
+    assert_code(
+        by_org_admin.reset_password(other).await,
+        ErrorCode::Forbidden,
+    );
     assert_code(by_org_admin.reset_totp(other).await, ErrorCode::Forbidden);
-    assert_code(by_org_admin.user_sessions(other).await, ErrorCode::Forbidden);
-    assert_code(by_org_admin.revoke_user_sessions(other).await, ErrorCode::Forbidden);
+    assert_code(
+        by_org_admin.user_sessions(other).await,
+        ErrorCode::Forbidden,
+    );
+    assert_code(
+        by_org_admin.revoke_user_sessions(other).await,
+        ErrorCode::Forbidden,
+    );
     assert_code(by_org_admin.role_grants(other).await, ErrorCode::Forbidden);
-    let to_care_manager = ChangeRoleRequest { role: Role::CareManager, reason: "異動".into() };
-    assert_code(by_org_admin.change_role(other, &to_care_manager).await, ErrorCode::Forbidden);
-    assert_code(by_org_admin.create_invitation(pharmacy.id, &invite(Role::Nurse)).await, ErrorCode::Forbidden);
-    assert_code(by_org_admin.invitations(pharmacy.id).await, ErrorCode::Forbidden);
+    let to_care_manager = ChangeRoleRequest {
+        role: Role::CareManager,
+        reason: "異動".into(),
+    };
+    assert_code(
+        by_org_admin.change_role(other, &to_care_manager).await,
+        ErrorCode::Forbidden,
+    );
+    assert_code(
+        by_org_admin
+            .create_invitation(pharmacy.id, &invite(Role::Nurse))
+            .await,
+        ErrorCode::Forbidden,
+    );
+    assert_code(
+        by_org_admin.invitations(pharmacy.id).await,
+        ErrorCode::Forbidden,
+    );
     // No administrative or security roles, no organisations.
-    assert_code(by_org_admin.create_invitation(clinic.id, &invite(Role::OrganisationAdmin)).await, ErrorCode::Forbidden);
-    assert_code(by_org_admin.create_invitation(clinic.id, &invite(Role::SecurityOfficer)).await, ErrorCode::Forbidden);
-    let new_org = CreateOrganisationRequest { name: "x".into(), kind: OrganisationKind::Clinic, require_totp_for_all: false };
-    assert_code(by_org_admin.create_organisation(&new_org).await, ErrorCode::Forbidden);
+    assert_code(
+        by_org_admin
+            .create_invitation(clinic.id, &invite(Role::OrganisationAdmin))
+            .await,
+        ErrorCode::Forbidden,
+    );
+    assert_code(
+        by_org_admin
+            .create_invitation(clinic.id, &invite(Role::SecurityOfficer))
+            .await,
+        ErrorCode::Forbidden,
+    );
+    let new_org = CreateOrganisationRequest {
+        name: "x".into(),
+        kind: OrganisationKind::Clinic,
+        require_totp_for_all: false,
+    };
+    assert_code(
+        by_org_admin.create_organisation(&new_org).await,
+        ErrorCode::Forbidden,
+    );
     // A professional is no administrator at all.
-    assert_code(nurse.session.create_invitation(clinic.id, &invite(Role::Nurse)).await, ErrorCode::Forbidden);
-    assert_code(nurse.session.organisation_users(clinic.id).await, ErrorCode::Forbidden);
+    assert_code(
+        nurse
+            .session
+            .create_invitation(clinic.id, &invite(Role::Nurse))
+            .await,
+        ErrorCode::Forbidden,
+    );
+    assert_code(
+        nurse.session.organisation_users(clinic.id).await,
+        ErrorCode::Forbidden,
+    );
     // Everyone sees only their own organisation.
-    let visible: Vec<_> = by_org_admin.organisations().await.unwrap().into_iter().map(|o| o.id).collect();
+    let visible: Vec<_> = by_org_admin
+        .organisations()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.id)
+        .collect();
     assert_eq!(visible, vec![clinic.id]);
     assert_eq!(admin.session.organisations().await.unwrap().len(), 2);
 
@@ -61,22 +155,43 @@ pub async fn run(server: TestServer) {
     }
     assert!(!names.contains(&"pharm.sakura"));
 
-    let changed = by_org_admin.change_role(mine, &to_care_manager).await.unwrap();
+    let changed = by_org_admin
+        .change_role(mine, &to_care_manager)
+        .await
+        .unwrap();
     assert_eq!(changed.role, Role::CareManager);
     let grants = by_org_admin.role_grants(mine).await.unwrap();
     assert_eq!(grants.len(), 2);
     let org_admin_id = org_admin.session.me().await.unwrap().user.id;
-    assert_eq!((grants[0].role, grants[0].granted_by), (Role::Nurse, Some(org_admin_id)));
-    assert_eq!((grants[1].role, grants[1].granted_by, grants[1].reason.as_str()), (Role::CareManager, Some(org_admin_id), "異動"));
+    assert_eq!(
+        (grants[0].role, grants[0].granted_by),
+        (Role::Nurse, Some(org_admin_id))
+    );
+    assert_eq!(
+        (
+            grants[1].role,
+            grants[1].granted_by,
+            grants[1].reason.as_str()
+        ),
+        (Role::CareManager, Some(org_admin_id), "異動")
+    );
     assert_code(nurse.session.me().await, ErrorCode::SessionExpired);
 
     // Disabling refuses logins; enabling allows them again.
     let disabled = by_org_admin.disable_user(mine).await.unwrap();
     assert_eq!(disabled.status, UserStatus::Disabled);
     let code = nurse.authenticator.next_code().await;
-    assert_code(client.login(&nurse.login_request(Some(code.clone()))).await, ErrorCode::AuthenticationFailed);
+    assert_code(
+        client.login(&nurse.login_request(Some(code.clone()))).await,
+        ErrorCode::AuthenticationFailed,
+    );
     by_org_admin.enable_user(mine).await.unwrap();
-    let session = client.authed(client.login(&nurse.login_request(Some(code))).await.unwrap());
+    let session = client.authed(
+        client
+            .login(&nurse.login_request(Some(code)))
+            .await
+            .unwrap(),
+    );
     assert_eq!(by_org_admin.user_sessions(mine).await.unwrap().len(), 1);
     by_org_admin.revoke_user_sessions(mine).await.unwrap();
     assert_code(session.me().await, ErrorCode::SessionExpired);
@@ -88,7 +203,10 @@ pub async fn run(server: TestServer) {
 
     // A password reset issues a one-time password that must be changed.
     let reset = by_org_admin.reset_password(mine).await.unwrap();
-    assert_code(client.authed(after_reset).me().await, ErrorCode::SessionExpired);
+    assert_code(
+        client.authed(after_reset).me().await,
+        ErrorCode::SessionExpired,
+    );
     let one_time = LoginRequest {
         username: nurse.username.clone(),
         password: reset.one_time_password.clone(),
@@ -96,8 +214,14 @@ pub async fn run(server: TestServer) {
         recovery_code: None,
     };
     let first = client.login(&one_time).await.unwrap();
-    assert_eq!(first.pending, vec![PendingStep::ChangePassword, PendingStep::EnrolTotp]);
-    assert_code(client.login(&nurse.login_request(None)).await, ErrorCode::AuthenticationFailed);
+    assert_eq!(
+        first.pending,
+        vec![PendingStep::ChangePassword, PendingStep::EnrolTotp]
+    );
+    assert_code(
+        client.login(&nurse.login_request(None)).await,
+        ErrorCode::AuthenticationFailed,
+    );
     nurse.password = reset.one_time_password.clone();
 
     let mut secrets = admin.secrets();

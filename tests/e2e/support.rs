@@ -5,13 +5,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use totp_rs::{Algorithm, Secret, TOTP};
 use tsunagu_client::{Client, ClientError, Session};
+use tsunagu_e2e::server::TestServer;
 use tsunagu_protocol::ErrorCode;
 use tsunagu_protocol::auth::{LoginRequest, PendingStep, TokenResponse};
 use tsunagu_protocol::identity::{
     AcceptInvitationRequest, CreateInvitationRequest, CreateOrganisationRequest, Organisation,
     OrganisationKind, Role,
 };
-use tsunagu_e2e::server::TestServer;
 
 /// An enrolled authenticator: the seed, and the last step used so codes are never replayed
 /// by accident.
@@ -21,7 +21,10 @@ pub struct Authenticator {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 impl Authenticator {
@@ -79,7 +82,11 @@ impl Person {
     /// Secrets this person's activity produced, for the log check.
     pub fn secrets(&self) -> Vec<String> {
         let tokens = self.session.tokens();
-        let mut secrets = vec![self.password.clone(), tokens.access_token, tokens.refresh_token];
+        let mut secrets = vec![
+            self.password.clone(),
+            tokens.access_token,
+            tokens.refresh_token,
+        ];
         secrets.extend(self.recovery_codes.iter().cloned());
         secrets
     }
@@ -92,7 +99,13 @@ pub async fn enrol_totp(session: &Session) -> (Authenticator, Vec<String>) {
     assert!(enrolment.otpauth_uri.starts_with("otpauth://totp/Tsunagu:"));
     let mut authenticator = Authenticator::from_base32(&enrolment.secret_base32);
     let wrong = authenticator.wrong_code();
-    assert!(session.confirm_totp(&wrong).await.unwrap_err().is(ErrorCode::TotpInvalid));
+    assert!(
+        session
+            .confirm_totp(&wrong)
+            .await
+            .unwrap_err()
+            .is(ErrorCode::TotpInvalid)
+    );
     let code = authenticator.next_code().await;
     let codes = session.confirm_totp(&code).await.unwrap().recovery_codes;
     assert_eq!(codes.len(), 10);
@@ -112,7 +125,10 @@ pub async fn bootstrap_admin(server: &TestServer) -> Person {
         })
         .await
         .unwrap();
-    assert_eq!(first.pending, vec![PendingStep::ChangePassword, PendingStep::EnrolTotp]);
+    assert_eq!(
+        first.pending,
+        vec![PendingStep::ChangePassword, PendingStep::EnrolTotp]
+    );
     let restricted = client.authed(first);
     let refused = restricted.organisations().await.unwrap_err();
     assert!(refused.is(ErrorCode::PasswordChangeRequired), "{refused}");
@@ -121,18 +137,39 @@ pub async fn bootstrap_admin(server: &TestServer) -> Person {
 
     let password = "Midori-no-Kaze-2026!".to_owned();
     let old_tokens = restricted.tokens();
-    let weak = restricted.change_password(&one_time, "password1").await.unwrap_err();
+    let weak = restricted
+        .change_password(&one_time, "password1")
+        .await
+        .unwrap_err();
     assert!(weak.is(ErrorCode::WeakPassword), "{weak}");
-    let changed = restricted.change_password(&one_time, &password).await.unwrap();
+    let changed = restricted
+        .change_password(&one_time, &password)
+        .await
+        .unwrap();
     assert_eq!(changed.pending, vec![PendingStep::EnrolTotp]);
     let old = client.authed(old_tokens).me().await.unwrap_err();
-    assert!(old.is(ErrorCode::SessionExpired), "password change must end the old session: {old}");
+    assert!(
+        old.is(ErrorCode::SessionExpired),
+        "password change must end the old session: {old}"
+    );
 
     let session = client.authed(changed);
-    assert!(session.organisations().await.unwrap_err().is(ErrorCode::TotpEnrolmentRequired));
+    assert!(
+        session
+            .organisations()
+            .await
+            .unwrap_err()
+            .is(ErrorCode::TotpEnrolmentRequired)
+    );
     let (authenticator, recovery_codes) = enrol_totp(&session).await;
     assert!(session.me().await.unwrap().pending.is_empty());
-    let mut secrets_holder = Person { username: "admin".into(), password, authenticator, session, recovery_codes };
+    let mut secrets_holder = Person {
+        username: "admin".into(),
+        password,
+        authenticator,
+        session,
+        recovery_codes,
+    };
     // The one-time password is a secret too.
     secrets_holder.recovery_codes.push(one_time);
     secrets_holder
@@ -141,7 +178,11 @@ pub async fn bootstrap_admin(server: &TestServer) -> Person {
 /// Creates an organisation as `admin`.
 pub async fn organisation(admin: &Session, name: &str, kind: OrganisationKind) -> Organisation {
     admin
-        .create_organisation(&CreateOrganisationRequest { name: name.into(), kind, require_totp_for_all: false })
+        .create_organisation(&CreateOrganisationRequest {
+            name: name.into(),
+            kind,
+            require_totp_for_all: false,
+        })
         .await
         .unwrap()
 }
@@ -158,11 +199,18 @@ pub async fn onboard(
     let created = inviter
         .create_invitation(
             org.id,
-            &CreateInvitationRequest { role, invitee_name: Some(username.into()), valid_hours: Some(24) },
+            &CreateInvitationRequest {
+                role,
+                invitee_name: Some(username.into()),
+                valid_hours: Some(24),
+            },
         )
         .await
         .unwrap();
-    let password = format!("{username}-Pw-2026-midori!").chars().rev().collect::<String>();
+    let password = format!("{username}-Pw-2026-midori!")
+        .chars()
+        .rev()
+        .collect::<String>();
     let accepted = client
         .accept_invitation(&AcceptInvitationRequest {
             code: created.code.clone(),
@@ -174,21 +222,36 @@ pub async fn onboard(
         .unwrap();
     let session = client.authed(accepted);
     let me = session.me().await.unwrap();
-    assert_eq!((me.user.role, me.user.organisation_id), (role, Some(org.id)));
+    assert_eq!(
+        (me.user.role, me.user.organisation_id),
+        (role, Some(org.id))
+    );
     let (authenticator, recovery_codes) = if me.totp_required {
         assert_eq!(me.pending, vec![PendingStep::EnrolTotp]);
         enrol_totp(&session).await
     } else {
         assert!(me.pending.is_empty());
-        (Authenticator::from_base32("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"), Vec::new())
+        (
+            Authenticator::from_base32("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"),
+            Vec::new(),
+        )
     };
-    let person = Person { username: username.into(), password, authenticator, session, recovery_codes };
+    let person = Person {
+        username: username.into(),
+        password,
+        authenticator,
+        session,
+        recovery_codes,
+    };
     (person, created.code)
 }
 
 /// Asserts that `result` failed with `code`.
 #[track_caller]
-pub fn assert_code<T: std::fmt::Debug>(result: Result<T, ClientError>, code: ErrorCode) -> ClientError {
+pub fn assert_code<T: std::fmt::Debug>(
+    result: Result<T, ClientError>,
+    code: ErrorCode,
+) -> ClientError {
     match result {
         Ok(value) => panic!("expected {code}, got success: {value:?}"),
         Err(error) => {

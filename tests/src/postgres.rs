@@ -32,7 +32,10 @@ fn require() -> bool {
 /// CI.
 pub async fn fresh_database(test: &str) -> Option<TestDatabase> {
     let Ok(admin_url) = std::env::var(URL_VAR) else {
-        assert!(!require(), "{REQUIRE_VAR}=1 but {URL_VAR} is not set: the PostgreSQL suite cannot be skipped");
+        assert!(
+            !require(),
+            "{REQUIRE_VAR}=1 but {URL_VAR} is not set: the PostgreSQL suite cannot be skipped"
+        );
         eprintln!("SKIPPED on PostgreSQL: {test} (set {URL_VAR} to run it)");
         return None;
     };
@@ -46,7 +49,11 @@ pub async fn fresh_database(test: &str) -> Option<TestDatabase> {
         .unwrap_or_else(|error| panic!("cannot create test database: {error}"));
     conn.close().await.ok();
     let url = replace_database(&admin_url, &name);
-    Some(TestDatabase { url, name, admin_url })
+    Some(TestDatabase {
+        url,
+        name,
+        admin_url,
+    })
 }
 
 /// `url` with its database name replaced by `name`.
@@ -56,7 +63,9 @@ fn replace_database(url: &str, name: &str) -> String {
         None => (url, None),
     };
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
     let mut out = format!("{}/{name}", &base[..host_end]);
     if let Some(query) = query {
         out.push('?');
@@ -70,7 +79,10 @@ impl TestDatabase {
     pub async fn drop_database(self) {
         if let Ok(mut conn) = PgConnection::connect(&self.admin_url).await {
             let sql = format!("drop database if exists {} with (force)", self.name);
-            if let Err(error) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await {
+            if let Err(error) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+            {
                 eprintln!("could not drop test database {}: {error}", self.name);
             }
             conn.close().await.ok();
@@ -88,7 +100,13 @@ mod tests {
             replace_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
             "postgres://postgres@127.0.0.1:5432/x"
         );
-        assert_eq!(replace_database("postgres://h/db?sslmode=disable", "x"), "postgres://h/x?sslmode=disable");
-        assert_eq!(replace_database("postgres://u:p@h:1", "x"), "postgres://u:p@h:1/x");
+        assert_eq!(
+            replace_database("postgres://h/db?sslmode=disable", "x"),
+            "postgres://h/x?sslmode=disable"
+        );
+        assert_eq!(
+            replace_database("postgres://u:p@h:1", "x"),
+            "postgres://u:p@h:1/x"
+        );
     }
 }

@@ -23,7 +23,7 @@ pub enum Backend {
 #[derive(Debug)]
 pub struct TestServer {
     child: Child,
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT`, or `https://…` when started with TLS.
     pub base_url: String,
     data_dir: tempfile::TempDir,
     logs: Arc<Mutex<Vec<String>>>,
@@ -38,7 +38,10 @@ pub struct TestServer {
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current test executable");
     // target/<profile>/deps/e2e-<hash> → target/<profile>/<name>
-    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -82,10 +85,10 @@ impl TestServer {
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(address) = listening_address(&line) {
-                    if let Some(tx) = address_tx.take() {
-                        let _ = tx.send(address);
-                    }
+                if let Some(address) = listening_address(&line)
+                    && let Some(tx) = address_tx.take()
+                {
+                    let _ = tx.send(address);
                 }
                 sink.lock().expect("log lock").push(line);
             }
@@ -97,11 +100,20 @@ impl TestServer {
                 sink.lock().expect("log lock").push(line);
             }
         });
-        let address = match tokio::time::timeout(Duration::from_secs(60), address_rx).await {
-            Ok(Ok(address)) => address,
-            _ => panic!("server did not start; its output:\n{}", logs.lock().expect("log lock").join("\n")),
+        let base_url = match tokio::time::timeout(Duration::from_secs(60), address_rx).await {
+            Ok(Ok(url)) => url,
+            _ => panic!(
+                "server did not start; its output:\n{}",
+                logs.lock().expect("log lock").join("\n")
+            ),
         };
-        Some(TestServer { child, base_url: format!("http://{address}"), data_dir, logs, database })
+        Some(TestServer {
+            child,
+            base_url,
+            data_dir,
+            logs,
+            database,
+        })
     }
 
     /// The data directory (SQLite file and key files).
@@ -111,7 +123,8 @@ impl TestServer {
 
     /// The Ed25519 seed that signs access tokens, read from the key file.
     pub fn token_signing_seed(&self) -> [u8; 32] {
-        let bytes = std::fs::read(self.data_dir().join("keys/token-signing.key")).expect("key file");
+        let bytes =
+            std::fs::read(self.data_dir().join("keys/token-signing.key")).expect("key file");
         bytes.try_into().expect("32-byte key")
     }
 
@@ -127,7 +140,14 @@ impl TestServer {
         command
             .arg("--data-dir")
             .arg(self.data_dir())
-            .args(["--log-format", "json", "admin", "create-system-admin", "--username", username])
+            .args([
+                "--log-format",
+                "json",
+                "admin",
+                "create-system-admin",
+                "--username",
+                username,
+            ])
             .args(["--display-name", display_name])
             .env_remove("TSUNAGU_DATABASE_URL");
         if let Some(database) = &self.database {
@@ -136,10 +156,18 @@ impl TestServer {
         let output = command.output().await.expect("run admin command");
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert!(output.status.success(), "create-system-admin failed:\n{stdout}\n{stderr}");
+        assert!(
+            output.status.success(),
+            "create-system-admin failed:\n{stdout}\n{stderr}"
+        );
         {
             let mut logs = self.logs.lock().expect("log lock");
-            logs.extend(stdout.lines().filter(|line| !line.contains("One-time password")).map(str::to_owned));
+            logs.extend(
+                stdout
+                    .lines()
+                    .filter(|line| !line.contains("One-time password"))
+                    .map(str::to_owned),
+            );
             logs.extend(stderr.lines().map(str::to_owned));
         }
         stdout
@@ -174,10 +202,19 @@ impl TestServer {
             .collect();
         for line in &logs {
             for secret in secrets.iter().chain(&key_hex).filter(|s| s.len() >= 6) {
-                assert!(!line.contains(secret.as_str()), "a secret appears in the logs: {line}");
+                assert!(
+                    !line.contains(secret.as_str()),
+                    "a secret appears in the logs: {line}"
+                );
             }
-            assert!(!line.contains("$argon2"), "a password hash appears in the logs: {line}");
-            assert!(!line.contains("eyJ"), "something JWT-like appears in the logs: {line}");
+            assert!(
+                !line.contains("$argon2"),
+                "a password hash appears in the logs: {line}"
+            );
+            assert!(
+                !line.contains("eyJ"),
+                "something JWT-like appears in the logs: {line}"
+            );
         }
     }
 
@@ -187,8 +224,13 @@ impl TestServer {
     /// If the server does not exit with status 0 within 15 seconds.
     pub async fn stop(mut self) {
         let pid = self.child.id().expect("server pid");
-        let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-        assert!(status.is_ok_and(|s| s.success()), "could not signal the server");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "could not signal the server"
+        );
         let exit = tokio::time::timeout(Duration::from_secs(15), self.child.wait())
             .await
             .expect("server did not stop within 15 s of SIGTERM")
@@ -200,11 +242,12 @@ impl TestServer {
     }
 }
 
-/// The address in the server's "listening" log line.
+/// The URL in the server's "listening on URL" log line.
 fn listening_address(line: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(line).ok()?;
-    if !value.get("message")?.as_str()?.starts_with("listening on") {
-        return None;
-    }
-    Some(value.get("address")?.as_str()?.to_owned())
+    let url = value
+        .get("message")?
+        .as_str()?
+        .strip_prefix("listening on ")?;
+    Some(url.to_owned())
 }

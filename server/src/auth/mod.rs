@@ -57,7 +57,8 @@ impl Principal {
 
 /// Parses a stored role.
 pub(crate) fn stored_role(row: &UserRow) -> Result<Role> {
-    Role::parse(&row.role).ok_or_else(|| AppError::Store(crate::store::Error::Corrupt("role".into())))
+    Role::parse(&row.role)
+        .ok_or_else(|| AppError::Store(crate::store::Error::Corrupt("role".into())))
 }
 
 /// Whether the user must use TOTP: every role but family and patient, and those too if their
@@ -78,7 +79,9 @@ fn pending_steps(role: Role, row: &UserRow) -> Vec<PendingStep> {
 }
 
 fn parse_id<T: std::str::FromStr>(value: &str) -> Result<T> {
-    value.parse().map_err(|_| AppError::Store(crate::store::Error::Corrupt("id".into())))
+    value
+        .parse()
+        .map_err(|_| AppError::Store(crate::store::Error::Corrupt("id".into())))
 }
 
 /// Associated data that binds a sealed TOTP seed to its user.
@@ -102,9 +105,19 @@ impl AuthService {
     /// # Errors
     /// The token-signing key is unusable.
     pub fn new(store: Store, keys: ServerKeys, settings: AuthSettings) -> Result<Self> {
-        let tokens = TokenKeys::new(keys.token_signing_seed(), &settings.issuer, settings.access_token_seconds)
-            .map_err(|_| AppError::Internal("token signing key"))?;
-        Ok(Self { store, keys, tokens, settings, decoy_hash: password::decoy_hash() })
+        let tokens = TokenKeys::new(
+            keys.token_signing_seed(),
+            &settings.issuer,
+            settings.access_token_seconds,
+        )
+        .map_err(|_| AppError::Internal("token signing key"))?;
+        Ok(Self {
+            store,
+            keys,
+            tokens,
+            settings,
+            decoy_hash: password::decoy_hash(),
+        })
     }
 
     /// The server keys (for digests of codes elsewhere).
@@ -121,22 +134,29 @@ impl AuthService {
     /// `authentication_failed`, `totp_required`, `totp_invalid`, `account_locked`.
     pub async fn login(&self, request: LoginRequest, origin: &Origin) -> Result<TokenResponse> {
         let username = request.username.trim().to_lowercase();
-        let login_key = self.keys.digester().digest("login-name", username.as_bytes());
+        let login_key = self
+            .keys
+            .digester()
+            .digest("login-name", username.as_bytes());
         let now = now_micros();
         let unknown_actor = Actor::default();
 
-        if let Some(throttle) = self.store.login_throttle(&login_key).await? {
-            if throttle.locked_until > now {
-                Event::new(Action::Login, Outcome::Refused, &unknown_actor, origin)
-                    .reason("locked")
-                    .record(&self.store)
-                    .await?;
-                return Err(AppError::AccountLocked { retry_after_seconds: retry_after(throttle.locked_until, now) });
-            }
+        if let Some(throttle) = self.store.login_throttle(&login_key).await?
+            && throttle.locked_until > now
+        {
+            Event::new(Action::Login, Outcome::Refused, &unknown_actor, origin)
+                .reason("locked")
+                .record(&self.store)
+                .await?;
+            return Err(AppError::AccountLocked {
+                retry_after_seconds: retry_after(throttle.locked_until, now),
+            });
         }
 
         let user = self.store.user_by_username(&username).await?;
-        let stored_hash = user.as_ref().map_or_else(|| self.decoy_hash.clone(), |u| u.password_hash.clone());
+        let stored_hash = user
+            .as_ref()
+            .map_or_else(|| self.decoy_hash.clone(), |u| u.password_hash.clone());
         let password_ok = password::verify(Zeroizing::new(request.password.clone()), stored_hash)
             .await
             .map_err(|_| AppError::Internal("password hashing"))?;
@@ -149,7 +169,11 @@ impl AuthService {
                     Some(ref u) if u.status != "active" && password_ok => "account_disabled",
                     Some(_) => "bad_password",
                 };
-                let actor = other.as_ref().map(actor_of_row).transpose()?.unwrap_or_default();
+                let actor = other
+                    .as_ref()
+                    .map(actor_of_row)
+                    .transpose()?
+                    .unwrap_or_default();
                 self.fail_login(&login_key, actor, origin, reason).await?;
                 return Err(AppError::AuthenticationFailed);
             }
@@ -172,7 +196,8 @@ impl AuthService {
                     };
                     if !accepted {
                         drop(tx);
-                        self.fail_login(&login_key, actor, origin, "bad_totp").await?;
+                        self.fail_login(&login_key, actor, origin, "bad_totp")
+                            .await?;
                         return Err(AppError::TotpInvalid);
                     }
                     "password+totp"
@@ -181,7 +206,8 @@ impl AuthService {
                     let digest = self.recovery_digest(user_id, code);
                     if !tx.use_recovery_code(user_id, &digest, now).await? {
                         drop(tx);
-                        self.fail_login(&login_key, actor, origin, "bad_recovery_code").await?;
+                        self.fail_login(&login_key, actor, origin, "bad_recovery_code")
+                            .await?;
                         return Err(AppError::TotpInvalid);
                     }
                     "password+recovery_code"
@@ -201,8 +227,13 @@ impl AuthService {
 
         tx.clear_login_throttle(&login_key).await?;
         let pending = pending_steps(role, &user);
-        let response = self.open_session(&mut tx, user_id, pending, origin, now).await?;
-        let actor = Actor { session_id: Some(response.session_id), ..actor };
+        let response = self
+            .open_session(&mut tx, user_id, pending, origin, now)
+            .await?;
+        let actor = Actor {
+            session_id: Some(response.session_id),
+            ..actor
+        };
         Event::new(Action::Login, Outcome::Success, &actor, origin)
             .reason(format!("factors={factors}"))
             .append(&mut tx)
@@ -212,7 +243,13 @@ impl AuthService {
     }
 
     /// Counts a failure against the login name, locks it if needed, and records it.
-    async fn fail_login(&self, login_key: &[u8], actor: Actor, origin: &Origin, reason: &str) -> Result<()> {
+    async fn fail_login(
+        &self,
+        login_key: &[u8],
+        actor: Actor,
+        origin: &Origin,
+        reason: &str,
+    ) -> Result<()> {
         let now = now_micros();
         let mut tx = self.store.begin().await?;
         let failures = tx.record_login_failure(login_key, now).await?;
@@ -225,7 +262,10 @@ impl AuthService {
         } else {
             reason.to_owned()
         };
-        Event::new(Action::Login, Outcome::Failure, &actor, origin).reason(reason).append(&mut tx).await?;
+        Event::new(Action::Login, Outcome::Failure, &actor, origin)
+            .reason(reason)
+            .append(&mut tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -252,7 +292,9 @@ impl AuthService {
 
     fn recovery_digest(&self, user: UserId, code: &str) -> Vec<u8> {
         let value = format!("{user}/{}", normalise_code(code));
-        self.keys.digester().digest("recovery-code", value.as_bytes())
+        self.keys
+            .digester()
+            .digest("recovery-code", value.as_bytes())
     }
 
     /// Opens a session in `tx` and issues its first tokens.
@@ -266,7 +308,10 @@ impl AuthService {
     ) -> Result<TokenResponse> {
         let session_id = SessionId::generate();
         let refresh_token = random_token();
-        let refresh_digest = self.keys.digester().digest("refresh-token", refresh_token.as_bytes());
+        let refresh_digest = self
+            .keys
+            .digester()
+            .digest("refresh-token", refresh_token.as_bytes());
         let row = SessionRow {
             session_id: session_id.to_string(),
             user_id: user.to_string(),
@@ -288,7 +333,10 @@ impl AuthService {
         refresh_token: Zeroizing<String>,
         pending: Vec<PendingStep>,
     ) -> Result<TokenResponse> {
-        let access_token = self.tokens.issue(user, session_id, now_seconds()).map_err(|_| AppError::Internal("signing"))?;
+        let access_token = self
+            .tokens
+            .issue(user, session_id, now_seconds())
+            .map_err(|_| AppError::Internal("signing"))?;
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer".to_owned(),
@@ -309,7 +357,10 @@ impl AuthService {
     /// `token_invalid` for an unknown token, `session_expired` for a reused token or an ended
     /// session.
     pub async fn refresh(&self, request: RefreshRequest, origin: &Origin) -> Result<TokenResponse> {
-        let digest = self.keys.digester().digest("refresh-token", request.refresh_token.as_bytes());
+        let digest = self
+            .keys
+            .digester()
+            .digest("refresh-token", request.refresh_token.as_bytes());
         let now = now_micros();
         let mut tx = self.store.begin().await?;
         match tx.consume_refresh_token(&digest, now).await? {
@@ -323,14 +374,26 @@ impl AuthService {
             }
             RefreshTokenUse::Reused(session_id) => {
                 let session_id: SessionId = parse_id(&session_id)?;
-                let revoked = tx.revoke_session(session_id, "refresh_token_reuse", now).await?;
+                let revoked = tx
+                    .revoke_session(session_id, "refresh_token_reuse", now)
+                    .await?;
                 let actor = match self.store.session_principal(session_id).await? {
-                    Some(row) => Actor { session_id: Some(session_id), ..actor_of_row(&row.user)? },
-                    None => Actor { session_id: Some(session_id), ..Actor::default() },
+                    Some(row) => Actor {
+                        session_id: Some(session_id),
+                        ..actor_of_row(&row.user)?
+                    },
+                    None => Actor {
+                        session_id: Some(session_id),
+                        ..Actor::default()
+                    },
                 };
                 Event::new(Action::Refresh, Outcome::Failure, &actor, origin)
                     .object("session", session_id)
-                    .reason(if revoked > 0 { "refresh_token_reuse;session_revoked" } else { "refresh_token_reuse" })
+                    .reason(if revoked > 0 {
+                        "refresh_token_reuse;session_revoked"
+                    } else {
+                        "refresh_token_reuse"
+                    })
                     .append(&mut tx)
                     .await?;
                 tx.commit().await?;
@@ -338,9 +401,16 @@ impl AuthService {
             }
             RefreshTokenUse::Fresh(session_id) => {
                 let session_id: SessionId = parse_id(&session_id)?;
-                let row = self.store.session_principal(session_id).await?.ok_or(AppError::SessionExpired)?;
+                let row = self
+                    .store
+                    .session_principal(session_id)
+                    .await?
+                    .ok_or(AppError::SessionExpired)?;
                 let user_id: UserId = parse_id(&row.user.user_id)?;
-                let actor = Actor { session_id: Some(session_id), ..actor_of_row(&row.user)? };
+                let actor = Actor {
+                    session_id: Some(session_id),
+                    ..actor_of_row(&row.user)?
+                };
                 if let Err(reason) = self.check_session_live(&row, now) {
                     if reason == "idle_timeout" {
                         tx.revoke_session(session_id, reason, now).await?;
@@ -353,19 +423,34 @@ impl AuthService {
                     return Err(AppError::SessionExpired);
                 }
                 let refresh_token = random_token();
-                let new_digest = self.keys.digester().digest("refresh-token", refresh_token.as_bytes());
-                tx.insert_refresh_token(&row.session_id, &new_digest, now).await?;
+                let new_digest = self
+                    .keys
+                    .digester()
+                    .digest("refresh-token", refresh_token.as_bytes());
+                tx.insert_refresh_token(&row.session_id, &new_digest, now)
+                    .await?;
                 tx.touch_session(session_id, now).await?;
-                Event::new(Action::Refresh, Outcome::Success, &actor, origin).append(&mut tx).await?;
+                Event::new(Action::Refresh, Outcome::Success, &actor, origin)
+                    .append(&mut tx)
+                    .await?;
                 tx.commit().await?;
                 let role = stored_role(&row.user)?;
-                self.token_response(user_id, session_id, refresh_token, pending_steps(role, &row.user))
+                self.token_response(
+                    user_id,
+                    session_id,
+                    refresh_token,
+                    pending_steps(role, &row.user),
+                )
             }
         }
     }
 
     /// Why a session is no longer usable, if it is not.
-    fn check_session_live(&self, row: &SessionPrincipalRow, now: i64) -> std::result::Result<(), &'static str> {
+    fn check_session_live(
+        &self,
+        row: &SessionPrincipalRow,
+        now: i64,
+    ) -> std::result::Result<(), &'static str> {
         if row.revoked_at.is_some() {
             Err("session_revoked")
         } else if row.expires_at <= now {
@@ -387,11 +472,18 @@ impl AuthService {
     /// `token_invalid`, `token_expired` or `session_expired`.
     pub async fn authenticate(&self, bearer: Option<&str>, origin: Origin) -> Result<Principal> {
         let token = bearer.ok_or(AppError::TokenInvalid)?;
-        let claims = self.tokens.verify(token, now_seconds()).map_err(|error| match error {
-            TokenError::Expired => AppError::TokenExpired,
-            TokenError::Invalid | TokenError::Key => AppError::TokenInvalid,
-        })?;
-        let row = self.store.session_principal(claims.sid).await?.ok_or(AppError::SessionExpired)?;
+        let claims = self
+            .tokens
+            .verify(token, now_seconds())
+            .map_err(|error| match error {
+                TokenError::Expired => AppError::TokenExpired,
+                TokenError::Invalid | TokenError::Key => AppError::TokenInvalid,
+            })?;
+        let row = self
+            .store
+            .session_principal(claims.sid)
+            .await?
+            .ok_or(AppError::SessionExpired)?;
         if row.user.user_id != claims.sub.to_string() {
             return Err(AppError::TokenInvalid);
         }
@@ -414,7 +506,12 @@ impl AuthService {
             user_id: claims.sub,
             username: row.user.username.clone(),
             role,
-            organisation_id: row.user.organisation_id.as_deref().map(parse_id).transpose()?,
+            organisation_id: row
+                .user
+                .organisation_id
+                .as_deref()
+                .map(parse_id)
+                .transpose()?,
             session_id: claims.sid,
             pending: pending_steps(role, &row.user),
             origin,
@@ -429,7 +526,9 @@ impl AuthService {
     /// Database failures.
     pub async fn logout(&self, principal: &Principal) -> Result<()> {
         let mut tx = self.store.begin().await?;
-        let revoked = tx.revoke_user_sessions(principal.user_id, "logout", now_micros()).await?;
+        let revoked = tx
+            .revoke_user_sessions(principal.user_id, "logout", now_micros())
+            .await?;
         Event::by(principal, Action::Logout, Outcome::Success)
             .reason(format!("sessions_revoked={revoked}"))
             .append(&mut tx)
@@ -442,11 +541,22 @@ impl AuthService {
     ///
     /// # Errors
     /// `authentication_failed` for a wrong current password, `weak_password`.
-    pub async fn change_password(&self, principal: &Principal, request: ChangePasswordRequest) -> Result<TokenResponse> {
-        let user = self.store.user(principal.user_id).await?.ok_or(AppError::SessionExpired)?;
-        let ok = password::verify(Zeroizing::new(request.current_password.clone()), user.password_hash.clone())
-            .await
-            .map_err(|_| AppError::Internal("password hashing"))?;
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        request: ChangePasswordRequest,
+    ) -> Result<TokenResponse> {
+        let user = self
+            .store
+            .user(principal.user_id)
+            .await?
+            .ok_or(AppError::SessionExpired)?;
+        let ok = password::verify(
+            Zeroizing::new(request.current_password.clone()),
+            user.password_hash.clone(),
+        )
+        .await
+        .map_err(|_| AppError::Internal("password hashing"))?;
         if !ok {
             Event::by(principal, Action::PasswordChange, Outcome::Failure)
                 .reason("bad_current_password")
@@ -462,19 +572,32 @@ impl AuthService {
                 "Choose a password different from the current one.",
             )));
         }
-        password::check_policy(&request.new_password, &[&user.username, &user.display_name], "new_password")
-            .map_err(AppError::WeakPassword)?;
+        password::check_policy(
+            &request.new_password,
+            &[&user.username, &user.display_name],
+            "new_password",
+        )
+        .map_err(AppError::WeakPassword)?;
         let hash = password::hash(Zeroizing::new(request.new_password.clone()))
             .await
             .map_err(|_| AppError::Internal("password hashing"))?;
         let now = now_micros();
         let mut tx = self.store.begin().await?;
-        tx.set_password(principal.user_id, &hash, false, now).await?;
-        let revoked = tx.revoke_user_sessions(principal.user_id, "password_change", now).await?;
+        tx.set_password(principal.user_id, &hash, false, now)
+            .await?;
+        let revoked = tx
+            .revoke_user_sessions(principal.user_id, "password_change", now)
+            .await?;
         let mut changed = user.clone();
         changed.must_change_password = 0;
         let response = self
-            .open_session(&mut tx, principal.user_id, pending_steps(principal.role, &changed), &principal.origin, now)
+            .open_session(
+                &mut tx,
+                principal.user_id,
+                pending_steps(principal.role, &changed),
+                &principal.origin,
+                now,
+            )
             .await?;
         Event::by(principal, Action::PasswordChange, Outcome::Success)
             .reason(format!("sessions_revoked={revoked}"))
@@ -489,14 +612,19 @@ impl AuthService {
     /// # Errors
     /// Database failures.
     pub async fn sessions(&self, principal: &Principal) -> Result<Vec<SessionInfo>> {
-        self.user_sessions(principal.user_id, Some(principal.session_id)).await
+        self.user_sessions(principal.user_id, Some(principal.session_id))
+            .await
     }
 
     /// A user's live sessions; `current` marks the caller's.
     ///
     /// # Errors
     /// Database failures.
-    pub async fn user_sessions(&self, user: UserId, current: Option<SessionId>) -> Result<Vec<SessionInfo>> {
+    pub async fn user_sessions(
+        &self,
+        user: UserId,
+        current: Option<SessionId>,
+    ) -> Result<Vec<SessionInfo>> {
         let rows = self.store.live_sessions(user, now_micros()).await?;
         rows.into_iter()
             .map(|row| {
@@ -518,14 +646,21 @@ impl AuthService {
     ///
     /// # Errors
     /// `not_found` if it is not the caller's live session.
-    pub async fn revoke_own_session(&self, principal: &Principal, session: SessionId) -> Result<()> {
+    pub async fn revoke_own_session(
+        &self,
+        principal: &Principal,
+        session: SessionId,
+    ) -> Result<()> {
         let row = self.store.session_principal(session).await?;
-        let owned = row.is_some_and(|row| row.user.user_id == principal.user_id.to_string() && row.revoked_at.is_none());
+        let owned = row.is_some_and(|row| {
+            row.user.user_id == principal.user_id.to_string() && row.revoked_at.is_none()
+        });
         if !owned {
             return Err(AppError::NotFound);
         }
         let mut tx = self.store.begin().await?;
-        tx.revoke_session(session, "revoked_by_user", now_micros()).await?;
+        tx.revoke_session(session, "revoked_by_user", now_micros())
+            .await?;
         Event::by(principal, Action::SessionRevoke, Outcome::Success)
             .object("session", session)
             .append(&mut tx)
@@ -548,7 +683,11 @@ impl AuthService {
             .seal(&seed, &totp_seal_context(principal.user_id))
             .map_err(|_| AppError::Internal("sealing"))?;
         let mut tx = self.store.begin().await?;
-        if tx.set_pending_totp(principal.user_id, &sealed, now_micros()).await? == 0 {
+        if tx
+            .set_pending_totp(principal.user_id, &sealed, now_micros())
+            .await?
+            == 0
+        {
             return Err(AppError::Conflict(vec![crate::error::field_error(
                 "totp",
                 "already_enabled",
@@ -556,10 +695,12 @@ impl AuthService {
                 "Two-factor authentication is already set up; ask an administrator to reset it.",
             )]));
         }
-        Event::by(principal, Action::TotpEnrol, Outcome::Success).append(&mut tx).await?;
+        Event::by(principal, Action::TotpEnrol, Outcome::Success)
+            .append(&mut tx)
+            .await?;
         tx.commit().await?;
-        let (secret_base32, otpauth_uri) =
-            totp::enrolment(&seed, &principal.username).map_err(|_| AppError::Internal("TOTP seed"))?;
+        let (secret_base32, otpauth_uri) = totp::enrolment(&seed, &principal.username)
+            .map_err(|_| AppError::Internal("TOTP seed"))?;
         Ok(TotpEnrolment {
             secret_base32: secret_base32.to_string(),
             otpauth_uri: otpauth_uri.to_string(),
@@ -573,8 +714,16 @@ impl AuthService {
     /// # Errors
     /// `totp_invalid` for a wrong code, `conflict` if no enrolment is pending.
     pub async fn confirm_totp(&self, principal: &Principal, code: &str) -> Result<RecoveryCodes> {
-        let user = self.store.user(principal.user_id).await?.ok_or(AppError::SessionExpired)?;
-        let Some(pending) = user.totp_pending_sealed.as_deref().filter(|_| user.totp_enabled == 0) else {
+        let user = self
+            .store
+            .user(principal.user_id)
+            .await?
+            .ok_or(AppError::SessionExpired)?;
+        let Some(pending) = user
+            .totp_pending_sealed
+            .as_deref()
+            .filter(|_| user.totp_enabled == 0)
+        else {
             return Err(AppError::Conflict(vec![crate::error::field_error(
                 "totp",
                 "no_enrolment",
@@ -588,7 +737,8 @@ impl AuthService {
             .open(pending, &totp_seal_context(principal.user_id))
             .map_err(|_| AppError::Internal("TOTP seed failed its integrity check"))?;
         let last = u64::try_from(user.totp_last_step).unwrap_or(0);
-        let step = totp::verify(&seed, code, now_seconds(), last).map_err(|_| AppError::Internal("TOTP seed"))?;
+        let step = totp::verify(&seed, code, now_seconds(), last)
+            .map_err(|_| AppError::Internal("TOTP seed"))?;
         let Some(step) = step else {
             Event::by(principal, Action::TotpConfirm, Outcome::Failure)
                 .reason("bad_totp")
@@ -596,20 +746,35 @@ impl AuthService {
                 .await?;
             return Err(AppError::TotpInvalid);
         };
-        let codes: Vec<Zeroizing<String>> = (0..RECOVERY_CODES).map(|_| random_code(RECOVERY_CODE_CHARS)).collect();
-        let digests: Vec<Vec<u8>> = codes.iter().map(|code| self.recovery_digest(principal.user_id, code)).collect();
+        let codes: Vec<Zeroizing<String>> = (0..RECOVERY_CODES)
+            .map(|_| random_code(RECOVERY_CODE_CHARS))
+            .collect();
+        let digests: Vec<Vec<u8>> = codes
+            .iter()
+            .map(|code| self.recovery_digest(principal.user_id, code))
+            .collect();
         let mut tx = self.store.begin().await?;
-        if tx.enable_totp(principal.user_id, step as i64, &digests, now_micros()).await? == 0 {
+        if tx
+            .enable_totp(principal.user_id, step as i64, &digests, now_micros())
+            .await?
+            == 0
+        {
             return Err(AppError::Conflict(Vec::new()));
         }
-        Event::by(principal, Action::TotpConfirm, Outcome::Success).append(&mut tx).await?;
+        Event::by(principal, Action::TotpConfirm, Outcome::Success)
+            .append(&mut tx)
+            .await?;
         tx.commit().await?;
-        Ok(RecoveryCodes { recovery_codes: codes.iter().map(|code| code.to_string()).collect() })
+        Ok(RecoveryCodes {
+            recovery_codes: codes.iter().map(|code| code.to_string()).collect(),
+        })
     }
 }
 
 fn retry_after(locked_until: i64, now: i64) -> u64 {
-    u64::try_from((locked_until - now + 999_999) / 1_000_000).unwrap_or(1).max(1)
+    u64::try_from((locked_until - now + 999_999) / 1_000_000)
+        .unwrap_or(1)
+        .max(1)
 }
 
 /// The audit actor for a stored user (no session yet).

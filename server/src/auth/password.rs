@@ -39,7 +39,10 @@ fn argon2() -> Argon2<'static> {
 pub async fn hash(password: Zeroizing<String>) -> Result<String, HashError> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
-        argon2().hash_password(password.as_bytes(), &salt).map(|hash| hash.to_string()).map_err(|_| HashError)
+        argon2()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|_| HashError)
     })
     .await
     .map_err(|_| HashError)?
@@ -52,7 +55,9 @@ pub async fn hash(password: Zeroizing<String>) -> Result<String, HashError> {
 /// [`HashError`] if the worker failed.
 pub async fn verify(password: Zeroizing<String>, stored: String) -> Result<bool, HashError> {
     tokio::task::spawn_blocking(move || match PasswordHash::new(&stored) {
-        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     })
     .await
@@ -78,9 +83,17 @@ pub fn decoy_hash() -> String {
 pub fn check_policy(password: &str, context: &[&str], field: &str) -> Result<(), FieldError> {
     let chars = password.chars().count();
     let problem = if chars < MIN_CHARS {
-        Some(("too_short", "8文字以上にしてください。", "Use at least 8 characters."))
+        Some((
+            "too_short",
+            "8文字以上にしてください。",
+            "Use at least 8 characters.",
+        ))
     } else if chars > MAX_CHARS {
-        Some(("too_long", "128文字以下にしてください。", "Use at most 128 characters."))
+        Some((
+            "too_long",
+            "128文字以下にしてください。",
+            "Use at most 128 characters.",
+        ))
     } else if password.chars().any(char::is_control) {
         Some((
             "invalid_characters",
@@ -109,7 +122,10 @@ pub fn check_policy(password: &str, context: &[&str], field: &str) -> Result<(),
 
 fn is_guessable(password: &str, context: &[&str]) -> bool {
     let lowered = password.to_lowercase();
-    if context.iter().any(|word| word.chars().count() >= 3 && lowered.contains(&word.to_lowercase())) {
+    if context
+        .iter()
+        .any(|word| word.chars().count() >= 3 && lowered.contains(&word.to_lowercase()))
+    {
         return true;
     }
     // zxcvbn scores 0–4; 0 and 1 mean fewer than 10^6 estimated guesses: a listed common or
@@ -123,16 +139,43 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_are_argon2id_phc_strings_that_verify() {
-        let stored = hash(Zeroizing::new("kango-2026-Minato!".to_owned())).await.unwrap();
-        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
-        assert!(verify(Zeroizing::new("kango-2026-Minato!".to_owned()), stored.clone()).await.unwrap());
-        assert!(!verify(Zeroizing::new("kango-2026-minato!".to_owned()), stored).await.unwrap());
-        assert!(!verify(Zeroizing::new("x".to_owned()), "not a phc string".to_owned()).await.unwrap());
+        let stored = hash(Zeroizing::new("kango-2026-Minato!".to_owned()))
+            .await
+            .unwrap();
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{stored}"
+        );
+        assert!(
+            verify(
+                Zeroizing::new("kango-2026-Minato!".to_owned()),
+                stored.clone()
+            )
+            .await
+            .unwrap()
+        );
+        assert!(
+            !verify(Zeroizing::new("kango-2026-minato!".to_owned()), stored)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verify(
+                Zeroizing::new("x".to_owned()),
+                "not a phc string".to_owned()
+            )
+            .await
+            .unwrap()
+        );
     }
 
     #[test]
     fn policy_rejects_short_common_and_personal_passwords() {
-        let code = |p: &str| check_policy(p, &["sato.hanako", "佐藤 花子"], "password").err().map(|e| e.code);
+        let code = |p: &str| {
+            check_policy(p, &["sato.hanako", "佐藤 花子"], "password")
+                .err()
+                .map(|e| e.code)
+        };
         assert_eq!(code("short1!"), Some("too_short".to_owned()));
         assert_eq!(code("password"), Some("too_common".to_owned()));
         assert_eq!(code("12345678"), Some("too_common".to_owned()));
@@ -141,7 +184,10 @@ mod tests {
         assert_eq!(code("iloveyou"), Some("too_common".to_owned()));
         assert_eq!(code("sato.hanako2026"), Some("too_common".to_owned()));
         assert_eq!(code(&"a".repeat(129)), Some("too_long".to_owned()));
-        assert_eq!(code("tab\there-is-bad"), Some("invalid_characters".to_owned()));
+        assert_eq!(
+            code("tab\there-is-bad"),
+            Some("invalid_characters".to_owned())
+        );
         assert_eq!(code("kango-2026-Minato!"), None);
         assert_eq!(code("訪問看護ステーション緑町"), None);
     }

@@ -53,7 +53,9 @@ pub struct TokenKeys {
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenKeys").field("issuer", &self.issuer).finish_non_exhaustive()
+        f.debug_struct("TokenKeys")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
     }
 }
 
@@ -73,7 +75,13 @@ impl TokenKeys {
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_exp = true;
-        Ok(Self { encoding, decoding, validation, issuer: issuer.to_owned(), lifetime_seconds })
+        Ok(Self {
+            encoding,
+            decoding,
+            validation,
+            issuer: issuer.to_owned(),
+            lifetime_seconds,
+        })
     }
 
     /// Seconds an access token lives.
@@ -109,15 +117,18 @@ impl TokenKeys {
         if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(TOKEN_TYPE) {
             return Err(TokenError::Invalid);
         }
-        if header.jku.is_some() || header.jwk.is_some() || header.x5u.is_some() || header.kid.is_some() {
+        if header.jku.is_some()
+            || header.jwk.is_some()
+            || header.x5u.is_some()
+            || header.kid.is_some()
+        {
             return Err(TokenError::Invalid);
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|error| {
-            match error.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|error| match error.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
-            }
-        })?;
+            })?;
         // Issued in the future beyond the leeway: a forged or mis-clocked token.
         if data.claims.iat > now + LEEWAY_SECONDS {
             return Err(TokenError::Invalid);
@@ -146,13 +157,18 @@ mod tests {
         let (user, session) = (UserId::generate(), SessionId::generate());
         let token = keys().issue(user, session, now()).unwrap();
         let claims = keys().verify(&token, now()).unwrap();
-        assert_eq!((claims.sub, claims.sid, claims.aud.as_str()), (user, session, AUDIENCE));
+        assert_eq!(
+            (claims.sub, claims.sid, claims.aud.as_str()),
+            (user, session, AUDIENCE)
+        );
     }
 
     #[test]
     fn expired_tokens_are_told_apart_from_invalid_ones() {
         let long_ago = now() - 3600;
-        let token = keys().issue(UserId::generate(), SessionId::generate(), long_ago).unwrap();
+        let token = keys()
+            .issue(UserId::generate(), SessionId::generate(), long_ago)
+            .unwrap();
         assert_eq!(keys().verify(&token, now()), Err(TokenError::Expired));
     }
 
@@ -165,10 +181,14 @@ mod tests {
         assert_eq!(keys().verify(&token, now()), Err(TokenError::Invalid));
 
         let other_issuer = TokenKeys::new(&[5u8; 32], "https://elsewhere.test", 600).unwrap();
-        let token = other_issuer.issue(UserId::generate(), SessionId::generate(), now()).unwrap();
+        let token = other_issuer
+            .issue(UserId::generate(), SessionId::generate(), now())
+            .unwrap();
         assert_eq!(keys().verify(&token, now()), Err(TokenError::Invalid));
 
-        let mut token = keys().issue(UserId::generate(), SessionId::generate(), now()).unwrap();
+        let mut token = keys()
+            .issue(UserId::generate(), SessionId::generate(), now())
+            .unwrap();
         token.pop();
         token.push('A');
         assert_eq!(keys().verify(&token, now()), Err(TokenError::Invalid));
@@ -176,18 +196,26 @@ mod tests {
 
     #[test]
     fn alg_none_and_hmac_confusion_are_invalid() {
-        let token = keys().issue(UserId::generate(), SessionId::generate(), now()).unwrap();
+        let token = keys()
+            .issue(UserId::generate(), SessionId::generate(), now())
+            .unwrap();
         let payload = token.split('.').nth(1).unwrap();
         let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt"}"#);
-        assert_eq!(keys().verify(&format!("{none_header}.{payload}."), now()), Err(TokenError::Invalid));
+        assert_eq!(
+            keys().verify(&format!("{none_header}.{payload}."), now()),
+            Err(TokenError::Invalid)
+        );
 
         // HS256 signed with the public key as the HMAC secret: the classic key confusion.
-        let public = SigningKey::from_bytes(&[5u8; 32]).verifying_key().to_bytes();
+        let public = SigningKey::from_bytes(&[5u8; 32])
+            .verifying_key()
+            .to_bytes();
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some(TOKEN_TYPE.to_owned());
         let claims: Claims =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-        let forged = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&public)).unwrap();
+        let forged =
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&public)).unwrap();
         assert_eq!(keys().verify(&forged, now()), Err(TokenError::Invalid));
     }
 
@@ -207,9 +235,15 @@ mod tests {
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(TOKEN_TYPE.into());
         let wrong_audience = jsonwebtoken::encode(&header, &claims, &encoding).unwrap();
-        assert_eq!(keys().verify(&wrong_audience, now()), Err(TokenError::Invalid));
+        assert_eq!(
+            keys().verify(&wrong_audience, now()),
+            Err(TokenError::Invalid)
+        );
 
-        let claims = Claims { aud: AUDIENCE.into(), ..claims };
+        let claims = Claims {
+            aud: AUDIENCE.into(),
+            ..claims
+        };
         header.typ = Some("JWT".into());
         let wrong_type = jsonwebtoken::encode(&header, &claims, &encoding).unwrap();
         assert_eq!(keys().verify(&wrong_type, now()), Err(TokenError::Invalid));

@@ -40,16 +40,27 @@ fn totp(seed: &[u8], account: &str) -> Result<TOTP, InvalidSeed> {
 ///
 /// # Errors
 /// [`InvalidSeed`] if the seed is too short.
-pub fn enrolment(seed: &[u8], account: &str) -> Result<(Zeroizing<String>, Zeroizing<String>), InvalidSeed> {
+pub fn enrolment(
+    seed: &[u8],
+    account: &str,
+) -> Result<(Zeroizing<String>, Zeroizing<String>), InvalidSeed> {
     let totp = totp(seed, account)?;
-    Ok((Zeroizing::new(totp.get_secret_base32()), Zeroizing::new(totp.get_url())))
+    Ok((
+        Zeroizing::new(totp.get_secret_base32()),
+        Zeroizing::new(totp.get_url()),
+    ))
 }
 
 /// The step of `code` if it is valid at `unix_seconds` (±1 step) and later than `last_step`.
 ///
 /// # Errors
 /// [`InvalidSeed`] if the seed is too short.
-pub fn verify(seed: &[u8], code: &str, unix_seconds: u64, last_step: u64) -> Result<Option<u64>, InvalidSeed> {
+pub fn verify(
+    seed: &[u8],
+    code: &str,
+    unix_seconds: u64,
+    last_step: u64,
+) -> Result<Option<u64>, InvalidSeed> {
     let totp = totp(seed, "")?;
     let code = code.trim();
     if code.len() != DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
@@ -87,7 +98,11 @@ mod tests {
         let code = code_at(&seed, NOW).unwrap();
         let step = verify(&seed, &code, NOW, 0).unwrap().unwrap();
         assert_eq!(step, NOW / STEP_SECONDS);
-        assert_eq!(verify(&seed, &code, NOW, step).unwrap(), None, "replay must fail");
+        assert_eq!(
+            verify(&seed, &code, NOW, step).unwrap(),
+            None,
+            "replay must fail"
+        );
         let previous = code_at(&seed, NOW - STEP_SECONDS).unwrap();
         assert!(verify(&seed, &previous, NOW, 0).unwrap().is_some());
         let stale = code_at(&seed, NOW - 3 * STEP_SECONDS).unwrap();
@@ -113,7 +128,11 @@ mod tests {
     fn enrolment_uri_names_the_issuer_and_account() {
         let (secret, uri) = enrolment(&new_seed(), "nurse.sato").unwrap();
         assert_eq!(secret.len(), 32);
-        assert!(uri.starts_with("otpauth://totp/Tsunagu:nurse.sato?"), "{}", uri.as_str());
+        assert!(
+            uri.starts_with("otpauth://totp/Tsunagu:nurse.sato?"),
+            "{}",
+            uri.as_str()
+        );
         assert!(uri.contains(secret.as_str()));
     }
 }

@@ -22,7 +22,10 @@ const SERVER_SECRET_FILE: &str = "server-secret.key";
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
     #[error("cannot access key file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("key file {path} must hold exactly 32 bytes")]
     Length { path: PathBuf },
     #[error("key file {path} is accessible to other users (mode {mode:o}); run: chmod 600 {path}")]
@@ -53,7 +56,10 @@ impl ServerKeys {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|source| KeyFileError::Io { path: dir.to_owned(), source })?;
+            .map_err(|source| KeyFileError::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
         let token_signing_seed = load_or_create_key(&dir.join(TOKEN_SIGNING_FILE))?;
         let server_secret = load_or_create_key(&dir.join(SERVER_SECRET_FILE))?;
         Ok(Self::from_secrets(token_signing_seed, &server_secret))
@@ -63,7 +69,11 @@ impl ServerKeys {
     pub fn from_secrets(token_signing_seed: Zeroizing<[u8; 32]>, server_secret: &[u8; 32]) -> Self {
         let seal_key = Zeroizing::new(hmac_sha256(server_secret, &[b"tsunagu/seal/v1"]));
         let digest_key = Zeroizing::new(hmac_sha256(server_secret, &[b"tsunagu/digest/v1"]));
-        Self { token_signing_seed, sealer: Sealer::new(&seal_key), digester: Digester::new(&digest_key) }
+        Self {
+            token_signing_seed,
+            sealer: Sealer::new(&seal_key),
+            digester: Digester::new(&digest_key),
+        }
     }
 
     /// The Ed25519 seed for access tokens.
@@ -83,8 +93,16 @@ impl ServerKeys {
 }
 
 fn load_or_create_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyFileError> {
-    let io = |source| KeyFileError::Io { path: path.to_owned(), source };
-    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+    let io = |source| KeyFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
         Ok(mut file) => {
             let key = random_bytes::<32>();
             file.write_all(key.as_ref()).map_err(io)?;
@@ -96,14 +114,20 @@ fn load_or_create_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyFileError> 
             let mut file = OpenOptions::new().read(true).open(path).map_err(io)?;
             let mode = file.metadata().map_err(io)?.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                return Err(KeyFileError::Permissions { path: path.to_owned(), mode });
+                return Err(KeyFileError::Permissions {
+                    path: path.to_owned(),
+                    mode,
+                });
             }
             let mut contents = Zeroizing::new(Vec::with_capacity(33));
             file.read_to_end(&mut contents).map_err(io)?;
-            let key: [u8; 32] = contents
-                .as_slice()
-                .try_into()
-                .map_err(|_| KeyFileError::Length { path: path.to_owned() })?;
+            let key: [u8; 32] =
+                contents
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| KeyFileError::Length {
+                        path: path.to_owned(),
+                    })?;
             Ok(Zeroizing::new(key))
         }
         Err(error) => Err(io(error)),
@@ -120,7 +144,11 @@ mod tests {
         let keys_dir = dir.path().join("keys");
         let first = ServerKeys::load_or_create(&keys_dir).unwrap();
         for name in [TOKEN_SIGNING_FILE, SERVER_SECRET_FILE] {
-            let mode = fs::metadata(keys_dir.join(name)).unwrap().permissions().mode() & 0o777;
+            let mode = fs::metadata(keys_dir.join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
             assert_eq!(mode, 0o600, "{name}");
         }
         let dir_mode = fs::metadata(&keys_dir).unwrap().permissions().mode() & 0o777;
@@ -128,7 +156,10 @@ mod tests {
 
         let again = ServerKeys::load_or_create(&keys_dir).unwrap();
         assert_eq!(first.token_signing_seed(), again.token_signing_seed());
-        assert_eq!(first.digester().digest("p", b"v"), again.digester().digest("p", b"v"));
+        assert_eq!(
+            first.digester().digest("p", b"v"),
+            again.digester().digest("p", b"v")
+        );
     }
 
     #[test]
@@ -138,15 +169,29 @@ mod tests {
         let path = dir.path().join(SERVER_SECRET_FILE);
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let error = ServerKeys::load_or_create(dir.path()).unwrap_err();
-        assert!(matches!(error, KeyFileError::Permissions { mode: 0o644, .. }), "{error}");
+        assert!(
+            matches!(error, KeyFileError::Permissions { mode: 0o644, .. }),
+            "{error}"
+        );
     }
 
     #[test]
     fn refuses_a_truncated_key_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(TOKEN_SIGNING_FILE);
-        OpenOptions::new().write(true).create(true).mode(0o600).open(&path).unwrap().write_all(b"short").unwrap();
-        assert!(matches!(ServerKeys::load_or_create(dir.path()), Err(KeyFileError::Length { .. })));
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .unwrap()
+            .write_all(b"short")
+            .unwrap();
+        assert!(matches!(
+            ServerKeys::load_or_create(dir.path()),
+            Err(KeyFileError::Length { .. })
+        ));
     }
 
     #[test]

@@ -39,19 +39,31 @@ impl std::fmt::Debug for Sealer {
 impl Sealer {
     /// A sealer under `key`.
     pub fn new(key: &[u8; 32]) -> Self {
-        Self { cipher: Aes256Gcm::new(key.into()) }
+        Self {
+            cipher: Aes256Gcm::new(key.into()),
+        }
     }
 
     /// Encrypts `plaintext`; the output is `nonce || ciphertext || tag`.
     ///
     /// # Errors
     /// [`IntegrityError`] only for inputs beyond AES-GCM's limit of 2^36 bytes.
-    pub fn seal(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<Vec<u8>, IntegrityError> {
+    pub fn seal(
+        &self,
+        plaintext: &[u8],
+        associated_data: &[u8],
+    ) -> Result<Vec<u8>, IntegrityError> {
         let mut nonce = [0u8; NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);
         let ciphertext = self
             .cipher
-            .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad: associated_data })
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: associated_data,
+                },
+            )
             .map_err(|_| IntegrityError)?;
         let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len());
         out.extend_from_slice(&nonce);
@@ -63,14 +75,24 @@ impl Sealer {
     ///
     /// # Errors
     /// [`IntegrityError`] if the data, the key or the associated data differ.
-    pub fn open(&self, sealed: &[u8], associated_data: &[u8]) -> Result<Zeroizing<Vec<u8>>, IntegrityError> {
+    pub fn open(
+        &self,
+        sealed: &[u8],
+        associated_data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, IntegrityError> {
         if sealed.len() < NONCE_LEN + 16 {
             return Err(IntegrityError);
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| IntegrityError)?;
         self.cipher
-            .decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad: associated_data })
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: associated_data,
+                },
+            )
             .map(Zeroizing::new)
             .map_err(|_| IntegrityError)
     }
@@ -93,7 +115,9 @@ impl std::fmt::Debug for Digester {
 impl Digester {
     /// A digester under `key`.
     pub fn new(key: &[u8; 32]) -> Self {
-        Self { key: Zeroizing::new(*key) }
+        Self {
+            key: Zeroizing::new(*key),
+        }
     }
 
     /// The digest of `value` within `purpose`, so that equal values for different purposes
@@ -133,7 +157,9 @@ pub fn random_bytes<const N: usize>() -> Zeroizing<[u8; N]> {
 /// A random token of 256 bits, URL-safe base64 without padding (43 characters).
 pub fn random_token() -> Zeroizing<String> {
     use base64::Engine as _;
-    Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>().as_ref()))
+    Zeroizing::new(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>().as_ref()),
+    )
 }
 
 /// A code of `len` characters from an alphabet without look-alikes (no 0/O, 1/I/L), grouped in
@@ -160,7 +186,10 @@ pub fn random_code(len: usize) -> Zeroizing<String> {
 
 /// Normalises a typed code for comparison: upper case, without spaces or dashes.
 pub fn normalise_code(code: &str) -> String {
-    code.chars().filter(|c| !c.is_whitespace() && *c != '-').flat_map(char::to_uppercase).collect()
+    code.chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .flat_map(char::to_uppercase)
+        .collect()
 }
 
 #[cfg(test)]
@@ -171,7 +200,10 @@ mod tests {
     fn sealed_values_open_only_with_the_same_context() {
         let sealer = Sealer::new(&[7u8; 32]);
         let sealed = sealer.seal(b"JBSWY3DPEHPK3PXP", b"user-a").unwrap();
-        assert_eq!(sealer.open(&sealed, b"user-a").unwrap().as_slice(), b"JBSWY3DPEHPK3PXP");
+        assert_eq!(
+            sealer.open(&sealed, b"user-a").unwrap().as_slice(),
+            b"JBSWY3DPEHPK3PXP"
+        );
         assert!(sealer.open(&sealed, b"user-b").is_err());
         let mut flipped = sealed.clone();
         flipped[20] ^= 1;
@@ -183,7 +215,10 @@ mod tests {
     #[test]
     fn nonces_differ_between_seals() {
         let sealer = Sealer::new(&[1u8; 32]);
-        assert_ne!(sealer.seal(b"x", b"").unwrap(), sealer.seal(b"x", b"").unwrap());
+        assert_ne!(
+            sealer.seal(b"x", b"").unwrap(),
+            sealer.seal(b"x", b"").unwrap()
+        );
     }
 
     #[test]
@@ -200,7 +235,10 @@ mod tests {
         let code = random_code(12);
         assert_eq!(code.len(), 14);
         assert_eq!(code.matches('-').count(), 2);
-        assert!(code.chars().all(|c| c == '-' || "23456789ABCDEFGHJKMNPQRSTUVWXYZ".contains(c)));
+        assert!(
+            code.chars()
+                .all(|c| c == '-' || "23456789ABCDEFGHJKMNPQRSTUVWXYZ".contains(c))
+        );
         assert_eq!(normalise_code(" abcd-efgh "), "ABCDEFGH");
     }
 
@@ -208,6 +246,10 @@ mod tests {
     fn tokens_are_256_bit_url_safe() {
         let token = random_token();
         assert_eq!(token.len(), 43);
-        assert!(token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            token
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
     }
 }

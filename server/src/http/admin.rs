@@ -40,7 +40,10 @@ pub(crate) async fn create_organisation(
     FullSession(principal): FullSession,
     Json(request): Json<CreateOrganisationRequest>,
 ) -> Result<(StatusCode, Json<Organisation>)> {
-    let organisation = state.identity.create_organisation(&principal, request).await?;
+    let organisation = state
+        .identity
+        .create_organisation(&principal, request)
+        .await?;
     Ok((StatusCode::CREATED, Json(organisation)))
 }
 
@@ -73,7 +76,10 @@ pub(crate) async fn create_invitation(
     Path(org): Path<OrganisationId>,
     Json(request): Json<CreateInvitationRequest>,
 ) -> Result<(StatusCode, Json<InvitationCreated>)> {
-    let created = state.identity.create_invitation(&principal, org, request).await?;
+    let created = state
+        .identity
+        .create_invitation(&principal, org, request)
+        .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -111,7 +117,11 @@ pub(crate) async fn list_users(
     FullSession(principal): FullSession,
     Path(org): Path<OrganisationId>,
 ) -> Result<Json<Vec<User>>> {
-    state.identity.organisation_users(&principal, org).await.map(Json)
+    state
+        .identity
+        .organisation_users(&principal, org)
+        .await
+        .map(Json)
 }
 
 /// `GET /api/admin/users/{user_id}`
@@ -138,7 +148,11 @@ pub(crate) async fn change_role(
     Path(id): Path<UserId>,
     Json(request): Json<ChangeRoleRequest>,
 ) -> Result<Json<User>> {
-    state.identity.change_role(&principal, id, request).await.map(Json)
+    state
+        .identity
+        .change_role(&principal, id, request)
+        .await
+        .map(Json)
 }
 
 /// `GET /api/admin/users/{user_id}/role-grants`
@@ -164,7 +178,11 @@ pub(crate) async fn disable_user(
     FullSession(principal): FullSession,
     Path(id): Path<UserId>,
 ) -> Result<Json<User>> {
-    state.identity.set_user_enabled(&principal, id, false).await.map(Json)
+    state
+        .identity
+        .set_user_enabled(&principal, id, false)
+        .await
+        .map(Json)
 }
 
 /// `POST /api/admin/users/{user_id}/enable`
@@ -176,7 +194,11 @@ pub(crate) async fn enable_user(
     FullSession(principal): FullSession,
     Path(id): Path<UserId>,
 ) -> Result<Json<User>> {
-    state.identity.set_user_enabled(&principal, id, true).await.map(Json)
+    state
+        .identity
+        .set_user_enabled(&principal, id, true)
+        .await
+        .map(Json)
 }
 
 /// `POST /api/admin/users/{user_id}/reset-password`
@@ -190,7 +212,11 @@ pub(crate) async fn reset_password(
     FullSession(principal): FullSession,
     Path(id): Path<UserId>,
 ) -> Result<Json<PasswordReset>> {
-    state.identity.reset_password(&principal, id).await.map(Json)
+    state
+        .identity
+        .reset_password(&principal, id)
+        .await
+        .map(Json)
 }
 
 /// `POST /api/admin/users/{user_id}/reset-totp`

@@ -59,7 +59,10 @@ pub(crate) async fn refresh(
         (status = 204, description = "Logged out everywhere"),
         (status = 401, description = "token_invalid, token_expired, session_expired", body = ErrorBody),
     ))]
-pub(crate) async fn logout(State(state): State<AppState>, AnySession(principal): AnySession) -> Result<StatusCode> {
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    AnySession(principal): AnySession,
+) -> Result<StatusCode> {
     state.auth.logout(&principal).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -72,10 +75,22 @@ pub(crate) async fn logout(State(state): State<AppState>, AnySession(principal):
         (status = 200, description = "The caller", body = Me),
         (status = 401, description = "token_invalid, token_expired, session_expired", body = ErrorBody),
     ))]
-pub(crate) async fn me(State(state): State<AppState>, AnySession(principal): AnySession) -> Result<Json<Me>> {
-    let row = state.store.user(principal.user_id).await?.ok_or(AppError::SessionExpired)?;
+pub(crate) async fn me(
+    State(state): State<AppState>,
+    AnySession(principal): AnySession,
+) -> Result<Json<Me>> {
+    let row = state
+        .store
+        .user(principal.user_id)
+        .await?
+        .ok_or(AppError::SessionExpired)?;
     let organisation = match principal.organisation_id {
-        Some(id) => state.store.organisation(id).await?.map(organisation_from_row).transpose()?,
+        Some(id) => state
+            .store
+            .organisation(id)
+            .await?
+            .map(organisation_from_row)
+            .transpose()?,
         None => None,
     };
     Ok(Json(Me {
@@ -102,7 +117,11 @@ pub(crate) async fn change_password(
     AnySession(principal): AnySession,
     Json(request): Json<ChangePasswordRequest>,
 ) -> Result<Json<TokenResponse>> {
-    state.auth.change_password(&principal, request).await.map(Json)
+    state
+        .auth
+        .change_password(&principal, request)
+        .await
+        .map(Json)
 }
 
 /// `POST /api/auth/totp/enrol`
@@ -117,8 +136,13 @@ pub(crate) async fn enrol_totp(
     State(state): State<AppState>,
     AnySession(principal): AnySession,
 ) -> Result<Json<TotpEnrolment>> {
-    if principal.pending.contains(&tsunagu_protocol::auth::PendingStep::ChangePassword) {
-        return Err(AppError::Pending(tsunagu_protocol::auth::PendingStep::ChangePassword));
+    if principal
+        .pending
+        .contains(&tsunagu_protocol::auth::PendingStep::ChangePassword)
+    {
+        return Err(AppError::Pending(
+            tsunagu_protocol::auth::PendingStep::ChangePassword,
+        ));
     }
     state.auth.start_totp_enrolment(&principal).await.map(Json)
 }
@@ -138,7 +162,11 @@ pub(crate) async fn confirm_totp(
     AnySession(principal): AnySession,
     Json(request): Json<ConfirmTotpRequest>,
 ) -> Result<Json<RecoveryCodes>> {
-    state.auth.confirm_totp(&principal, &request.code).await.map(Json)
+    state
+        .auth
+        .confirm_totp(&principal, &request.code)
+        .await
+        .map(Json)
 }
 
 /// `GET /api/auth/sessions`
@@ -167,7 +195,10 @@ pub(crate) async fn revoke_session(
     FullSession(principal): FullSession,
     Path(session_id): Path<SessionId>,
 ) -> Result<StatusCode> {
-    state.auth.revoke_own_session(&principal, session_id).await?;
+    state
+        .auth
+        .revoke_own_session(&principal, session_id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

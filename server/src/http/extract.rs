@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
+use axum::http::StatusCode;
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::audit::Origin;
@@ -27,13 +27,25 @@ pub(crate) fn origin_of(parts: &Parts, behind_proxy: bool) -> Origin {
         .and_then(|value| value.rsplit(',').next())
         .map(|value| value.trim().to_owned())
         .filter(|value| value.parse::<std::net::IpAddr>().is_ok());
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string());
     let user_agent = parts
         .headers
         .get(USER_AGENT)
         .and_then(|value| value.to_str().ok())
-        .map(|value| value.chars().filter(|c| !c.is_control()).take(MAX_USER_AGENT).collect());
-    Origin { source_address: forwarded.or(peer), user_agent }
+        .map(|value| {
+            value
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_USER_AGENT)
+                .collect()
+        });
+    Origin {
+        source_address: forwarded.or(peer),
+        user_agent,
+    }
 }
 
 /// The request's origin.
@@ -43,7 +55,10 @@ pub(crate) struct RequestOrigin(pub(crate) Origin);
 impl FromRequestParts<AppState> for RequestOrigin {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(RequestOrigin(origin_of(parts, state.settings.behind_proxy)))
     }
 }
@@ -53,7 +68,11 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
         .map(str::trim)
 }
 
@@ -65,9 +84,16 @@ pub(crate) struct AnySession(pub(crate) Principal);
 impl FromRequestParts<AppState> for AnySession {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let origin = origin_of(parts, state.settings.behind_proxy);
-        state.auth.authenticate(bearer(parts), origin).await.map(AnySession)
+        state
+            .auth
+            .authenticate(bearer(parts), origin)
+            .await
+            .map(AnySession)
     }
 }
 
@@ -78,7 +104,10 @@ pub(crate) struct FullSession(pub(crate) Principal);
 impl FromRequestParts<AppState> for FullSession {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let AnySession(principal) = AnySession::from_request_parts(parts, state).await?;
         principal.require_full()?;
         Ok(FullSession(principal))
@@ -113,10 +142,17 @@ impl From<JsonRejection> for AppError {
                 }
             }
             JsonRejection::JsonSyntaxError(_) => "the body is not valid JSON".to_owned(),
-            JsonRejection::MissingJsonContentType(_) => "expected Content-Type: application/json".to_owned(),
+            JsonRejection::MissingJsonContentType(_) => {
+                "expected Content-Type: application/json".to_owned()
+            }
             _ => "the body could not be read".to_owned(),
         };
-        AppError::invalid("body", "invalid_json", "リクエストの形式が正しくありません。", &detail)
+        AppError::invalid(
+            "body",
+            "invalid_json",
+            "リクエストの形式が正しくありません。",
+            &detail,
+        )
     }
 }
 
@@ -127,6 +163,11 @@ pub(crate) struct Path<T>(pub(crate) T);
 
 impl From<PathRejection> for AppError {
     fn from(_: PathRejection) -> Self {
-        AppError::invalid("path", "invalid_id", "URLのIDが正しくありません。", "An id in the URL is not valid.")
+        AppError::invalid(
+            "path",
+            "invalid_id",
+            "URLのIDが正しくありません。",
+            "An id in the URL is not valid.",
+        )
     }
 }

@@ -57,7 +57,12 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }
@@ -77,7 +82,10 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::sessions))
         .routes(routes!(auth::revoke_session))
         .routes(routes!(auth::accept_invitation))
-        .routes(routes!(admin::list_organisations, admin::create_organisation))
+        .routes(routes!(
+            admin::list_organisations,
+            admin::create_organisation
+        ))
         .routes(routes!(admin::get_organisation))
         .routes(routes!(admin::create_invitation, admin::list_invitations))
         .routes(routes!(admin::revoke_invitation))
@@ -106,25 +114,42 @@ pub fn router(state: AppState) -> Router {
     let mut router = routes
         .route(
             tsunagu_protocol::routes::OPENAPI,
-            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi_json) }),
+            get(
+                move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi_json) },
+            ),
         )
         .fallback(|| async { AppError::NotFound })
         .method_not_allowed_fallback(|| async {
-            (StatusCode::METHOD_NOT_ALLOWED, axum::Json(tsunagu_protocol::ErrorBody::new(
-                tsunagu_protocol::ErrorCode::InvalidRequest,
-            )))
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                axum::Json(tsunagu_protocol::ErrorBody::new(
+                    tsunagu_protocol::ErrorCode::InvalidRequest,
+                )),
+            )
                 .into_response()
         })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
-        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("content-security-policy"),
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
@@ -154,14 +179,38 @@ mod tests {
         assert!(json.contains("\"openapi\":\"3.1.0\""), "{}", &json[..80]);
         use tsunagu_protocol::routes as r;
         for path in [
-            r::HEALTHZ, r::READYZ, r::LOGIN, r::REFRESH, r::LOGOUT, r::ME, r::PASSWORD, r::TOTP_ENROL,
-            r::TOTP_CONFIRM, r::SESSIONS, r::SESSION, r::ACCEPT_INVITATION, r::ORGANISATIONS,
-            r::ORGANISATION, r::ORGANISATION_INVITATIONS, r::INVITATION, r::ORGANISATION_USERS, r::USER,
-            r::USER_ROLE, r::USER_ROLE_GRANTS, r::USER_DISABLE, r::USER_ENABLE, r::USER_RESET_PASSWORD,
-            r::USER_RESET_TOTP, r::USER_SESSIONS,
+            r::HEALTHZ,
+            r::READYZ,
+            r::LOGIN,
+            r::REFRESH,
+            r::LOGOUT,
+            r::ME,
+            r::PASSWORD,
+            r::TOTP_ENROL,
+            r::TOTP_CONFIRM,
+            r::SESSIONS,
+            r::SESSION,
+            r::ACCEPT_INVITATION,
+            r::ORGANISATIONS,
+            r::ORGANISATION,
+            r::ORGANISATION_INVITATIONS,
+            r::INVITATION,
+            r::ORGANISATION_USERS,
+            r::USER,
+            r::USER_ROLE,
+            r::USER_ROLE_GRANTS,
+            r::USER_DISABLE,
+            r::USER_ENABLE,
+            r::USER_RESET_PASSWORD,
+            r::USER_RESET_TOTP,
+            r::USER_SESSIONS,
         ] {
             assert!(doc.paths.paths.contains_key(path), "OpenAPI lacks {path}");
         }
-        assert_eq!(doc.paths.paths.len(), 25, "a route is missing from protocol::routes");
+        assert_eq!(
+            doc.paths.paths.len(),
+            25,
+            "a route is missing from protocol::routes"
+        );
     }
 }

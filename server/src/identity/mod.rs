@@ -58,11 +58,19 @@ pub fn organisation_from_row(row: OrganisationRow) -> Result<Organisation> {
 pub fn user_from_row(row: &UserRow) -> Result<User> {
     Ok(User {
         id: parse(&row.user_id, "user id")?,
-        organisation_id: row.organisation_id.as_deref().map(|id| parse(id, "organisation id")).transpose()?,
+        organisation_id: row
+            .organisation_id
+            .as_deref()
+            .map(|id| parse(id, "organisation id"))
+            .transpose()?,
         username: row.username.clone(),
         display_name: row.display_name.clone(),
         role: stored_role(row)?,
-        status: if row.status == "active" { UserStatus::Active } else { UserStatus::Disabled },
+        status: if row.status == "active" {
+            UserStatus::Active
+        } else {
+            UserStatus::Disabled
+        },
         totp_enabled: row.totp_enabled == 1,
         must_change_password: row.must_change_password == 1,
         created_at: from_micros(row.created_at),
@@ -88,7 +96,11 @@ fn invitation_from_row(row: InvitationRow, now: i64) -> Result<Invitation> {
         created_by: parse(&row.created_by, "user id")?,
         created_at: from_micros(row.created_at),
         expires_at: from_micros(row.expires_at),
-        accepted_by: row.accepted_by.as_deref().map(|id| parse(id, "user id")).transpose()?,
+        accepted_by: row
+            .accepted_by
+            .as_deref()
+            .map(|id| parse(id, "user id"))
+            .transpose()?,
     })
 }
 
@@ -96,7 +108,11 @@ fn grant_from_row(row: RoleGrantRow) -> Result<RoleGrant> {
     Ok(RoleGrant {
         user_id: parse(&row.user_id, "user id")?,
         role: Role::parse(&row.role).ok_or_else(|| corrupt("role"))?,
-        granted_by: row.granted_by.as_deref().map(|id| parse(id, "user id")).transpose()?,
+        granted_by: row
+            .granted_by
+            .as_deref()
+            .map(|id| parse(id, "user id"))
+            .transpose()?,
         reason: row.reason,
         granted_at: from_micros(row.granted_at),
     })
@@ -106,9 +122,10 @@ fn grant_from_row(row: RoleGrantRow) -> Result<RoleGrant> {
 pub fn may_grant(granter: Role, role: Role) -> bool {
     match granter {
         Role::SystemAdmin => role != Role::SystemAdmin,
-        Role::OrganisationAdmin => {
-            !matches!(role, Role::SystemAdmin | Role::OrganisationAdmin | Role::SecurityOfficer)
-        }
+        Role::OrganisationAdmin => !matches!(
+            role,
+            Role::SystemAdmin | Role::OrganisationAdmin | Role::SecurityOfficer
+        ),
         _ => false,
     }
 }
@@ -120,8 +137,17 @@ impl IdentityService {
     }
 
     /// Records a refusal and returns `forbidden`.
-    async fn refuse(&self, principal: &Principal, action: Action, kind: &str, id: impl ToString) -> AppError {
-        let recorded = Event::by(principal, action, Outcome::Refused).object(kind, id).record(&self.store).await;
+    async fn refuse(
+        &self,
+        principal: &Principal,
+        action: Action,
+        kind: &str,
+        id: impl ToString,
+    ) -> AppError {
+        let recorded = Event::by(principal, action, Outcome::Refused)
+            .object(kind, id)
+            .record(&self.store)
+            .await;
         match recorded {
             Ok(()) => AppError::Forbidden,
             Err(error) => AppError::Store(error),
@@ -129,22 +155,37 @@ impl IdentityService {
     }
 
     /// May `principal` administer organisation `org`?
-    async fn require_org_admin(&self, principal: &Principal, org: OrganisationId, action: Action) -> Result<()> {
+    async fn require_org_admin(
+        &self,
+        principal: &Principal,
+        org: OrganisationId,
+        action: Action,
+    ) -> Result<()> {
         let allowed = match principal.role {
             Role::SystemAdmin => true,
             Role::OrganisationAdmin => principal.organisation_id == Some(org),
             _ => false,
         };
-        if allowed { Ok(()) } else { Err(self.refuse(principal, action, "organisation", org).await) }
+        if allowed {
+            Ok(())
+        } else {
+            Err(self.refuse(principal, action, "organisation", org).await)
+        }
     }
 
     /// Loads a user that `principal` may administer.
-    async fn administered_user(&self, principal: &Principal, user: UserId, action: Action) -> Result<UserRow> {
+    async fn administered_user(
+        &self,
+        principal: &Principal,
+        user: UserId,
+        action: Action,
+    ) -> Result<UserRow> {
         let row = self.store.user(user).await?;
         let allowed = match (&row, principal.role) {
             (Some(_), Role::SystemAdmin) => true,
             (Some(row), Role::OrganisationAdmin) => {
-                row.organisation_id.as_deref() == principal.organisation_id.map(|o| o.to_string()).as_deref()
+                row.organisation_id.as_deref()
+                    == principal.organisation_id.map(|o| o.to_string()).as_deref()
                     && row.role != Role::SystemAdmin.as_str()
             }
             (None, Role::SystemAdmin | Role::OrganisationAdmin) => return Err(AppError::NotFound),
@@ -162,9 +203,15 @@ impl IdentityService {
     ///
     /// # Errors
     /// `forbidden`, `invalid_request`.
-    pub async fn create_organisation(&self, principal: &Principal, request: CreateOrganisationRequest) -> Result<Organisation> {
+    pub async fn create_organisation(
+        &self,
+        principal: &Principal,
+        request: CreateOrganisationRequest,
+    ) -> Result<Organisation> {
         if principal.role != Role::SystemAdmin {
-            return Err(self.refuse(principal, Action::OrganisationCreate, "organisation", "new").await);
+            return Err(self
+                .refuse(principal, Action::OrganisationCreate, "organisation", "new")
+                .await);
         }
         let name = validate::validate_name(&request.name, "name")?;
         let row = OrganisationRow {
@@ -175,7 +222,8 @@ impl IdentityService {
             created_at: now_micros(),
         };
         let mut tx = self.store.begin().await?;
-        tx.insert_organisation(&row, Some(principal.user_id)).await?;
+        tx.insert_organisation(&row, Some(principal.user_id))
+            .await?;
         Event::by(principal, Action::OrganisationCreate, Outcome::Success)
             .object("organisation", &row.organisation_id)
             .append(&mut tx)
@@ -205,11 +253,20 @@ impl IdentityService {
     ///
     /// # Errors
     /// `not_found` (also for organisations the caller may not see).
-    pub async fn organisation(&self, principal: &Principal, id: OrganisationId) -> Result<Organisation> {
+    pub async fn organisation(
+        &self,
+        principal: &Principal,
+        id: OrganisationId,
+    ) -> Result<Organisation> {
         if principal.role != Role::SystemAdmin && principal.organisation_id != Some(id) {
             return Err(AppError::NotFound);
         }
-        organisation_from_row(self.store.organisation(id).await?.ok_or(AppError::NotFound)?)
+        organisation_from_row(
+            self.store
+                .organisation(id)
+                .await?
+                .ok_or(AppError::NotFound)?,
+        )
     }
 
     // ---- invitations ---------------------------------------------------------------------
@@ -225,12 +282,15 @@ impl IdentityService {
         org: OrganisationId,
         request: CreateInvitationRequest,
     ) -> Result<InvitationCreated> {
-        self.require_org_admin(principal, org, Action::InvitationCreate).await?;
+        self.require_org_admin(principal, org, Action::InvitationCreate)
+            .await?;
         if self.store.organisation(org).await?.is_none() {
             return Err(AppError::NotFound);
         }
         if !may_grant(principal.role, request.role) {
-            return Err(self.refuse(principal, Action::InvitationCreate, "organisation", org).await);
+            return Err(self
+                .refuse(principal, Action::InvitationCreate, "organisation", org)
+                .await);
         }
         let hours = request.valid_hours.unwrap_or(DEFAULT_INVITATION_HOURS);
         if !(1..=MAX_INVITATION_HOURS).contains(&hours) {
@@ -269,22 +329,35 @@ impl IdentityService {
             .append(&mut tx)
             .await?;
         tx.commit().await?;
-        Ok(InvitationCreated { invitation: invitation_from_row(row, now)?, code: code.to_string() })
+        Ok(InvitationCreated {
+            invitation: invitation_from_row(row, now)?,
+            code: code.to_string(),
+        })
     }
 
     fn invitation_digest(&self, code: &str) -> Vec<u8> {
-        self.auth.keys().digester().digest("invitation-code", normalise_code(code).as_bytes())
+        self.auth
+            .keys()
+            .digester()
+            .digest("invitation-code", normalise_code(code).as_bytes())
     }
 
     /// The invitations of an organisation.
     ///
     /// # Errors
     /// `forbidden`.
-    pub async fn invitations(&self, principal: &Principal, org: OrganisationId) -> Result<Vec<Invitation>> {
-        self.require_org_admin(principal, org, Action::InvitationList).await?;
+    pub async fn invitations(
+        &self,
+        principal: &Principal,
+        org: OrganisationId,
+    ) -> Result<Vec<Invitation>> {
+        self.require_org_admin(principal, org, Action::InvitationList)
+            .await?;
         let now = now_micros();
         let rows = self.store.organisation_invitations(org).await?;
-        rows.into_iter().map(|row| invitation_from_row(row, now)).collect()
+        rows.into_iter()
+            .map(|row| invitation_from_row(row, now))
+            .collect()
     }
 
     /// Revokes a pending invitation.
@@ -293,13 +366,20 @@ impl IdentityService {
     /// `forbidden`, `not_found`, `conflict` if no longer pending.
     pub async fn revoke_invitation(&self, principal: &Principal, id: InvitationId) -> Result<()> {
         let row = self.store.invitation(id).await?.ok_or(AppError::NotFound)?;
-        self.require_org_admin(principal, parse(&row.organisation_id, "organisation id")?, Action::InvitationRevoke)
-            .await?;
+        self.require_org_admin(
+            principal,
+            parse(&row.organisation_id, "organisation id")?,
+            Action::InvitationRevoke,
+        )
+        .await?;
         let mut tx = self.store.begin().await?;
         if !tx.revoke_invitation(id, now_micros()).await? {
             return Err(AppError::Conflict(Vec::new()));
         }
-        Event::by(principal, Action::InvitationRevoke, Outcome::Success).object("invitation", id).append(&mut tx).await?;
+        Event::by(principal, Action::InvitationRevoke, Outcome::Success)
+            .object("invitation", id)
+            .append(&mut tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -308,18 +388,30 @@ impl IdentityService {
     ///
     /// # Errors
     /// `invitation_invalid`, `invalid_request`, `weak_password`, `conflict` (username taken).
-    pub async fn accept_invitation(&self, request: AcceptInvitationRequest, origin: &Origin) -> Result<TokenResponse> {
+    pub async fn accept_invitation(
+        &self,
+        request: AcceptInvitationRequest,
+        origin: &Origin,
+    ) -> Result<TokenResponse> {
         let username = validate_username(&request.username)?;
         let display_name = validate_display_name(&request.display_name)?;
-        let invitation = self.store.invitation_by_code(&self.invitation_digest(&request.code)).await?;
+        let invitation = self
+            .store
+            .invitation_by_code(&self.invitation_digest(&request.code))
+            .await?;
         let now = now_micros();
-        let Some(invitation) =
-            invitation.filter(|i| i.accepted_at.is_none() && i.revoked_at.is_none() && i.expires_at > now)
+        let Some(invitation) = invitation
+            .filter(|i| i.accepted_at.is_none() && i.revoked_at.is_none() && i.expires_at > now)
         else {
-            Event::new(Action::InvitationAccept, Outcome::Failure, &Actor::default(), origin)
-                .reason("invalid_code")
-                .record(&self.store)
-                .await?;
+            Event::new(
+                Action::InvitationAccept,
+                Outcome::Failure,
+                &Actor::default(),
+                origin,
+            )
+            .reason("invalid_code")
+            .record(&self.store)
+            .await?;
             return Err(AppError::InvitationInvalid);
         };
         password::check_policy(&request.password, &[&username, &display_name], "password")
@@ -372,7 +464,10 @@ impl IdentityService {
         if totp_required(role, &row) {
             pending.push(PendingStep::EnrolTotp);
         }
-        let response = self.auth.open_session(&mut tx, user_id, pending, origin, now).await?;
+        let response = self
+            .auth
+            .open_session(&mut tx, user_id, pending, origin, now)
+            .await?;
         let actor = Actor {
             user_id: Some(user_id),
             role: Some(role.as_str()),
@@ -394,8 +489,13 @@ impl IdentityService {
     ///
     /// # Errors
     /// `forbidden`.
-    pub async fn organisation_users(&self, principal: &Principal, org: OrganisationId) -> Result<Vec<User>> {
-        self.require_org_admin(principal, org, Action::UserList).await?;
+    pub async fn organisation_users(
+        &self,
+        principal: &Principal,
+        org: OrganisationId,
+    ) -> Result<Vec<User>> {
+        self.require_org_admin(principal, org, Action::UserList)
+            .await?;
         let rows = self.store.organisation_users(org).await?;
         rows.iter().map(user_from_row).collect()
     }
@@ -405,15 +505,26 @@ impl IdentityService {
     /// # Errors
     /// `forbidden`, `not_found`.
     pub async fn user(&self, principal: &Principal, id: UserId) -> Result<User> {
-        user_from_row(&self.administered_user(principal, id, Action::UserView).await?)
+        user_from_row(
+            &self
+                .administered_user(principal, id, Action::UserView)
+                .await?,
+        )
     }
 
     /// Changes a user's role, recording the grant.
     ///
     /// # Errors
     /// `forbidden`, `not_found`, `invalid_request`.
-    pub async fn change_role(&self, principal: &Principal, id: UserId, request: ChangeRoleRequest) -> Result<User> {
-        let row = self.administered_user(principal, id, Action::RoleGrant).await?;
+    pub async fn change_role(
+        &self,
+        principal: &Principal,
+        id: UserId,
+        request: ChangeRoleRequest,
+    ) -> Result<User> {
+        let row = self
+            .administered_user(principal, id, Action::RoleGrant)
+            .await?;
         if !may_grant(principal.role, request.role) || id == principal.user_id {
             return Err(self.refuse(principal, Action::RoleGrant, "user", id).await);
         }
@@ -447,16 +558,31 @@ impl IdentityService {
     /// # Errors
     /// `forbidden`, `not_found`.
     pub async fn role_grants(&self, principal: &Principal, id: UserId) -> Result<Vec<RoleGrant>> {
-        self.administered_user(principal, id, Action::UserView).await?;
-        self.store.role_grants(id).await?.into_iter().map(grant_from_row).collect()
+        self.administered_user(principal, id, Action::UserView)
+            .await?;
+        self.store
+            .role_grants(id)
+            .await?
+            .into_iter()
+            .map(grant_from_row)
+            .collect()
     }
 
     /// Disables or re-enables an account; disabling ends its sessions.
     ///
     /// # Errors
     /// `forbidden`, `not_found`, `conflict` for one's own account.
-    pub async fn set_user_enabled(&self, principal: &Principal, id: UserId, enabled: bool) -> Result<User> {
-        let action = if enabled { Action::UserEnable } else { Action::UserDisable };
+    pub async fn set_user_enabled(
+        &self,
+        principal: &Principal,
+        id: UserId,
+        enabled: bool,
+    ) -> Result<User> {
+        let action = if enabled {
+            Action::UserEnable
+        } else {
+            Action::UserDisable
+        };
         self.administered_user(principal, id, action).await?;
         if id == principal.user_id {
             return Err(AppError::Conflict(vec![field_error(
@@ -468,11 +594,15 @@ impl IdentityService {
         }
         let now = now_micros();
         let mut tx = self.store.begin().await?;
-        tx.set_user_status(id, if enabled { "active" } else { "disabled" }, now).await?;
+        tx.set_user_status(id, if enabled { "active" } else { "disabled" }, now)
+            .await?;
         if !enabled {
             tx.revoke_user_sessions(id, "account_disabled", now).await?;
         }
-        Event::by(principal, action, Outcome::Success).object("user", id).append(&mut tx).await?;
+        Event::by(principal, action, Outcome::Success)
+            .object("user", id)
+            .append(&mut tx)
+            .await?;
         tx.commit().await?;
         self.reload(id).await
     }
@@ -482,16 +612,24 @@ impl IdentityService {
     /// # Errors
     /// `forbidden`, `not_found`.
     pub async fn reset_password(&self, principal: &Principal, id: UserId) -> Result<PasswordReset> {
-        self.administered_user(principal, id, Action::PasswordReset).await?;
+        self.administered_user(principal, id, Action::PasswordReset)
+            .await?;
         let one_time = random_code(16);
-        let hash = password::hash(one_time.clone()).await.map_err(|_| AppError::Internal("password hashing"))?;
+        let hash = password::hash(one_time.clone())
+            .await
+            .map_err(|_| AppError::Internal("password hashing"))?;
         let now = now_micros();
         let mut tx = self.store.begin().await?;
         tx.set_password(id, &hash, true, now).await?;
         tx.revoke_user_sessions(id, "password_reset", now).await?;
-        Event::by(principal, Action::PasswordReset, Outcome::Success).object("user", id).append(&mut tx).await?;
+        Event::by(principal, Action::PasswordReset, Outcome::Success)
+            .object("user", id)
+            .append(&mut tx)
+            .await?;
         tx.commit().await?;
-        Ok(PasswordReset { one_time_password: one_time.to_string() })
+        Ok(PasswordReset {
+            one_time_password: one_time.to_string(),
+        })
     }
 
     /// Removes a user's TOTP and recovery codes (they enrol again at next login); ends all
@@ -500,12 +638,16 @@ impl IdentityService {
     /// # Errors
     /// `forbidden`, `not_found`.
     pub async fn reset_totp(&self, principal: &Principal, id: UserId) -> Result<User> {
-        self.administered_user(principal, id, Action::TotpReset).await?;
+        self.administered_user(principal, id, Action::TotpReset)
+            .await?;
         let now = now_micros();
         let mut tx = self.store.begin().await?;
         tx.reset_totp(id, now).await?;
         tx.revoke_user_sessions(id, "totp_reset", now).await?;
-        Event::by(principal, Action::TotpReset, Outcome::Success).object("user", id).append(&mut tx).await?;
+        Event::by(principal, Action::TotpReset, Outcome::Success)
+            .object("user", id)
+            .append(&mut tx)
+            .await?;
         tx.commit().await?;
         self.reload(id).await
     }
@@ -519,8 +661,11 @@ impl IdentityService {
         principal: &Principal,
         id: UserId,
     ) -> Result<Vec<tsunagu_protocol::auth::SessionInfo>> {
-        self.administered_user(principal, id, Action::SessionList).await?;
-        self.auth.user_sessions(id, Some(principal.session_id)).await
+        self.administered_user(principal, id, Action::SessionList)
+            .await?;
+        self.auth
+            .user_sessions(id, Some(principal.session_id))
+            .await
     }
 
     /// Ends all of a user's sessions.
@@ -528,9 +673,12 @@ impl IdentityService {
     /// # Errors
     /// `forbidden`, `not_found`.
     pub async fn revoke_user_sessions(&self, principal: &Principal, id: UserId) -> Result<()> {
-        self.administered_user(principal, id, Action::SessionRevoke).await?;
+        self.administered_user(principal, id, Action::SessionRevoke)
+            .await?;
         let mut tx = self.store.begin().await?;
-        let revoked = tx.revoke_user_sessions(id, "revoked_by_admin", now_micros()).await?;
+        let revoked = tx
+            .revoke_user_sessions(id, "revoked_by_admin", now_micros())
+            .await?;
         Event::by(principal, Action::SessionRevoke, Outcome::Success)
             .object("user", id)
             .reason(format!("sessions_revoked={revoked}"))
@@ -555,11 +703,17 @@ fn username_taken() -> AppError {
 ///
 /// # Errors
 /// `invalid_request` for a bad name, `conflict` if the username is taken.
-pub async fn create_system_admin(store: &Store, username: &str, display_name: &str) -> Result<Zeroizing<String>> {
+pub async fn create_system_admin(
+    store: &Store,
+    username: &str,
+    display_name: &str,
+) -> Result<Zeroizing<String>> {
     let username = validate_username(username)?;
     let display_name = validate_display_name(display_name)?;
     let one_time = random_code(16);
-    let hash = password::hash(one_time.clone()).await.map_err(|_| AppError::Internal("password hashing"))?;
+    let hash = password::hash(one_time.clone())
+        .await
+        .map_err(|_| AppError::Internal("password hashing"))?;
     let now = now_micros();
     let user_id = UserId::generate();
     let row = UserRow {
@@ -590,10 +744,15 @@ pub async fn create_system_admin(store: &Store, username: &str, display_name: &s
         Err(store::Error::UniqueViolation) => return Err(username_taken()),
         other => other?,
     }
-    Event::new(Action::SystemAdminCreate, Outcome::Success, &Actor::default(), &Origin {
-        source_address: Some("command-line".to_owned()),
-        user_agent: None,
-    })
+    Event::new(
+        Action::SystemAdminCreate,
+        Outcome::Success,
+        &Actor::default(),
+        &Origin {
+            source_address: Some("command-line".to_owned()),
+            user_agent: None,
+        },
+    )
     .object("user", user_id)
     .append(&mut tx)
     .await?;

@@ -10,8 +10,13 @@ use crate::error::{AppError, Result};
 pub fn validate_username(username: &str) -> Result<String> {
     let username = username.trim().to_lowercase();
     let length_ok = (3..=64).contains(&username.len());
-    let chars_ok = username.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-    let start_ok = username.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    let chars_ok = username
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    let start_ok = username
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric());
     if length_ok && chars_ok && start_ok {
         Ok(username)
     } else {

@@ -151,7 +151,9 @@ impl Store {
     /// # Errors
     /// No connection could be had.
     pub async fn begin(&self) -> Result<StoreTx> {
-        Ok(StoreTx { tx: self.write.begin().await? })
+        Ok(StoreTx {
+            tx: self.write.begin().await?,
+        })
     }
 
     /// Closes every connection; used at shutdown.
@@ -160,7 +162,10 @@ impl Store {
         self.read.close().await;
     }
 
-    async fn fetch_optional<T>(&self, query: sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>) -> Result<Option<T>>
+    async fn fetch_optional<T>(
+        &self,
+        query: sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>,
+    ) -> Result<Option<T>>
     where
         T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
     {
@@ -170,12 +175,17 @@ impl Store {
         }
     }
 
-    async fn fetch_all<T>(&self, query: sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>) -> Result<Vec<T>>
+    async fn fetch_all<T>(
+        &self,
+        query: sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>,
+    ) -> Result<Vec<T>>
     where
         T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
     {
         let rows = query.fetch_all(&self.read).await?;
-        rows.iter().map(|row| T::from_row(row).map_err(Error::from)).collect()
+        rows.iter()
+            .map(|row| T::from_row(row).map_err(Error::from))
+            .collect()
     }
 
     // ---- organisations -------------------------------------------------------------------
@@ -206,8 +216,11 @@ impl Store {
     /// One user by id.
     pub async fn user(&self, id: UserId) -> Result<Option<UserRow>> {
         self.fetch_optional(
-            sqlx::query(concat!(rows::USER_COLUMNS_SELECT!(), " where u.user_id = $1"))
-                .bind(id.to_string()),
+            sqlx::query(concat!(
+                rows::USER_COLUMNS_SELECT!(),
+                " where u.user_id = $1"
+            ))
+            .bind(id.to_string()),
         )
         .await
     }
@@ -215,8 +228,11 @@ impl Store {
     /// One user by login name (already normalised to lower case).
     pub async fn user_by_username(&self, username: &str) -> Result<Option<UserRow>> {
         self.fetch_optional(
-            sqlx::query(concat!(rows::USER_COLUMNS_SELECT!(), " where u.username = $1"))
-                .bind(username.to_owned()),
+            sqlx::query(concat!(
+                rows::USER_COLUMNS_SELECT!(),
+                " where u.username = $1"
+            ))
+            .bind(username.to_owned()),
         )
         .await
     }
@@ -271,8 +287,11 @@ impl Store {
     /// One invitation by id.
     pub async fn invitation(&self, id: InvitationId) -> Result<Option<InvitationRow>> {
         self.fetch_optional(
-            sqlx::query(concat!(rows::INVITATION_SELECT!(), " where invitation_id = $1"))
-                .bind(id.to_string()),
+            sqlx::query(concat!(
+                rows::INVITATION_SELECT!(),
+                " where invitation_id = $1"
+            ))
+            .bind(id.to_string()),
         )
         .await
     }
@@ -280,8 +299,11 @@ impl Store {
     /// One invitation by the digest of its code.
     pub async fn invitation_by_code(&self, code_digest: &[u8]) -> Result<Option<InvitationRow>> {
         self.fetch_optional(
-            sqlx::query(concat!(rows::INVITATION_SELECT!(), " where code_digest = $1"))
-                .bind(code_digest.to_vec()),
+            sqlx::query(concat!(
+                rows::INVITATION_SELECT!(),
+                " where code_digest = $1"
+            ))
+            .bind(code_digest.to_vec()),
         )
         .await
     }
@@ -366,14 +388,21 @@ impl StoreTx {
         Ok(())
     }
 
-    async fn execute(&mut self, query: sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>) -> Result<u64> {
+    async fn execute(
+        &mut self,
+        query: sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>,
+    ) -> Result<u64> {
         Ok(query.execute(&mut *self.tx).await?.rows_affected())
     }
 
     // ---- organisations -------------------------------------------------------------------
 
     /// Adds an organisation.
-    pub async fn insert_organisation(&mut self, org: &OrganisationRow, created_by: Option<UserId>) -> Result<()> {
+    pub async fn insert_organisation(
+        &mut self,
+        org: &OrganisationRow,
+        created_by: Option<UserId>,
+    ) -> Result<()> {
         self.execute(
             sqlx::query(
                 "insert into organisation (organisation_id, name, kind, require_totp_for_all, \
@@ -460,7 +489,13 @@ impl StoreTx {
     }
 
     /// Replaces the password hash; `must_change` marks an administrator-issued password.
-    pub async fn set_password(&mut self, user: UserId, hash: &str, must_change: bool, now: i64) -> Result<u64> {
+    pub async fn set_password(
+        &mut self,
+        user: UserId,
+        hash: &str,
+        must_change: bool,
+        now: i64,
+    ) -> Result<u64> {
         self.execute(
             sqlx::query(
                 "update app_user set password_hash = $2, must_change_password = $3, updated_at = $4 \
@@ -490,7 +525,13 @@ impl StoreTx {
 
     /// Activates the pending TOTP secret, records the step of the confirming code and replaces
     /// the recovery codes.
-    pub async fn enable_totp(&mut self, user: UserId, step: i64, recovery_digests: &[Vec<u8>], now: i64) -> Result<u64> {
+    pub async fn enable_totp(
+        &mut self,
+        user: UserId,
+        step: i64,
+        recovery_digests: &[Vec<u8>],
+        now: i64,
+    ) -> Result<u64> {
         let changed = self
             .execute(
                 sqlx::query(
@@ -506,8 +547,10 @@ impl StoreTx {
         if changed == 0 {
             return Ok(0);
         }
-        self.execute(sqlx::query("delete from recovery_code where user_id = $1").bind(user.to_string()))
-            .await?;
+        self.execute(
+            sqlx::query("delete from recovery_code where user_id = $1").bind(user.to_string()),
+        )
+        .await?;
         for digest in recovery_digests {
             self.execute(
                 sqlx::query("insert into recovery_code (user_id, code_digest) values ($1, $2)")
@@ -536,7 +579,12 @@ impl StoreTx {
     }
 
     /// Uses up a recovery code; false if it was unknown or already used.
-    pub async fn use_recovery_code(&mut self, user: UserId, digest: &[u8], now: i64) -> Result<bool> {
+    pub async fn use_recovery_code(
+        &mut self,
+        user: UserId,
+        digest: &[u8],
+        now: i64,
+    ) -> Result<bool> {
         let changed = self
             .execute(
                 sqlx::query(
@@ -563,15 +611,21 @@ impl StoreTx {
                 .bind(now),
             )
             .await?;
-        self.execute(sqlx::query("delete from recovery_code where user_id = $1").bind(user.to_string()))
-            .await?;
+        self.execute(
+            sqlx::query("delete from recovery_code where user_id = $1").bind(user.to_string()),
+        )
+        .await?;
         Ok(changed)
     }
 
     // ---- invitations ---------------------------------------------------------------------
 
     /// Adds an invitation.
-    pub async fn insert_invitation(&mut self, invitation: &InvitationRow, code_digest: &[u8]) -> Result<()> {
+    pub async fn insert_invitation(
+        &mut self,
+        invitation: &InvitationRow,
+        code_digest: &[u8],
+    ) -> Result<()> {
         self.execute(
             sqlx::query(
                 "insert into invitation (invitation_id, organisation_id, role, invitee_name, \
@@ -593,7 +647,12 @@ impl StoreTx {
 
     /// Marks an invitation accepted, only if it is still pending at `now`: the compare-and-set
     /// that makes a code usable once. Returns false otherwise.
-    pub async fn accept_invitation(&mut self, id: InvitationId, user: UserId, now: i64) -> Result<bool> {
+    pub async fn accept_invitation(
+        &mut self,
+        id: InvitationId,
+        user: UserId,
+        now: i64,
+    ) -> Result<bool> {
         let changed = self
             .execute(
                 sqlx::query(
@@ -626,7 +685,11 @@ impl StoreTx {
     // ---- sessions ------------------------------------------------------------------------
 
     /// Opens a session with its first refresh token.
-    pub async fn insert_session(&mut self, session: &SessionRow, refresh_digest: &[u8]) -> Result<()> {
+    pub async fn insert_session(
+        &mut self,
+        session: &SessionRow,
+        refresh_digest: &[u8],
+    ) -> Result<()> {
         self.execute(
             sqlx::query(
                 "insert into login_session (session_id, user_id, created_at, last_seen_at, \
@@ -642,11 +705,17 @@ impl StoreTx {
             .bind(session.source_address.clone()),
         )
         .await?;
-        self.insert_refresh_token(&session.session_id, refresh_digest, session.created_at).await
+        self.insert_refresh_token(&session.session_id, refresh_digest, session.created_at)
+            .await
     }
 
     /// Adds a refresh token to a session.
-    pub async fn insert_refresh_token(&mut self, session_id: &str, digest: &[u8], now: i64) -> Result<()> {
+    pub async fn insert_refresh_token(
+        &mut self,
+        session_id: &str,
+        digest: &[u8],
+        now: i64,
+    ) -> Result<()> {
         self.execute(
             sqlx::query("insert into refresh_token (token_digest, session_id, issued_at) values ($1, $2, $3)")
                 .bind(digest.to_vec())
@@ -658,7 +727,11 @@ impl StoreTx {
     }
 
     /// Uses up a refresh token. Exactly one caller can win the compare-and-set.
-    pub async fn consume_refresh_token(&mut self, digest: &[u8], now: i64) -> Result<RefreshTokenUse> {
+    pub async fn consume_refresh_token(
+        &mut self,
+        digest: &[u8],
+        now: i64,
+    ) -> Result<RefreshTokenUse> {
         let fresh: Option<String> = sqlx::query_scalar(
             "update refresh_token set used_at = $2 where token_digest = $1 and used_at is null \
              returning session_id",
@@ -706,7 +779,12 @@ impl StoreTx {
     }
 
     /// Ends every session of a user; returns how many were still live.
-    pub async fn revoke_user_sessions(&mut self, user: UserId, reason: &str, now: i64) -> Result<u64> {
+    pub async fn revoke_user_sessions(
+        &mut self,
+        user: UserId,
+        reason: &str,
+        now: i64,
+    ) -> Result<u64> {
         self.execute(
             sqlx::query(
                 "update login_session set revoked_at = $2, revoked_reason = $3 \
@@ -749,8 +827,10 @@ impl StoreTx {
 
     /// Forgets the failures of a login name after a successful login.
     pub async fn clear_login_throttle(&mut self, login_key: &[u8]) -> Result<()> {
-        self.execute(sqlx::query("delete from login_throttle where login_key = $1").bind(login_key.to_vec()))
-            .await?;
+        self.execute(
+            sqlx::query("delete from login_throttle where login_key = $1").bind(login_key.to_vec()),
+        )
+        .await?;
         Ok(())
     }
 

@@ -20,17 +20,25 @@ pub(super) async fn open(url: &str) -> Result<Store> {
         .idle_timeout(Duration::from_secs(300))
         .after_connect(|conn, _| {
             Box::pin(async move {
-                sqlx::query("set synchronous_commit = on").execute(&mut *conn).await?;
+                sqlx::query("set synchronous_commit = on")
+                    .execute(&mut *conn)
+                    .await?;
                 Ok(())
             })
         })
         .connect(url)
         .await?;
-    Ok(Store { read: pool.clone(), write: pool, dialect: "postgres" })
+    Ok(Store {
+        read: pool.clone(),
+        write: pool,
+        dialect: "postgres",
+    })
 }
 
 /// What the write connections run with.
 pub(super) async fn durability(write: &sqlx::AnyPool) -> Result<String> {
-    let setting: String = sqlx::query_scalar("show synchronous_commit").fetch_one(write).await?;
+    let setting: String = sqlx::query_scalar("show synchronous_commit")
+        .fetch_one(write)
+        .await?;
     Ok(format!("synchronous_commit={setting}"))
 }

@@ -28,14 +28,23 @@ pub(super) async fn open(path: &Path) -> Result<Store> {
         .after_connect(|conn, _| Box::pin(async move { apply_pragmas(conn).await }))
         .connect(&url)
         .await?;
-    Ok(Store { read, write, dialect: "sqlite" })
+    Ok(Store {
+        read,
+        write,
+        dialect: "sqlite",
+    })
 }
 
 /// Creates the database file readable by its owner only, before SQLite does; SQLite gives
 /// the `-wal` and `-shm` files the same mode as the database file.
 fn create_private(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
         Ok(_) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(error) => Err(error),
@@ -59,7 +68,11 @@ async fn apply_pragmas(conn: &mut sqlx::AnyConnection) -> std::result::Result<()
 /// What the write connection runs with.
 pub(super) async fn durability(write: &sqlx::AnyPool) -> Result<String> {
     let mut conn = write.acquire().await?;
-    let journal: String = sqlx::query_scalar("pragma journal_mode").fetch_one(&mut *conn).await?;
-    let synchronous: i64 = sqlx::query_scalar("pragma synchronous").fetch_one(&mut *conn).await?;
+    let journal: String = sqlx::query_scalar("pragma journal_mode")
+        .fetch_one(&mut *conn)
+        .await?;
+    let synchronous: i64 = sqlx::query_scalar("pragma synchronous")
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(format!("journal_mode={journal} synchronous={synchronous}"))
 }
