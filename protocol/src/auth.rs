@@ -33,7 +33,10 @@ impl std::fmt::Debug for LoginRequest {
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .field("totp_code", &self.totp_code.as_ref().map(|_| "<redacted>"))
-            .field("recovery_code", &self.recovery_code.as_ref().map(|_| "<redacted>"))
+            .field(
+                "recovery_code",
+                &self.recovery_code.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -200,7 +203,9 @@ mod tests {
         assert!(!shown.contains("correct horse"));
         assert!(!shown.contains("123456"));
 
-        let refresh = RefreshRequest { refresh_token: "rt-secret-value".into() };
+        let refresh = RefreshRequest {
+            refresh_token: "rt-secret-value".into(),
+        };
         assert!(!format!("{refresh:?}").contains("rt-secret-value"));
     }
 

@@ -44,6 +44,8 @@ pub enum ErrorCode {
     AccountLocked,
     /// 429: too many requests; wait `retry_after_seconds`.
     RateLimited,
+    /// 408: the request took too long and was abandoned; it may be retried.
+    Timeout,
     /// 503: the database is unreachable.
     ServiceUnavailable,
     /// 500: something failed on the server; it has been logged.
@@ -71,6 +73,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::AccountLocked => "account_locked",
             Self::RateLimited => "rate_limited",
+            Self::Timeout => "timeout",
             Self::ServiceUnavailable => "service_unavailable",
             Self::Internal => "internal",
         }
@@ -80,7 +83,9 @@ impl ErrorCode {
     pub fn message_ja(self) -> &'static str {
         match self {
             Self::InvalidRequest => "入力内容に誤りがあります。",
-            Self::WeakPassword => "このパスワードは使用できません。8文字以上で、推測されにくいものにしてください。",
+            Self::WeakPassword => {
+                "このパスワードは使用できません。8文字以上で、推測されにくいものにしてください。"
+            }
             Self::InvitationInvalid => "招待コードが無効か、有効期限が切れています。",
             Self::AuthenticationFailed => "認証に失敗しました。",
             Self::TotpRequired => "認証アプリの確認コードを入力してください。",
@@ -96,7 +101,10 @@ impl ErrorCode {
             Self::PayloadTooLarge => "データが大きすぎます。",
             Self::AccountLocked => "ログインの失敗が続いたため、しばらくログインできません。",
             Self::RateLimited => "操作が多すぎます。しばらくしてから再度お試しください。",
-            Self::ServiceUnavailable => "一時的に利用できません。しばらくしてから再度お試しください。",
+            Self::Timeout => "処理に時間がかかりすぎたため中断しました。もう一度お試しください。",
+            Self::ServiceUnavailable => {
+                "一時的に利用できません。しばらくしてから再度お試しください。"
+            }
             Self::Internal => "サーバーでエラーが発生しました。",
         }
     }
@@ -123,6 +131,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => "The request is too large.",
             Self::AccountLocked => "Too many failed logins: please wait before trying again.",
             Self::RateLimited => "Too many requests: please wait and try again.",
+            Self::Timeout => "The request took too long and was abandoned: please try again.",
             Self::ServiceUnavailable => "Temporarily unavailable: please try again shortly.",
             Self::Internal => "An error occurred on the server.",
         }
@@ -181,8 +190,14 @@ mod tests {
 
     #[test]
     fn codes_serialise_as_their_wire_names() {
-        for code in [ErrorCode::AuthenticationFailed, ErrorCode::TotpEnrolmentRequired] {
-            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
+        for code in [
+            ErrorCode::AuthenticationFailed,
+            ErrorCode::TotpEnrolmentRequired,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&code).unwrap(),
+                format!("\"{}\"", code.as_str())
+            );
         }
     }
 

@@ -418,7 +418,10 @@ mod tests {
 
     #[test]
     fn only_family_and_patient_are_lay_people() {
-        let lay: Vec<Role> = Role::ALL.into_iter().filter(|r| r.is_lay_person()).collect();
+        let lay: Vec<Role> = Role::ALL
+            .into_iter()
+            .filter(|r| r.is_lay_person())
+            .collect();
         assert_eq!(lay, vec![Role::Family, Role::Patient]);
     }
 }

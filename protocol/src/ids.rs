@@ -106,7 +106,9 @@ mod tests {
     fn rejects_malformed_ids() {
         assert_eq!(
             "not-a-uuid".parse::<OrganisationId>(),
-            Err(InvalidId { kind: "organisation id" })
+            Err(InvalidId {
+                kind: "organisation id"
+            })
         );
         assert!(serde_json::from_str::<SessionId>("\"123\"").is_err());
         assert!(serde_json::from_str::<SessionId>("42").is_err());

@@ -49,6 +49,8 @@ pub enum AppError {
     RateLimited { retry_after_seconds: u64 },
     #[error("database unavailable")]
     Unavailable,
+    #[error("request timed out")]
+    Timeout,
     #[error(transparent)]
     Store(#[from] store::Error),
     /// A server-side failure that is not the database: hashing, key handling, a panic.
@@ -83,6 +85,7 @@ impl AppError {
             AppError::AccountLocked { .. } => ErrorCode::AccountLocked,
             AppError::RateLimited { .. } => ErrorCode::RateLimited,
             AppError::Unavailable => ErrorCode::ServiceUnavailable,
+            AppError::Timeout => ErrorCode::Timeout,
             AppError::Store(store::Error::UniqueViolation) => ErrorCode::Conflict,
             AppError::Store(_) | AppError::Internal(_) => ErrorCode::Internal,
         }
@@ -104,6 +107,7 @@ impl AppError {
             | ErrorCode::TotpEnrolmentRequired
             | ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Timeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::AccountLocked | ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,

@@ -141,3 +141,56 @@ async fn refuses_plain_http_on_a_public_address() {
         "nothing is created before the refusal"
     );
 }
+
+#[tokio::test]
+async fn every_error_has_the_error_shape() {
+    use tsunagu_protocol::{ErrorBody, ErrorCode};
+
+    let server = TestServer::start(Backend::Sqlite, "error-shape", &[])
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.base_url);
+    let expect = |status: u16, code: ErrorCode| {
+        move |response: reqwest::Response| async move {
+            assert_eq!(response.status(), status);
+            let body: ErrorBody = response.json().await.unwrap();
+            assert_eq!(body.code, code);
+            assert!(!body.message_ja.is_empty() && !body.message_en.is_empty());
+        }
+    };
+
+    expect(404, ErrorCode::NotFound)(http.get(url("/api/no-such-thing")).send().await.unwrap())
+        .await;
+    expect(405, ErrorCode::InvalidRequest)(
+        http.delete(url("/api/auth/login")).send().await.unwrap(),
+    )
+    .await;
+    let malformed = http
+        .post(url("/api/auth/login"))
+        .header("content-type", "application/json")
+        .body("{not json");
+    expect(400, ErrorCode::InvalidRequest)(malformed.send().await.unwrap()).await;
+    let missing = http
+        .post(url("/api/auth/login"))
+        .json(&serde_json::json!({"username": "a"}));
+    expect(400, ErrorCode::InvalidRequest)(missing.send().await.unwrap()).await;
+    expect(401, ErrorCode::TokenInvalid)(
+        http.get(url("/api/admin/users/not-a-uuid"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    // Last: the server answers before reading the oversized body and closes the connection.
+    let huge = serde_json::json!({"username": "a", "password": "x".repeat(200_000)});
+    expect(413, ErrorCode::PayloadTooLarge)(
+        http.post(url("/api/auth/login"))
+            .json(&huge)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    server.stop().await;
+}

@@ -55,7 +55,7 @@ pub(crate) fn exit_code_for(code: ErrorCode) -> u8 {
         | ErrorCode::InvitationInvalid
         | ErrorCode::Conflict
         | ErrorCode::PayloadTooLarge => exit::INVALID,
-        ErrorCode::ServiceUnavailable => exit::UNAVAILABLE,
+        ErrorCode::ServiceUnavailable | ErrorCode::Timeout => exit::UNAVAILABLE,
         ErrorCode::AccountLocked | ErrorCode::RateLimited => exit::LOCKED,
         ErrorCode::Internal => exit::OTHER,
     }

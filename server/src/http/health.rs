@@ -1,8 +1,8 @@
 //! `/healthz` and `/readyz`: liveness of the process and readiness of the database.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 
+use crate::error::AppError;
 use crate::state::AppState;
 
 /// `GET /healthz`
@@ -17,13 +17,16 @@ pub(crate) async fn healthz() -> &'static str {
 ///
 /// - 200 when the database answers, 503 otherwise.
 #[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, description = "Ready", body = String), (status = 503, description = "Database unreachable", body = String)))]
-pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    responses(
+        (status = 200, description = "Ready", body = String),
+        (status = 503, description = "service_unavailable: database unreachable", body = tsunagu_protocol::ErrorBody),
+    ))]
+pub(crate) async fn readyz(State(state): State<AppState>) -> Result<&'static str, AppError> {
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
+        Ok(()) => Ok("ready"),
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
+            Err(AppError::Unavailable)
         }
     }
 }

@@ -23,6 +23,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use tsunagu_protocol::{ErrorBody, ErrorCode};
+
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -162,10 +164,42 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .layer(CatchPanicLayer::custom(|_| AppError::Internal("panic").into_response()))
+        .layer(axum::middleware::map_response(error_body_for_bare_errors))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             // The path only: query strings and bodies may carry secrets.
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
         }))
+}
+
+/// Gives error responses produced outside our handlers (timeouts, body limits, 405s) the
+/// one error shape, so that every client sees `ErrorBody` for every error.
+async fn error_body_for_bare_errors(
+    response: axum::response::Response,
+) -> axum::response::Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::REQUEST_TIMEOUT => ErrorCode::Timeout,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+        StatusCode::SERVICE_UNAVAILABLE => ErrorCode::ServiceUnavailable,
+        status if status.is_server_error() => ErrorCode::Internal,
+        _ => ErrorCode::InvalidRequest,
+    };
+    let mut replaced = (status, axum::Json(ErrorBody::new(code))).into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(value) = response.headers().get(&name) {
+            replaced.headers_mut().insert(name, value.clone());
+        }
+    }
+    replaced
 }
 
 #[cfg(test)]
@@ -212,5 +246,39 @@ mod tests {
             25,
             "a route is missing from protocol::routes"
         );
+    }
+
+    #[tokio::test]
+    async fn bare_errors_get_the_error_shape() {
+        use axum::body::Body;
+        use axum::http::Request;
+        use tower::ServiceExt as _;
+
+        let app: axum::Router = axum::Router::new()
+            .route("/only-get", get(|| async { "ok" }))
+            .route("/slow", get(|| async { StatusCode::REQUEST_TIMEOUT }))
+            .layer(axum::middleware::map_response(error_body_for_bare_errors));
+        let response = app
+            .clone()
+            .oneshot(Request::post("/only-get").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert!(response.headers().contains_key(header::ALLOW));
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: ErrorBody = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body.code, ErrorCode::InvalidRequest);
+
+        let response = app
+            .oneshot(Request::get("/slow").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: ErrorBody = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body.code, ErrorCode::Timeout);
     }
 }
