@@ -267,6 +267,20 @@ pub struct CreateOrganisationRequest {
     pub require_totp_for_all: bool,
 }
 
+/// `PATCH /api/admin/organisations/{id}`: changes an organisation's name or TOTP policy.
+/// Absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UpdateOrganisationRequest {
+    /// New display name, 1–200 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Require TOTP of family and patient accounts too. Turning it on sends those members to
+    /// TOTP enrolment at their next request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_totp_for_all: Option<bool>,
+}
+
 /// Whether an account may log in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

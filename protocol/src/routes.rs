@@ -22,6 +22,7 @@ pub const SESSION: &str = "/api/auth/sessions/{session_id}";
 pub const ACCEPT_INVITATION: &str = "/api/invitations/accept";
 
 pub const ORGANISATIONS: &str = "/api/admin/organisations";
+/// `GET` reads, `PATCH` updates an organisation.
 pub const ORGANISATION: &str = "/api/admin/organisations/{organisation_id}";
 pub const ORGANISATION_INVITATIONS: &str = "/api/admin/organisations/{organisation_id}/invitations";
 /// `DELETE`: revokes a pending invitation.

@@ -7,7 +7,7 @@ use tsunagu_protocol::ErrorCode;
 use tsunagu_protocol::auth::{LoginRequest, PendingStep};
 use tsunagu_protocol::identity::{
     ChangeRoleRequest, CreateInvitationRequest, CreateOrganisationRequest, OrganisationKind, Role,
-    UserStatus,
+    UpdateOrganisationRequest, UserStatus,
 };
 
 use crate::support::{assert_code, bootstrap_admin, onboard, organisation};
@@ -146,6 +146,44 @@ pub async fn run(server: TestServer) {
         .collect();
     assert_eq!(visible, vec![clinic.id]);
     assert_eq!(admin.session.organisations().await.unwrap().len(), 2);
+
+    // The organisation's policy can require TOTP of family members too; another
+    // organisation's policy is out of reach.
+    let require = UpdateOrganisationRequest {
+        name: None,
+        require_totp_for_all: Some(true),
+    };
+    assert_code(
+        by_org_admin
+            .update_organisation(pharmacy.id, &require)
+            .await,
+        ErrorCode::Forbidden,
+    );
+    let updated = by_org_admin
+        .update_organisation(clinic.id, &require)
+        .await
+        .unwrap();
+    assert!(updated.require_totp_for_all);
+    assert_eq!(updated.name, clinic.name);
+    assert_code(
+        family.session.organisations().await,
+        ErrorCode::TotpEnrolmentRequired,
+    );
+    let me = family.session.me().await.unwrap();
+    assert!(me.totp_required && me.pending == vec![PendingStep::EnrolTotp]);
+    let relax = UpdateOrganisationRequest {
+        name: Some("ひかりクリニック（在宅）".into()),
+        require_totp_for_all: Some(false),
+    };
+    let updated = by_org_admin
+        .update_organisation(clinic.id, &relax)
+        .await
+        .unwrap();
+    assert_eq!(
+        (updated.name.as_str(), updated.require_totp_for_all),
+        ("ひかりクリニック（在宅）", false)
+    );
+    family.session.organisations().await.unwrap();
 
     // Within the organisation the administrator manages users.
     let users = by_org_admin.organisation_users(clinic.id).await.unwrap();

@@ -12,7 +12,7 @@ use tsunagu_protocol::auth::{
 };
 use tsunagu_protocol::identity::{
     ChangeRoleRequest, CreateInvitationRequest, CreateOrganisationRequest, Invitation,
-    InvitationCreated, Organisation, PasswordReset, RoleGrant, User,
+    InvitationCreated, Organisation, PasswordReset, RoleGrant, UpdateOrganisationRequest, User,
 };
 use tsunagu_protocol::{ErrorCode, InvitationId, OrganisationId, SessionId, UserId, routes};
 
@@ -293,6 +293,20 @@ impl Session {
     pub async fn organisation(&self, id: OrganisationId) -> Result<Organisation, ClientError> {
         self.call(Method::GET, &path(routes::ORGANISATION, id), None)
             .await
+    }
+
+    /// `PATCH /api/admin/organisations/{id}`: changes the name or the TOTP policy.
+    pub async fn update_organisation(
+        &self,
+        id: OrganisationId,
+        request: &UpdateOrganisationRequest,
+    ) -> Result<Organisation, ClientError> {
+        self.call(
+            Method::PATCH,
+            &path(routes::ORGANISATION, id),
+            Some(encode(request)?),
+        )
+        .await
     }
 
     /// `POST /api/admin/organisations/{id}/invitations`: the answer holds the one-time code.

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use tsunagu_protocol::auth::SessionInfo;
 use tsunagu_protocol::identity::{
     ChangeRoleRequest, CreateInvitationRequest, CreateOrganisationRequest, Invitation,
-    InvitationCreated, Organisation, PasswordReset, RoleGrant, User,
+    InvitationCreated, Organisation, PasswordReset, RoleGrant, UpdateOrganisationRequest, User,
 };
 use tsunagu_protocol::{ErrorBody, InvitationId, OrganisationId, UserId};
 
@@ -57,6 +57,25 @@ pub(crate) async fn get_organisation(
     Path(id): Path<OrganisationId>,
 ) -> Result<Json<Organisation>> {
     state.identity.organisation(&principal, id).await.map(Json)
+}
+
+/// `PATCH /api/admin/organisations/{organisation_id}`
+///
+/// - Name and TOTP policy; system admins for any organisation, organisation admins for their own.
+#[utoipa::path(patch, path = "/api/admin/organisations/{organisation_id}", tag = "admin", security(("bearer" = [])),
+    params(("organisation_id" = String, Path)), request_body = UpdateOrganisationRequest,
+    responses((status = 200, description = "Updated", body = Organisation), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn update_organisation(
+    State(state): State<AppState>,
+    FullSession(principal): FullSession,
+    Path(id): Path<OrganisationId>,
+    Json(request): Json<UpdateOrganisationRequest>,
+) -> Result<Json<Organisation>> {
+    state
+        .identity
+        .update_organisation(&principal, id, request)
+        .await
+        .map(Json)
 }
 
 /// `POST /api/admin/organisations/{organisation_id}/invitations`

@@ -88,7 +88,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             admin::list_organisations,
             admin::create_organisation
         ))
-        .routes(routes!(admin::get_organisation))
+        .routes(routes!(admin::get_organisation, admin::update_organisation))
         .routes(routes!(admin::create_invitation, admin::list_invitations))
         .routes(routes!(admin::revoke_invitation))
         .routes(routes!(admin::list_users))

@@ -11,7 +11,7 @@ use tsunagu_protocol::auth::{PendingStep, TokenResponse};
 use tsunagu_protocol::identity::{
     AcceptInvitationRequest, ChangeRoleRequest, CreateInvitationRequest, CreateOrganisationRequest,
     Invitation, InvitationCreated, InvitationStatus, Organisation, OrganisationKind, PasswordReset,
-    Role, RoleGrant, User, UserStatus,
+    Role, RoleGrant, UpdateOrganisationRequest, User, UserStatus,
 };
 use tsunagu_protocol::{InvitationId, OrganisationId, UserId};
 use zeroize::Zeroizing;
@@ -267,6 +267,50 @@ impl IdentityService {
                 .await?
                 .ok_or(AppError::NotFound)?,
         )
+    }
+
+    /// Changes an organisation's name or TOTP policy: a system administrator for any
+    /// organisation, an organisation administrator for their own.
+    ///
+    /// # Errors
+    /// `forbidden`, `not_found`, `invalid_request`.
+    pub async fn update_organisation(
+        &self,
+        principal: &Principal,
+        id: OrganisationId,
+        request: UpdateOrganisationRequest,
+    ) -> Result<Organisation> {
+        self.require_org_admin(principal, id, Action::OrganisationUpdate)
+            .await?;
+        let mut row = self
+            .store
+            .organisation(id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let mut changed = Vec::new();
+        if let Some(name) = &request.name {
+            row.name = validate::validate_name(name, "name")?;
+            changed.push("name");
+        }
+        if let Some(require) = request.require_totp_for_all {
+            row.require_totp_for_all = i64::from(require);
+            changed.push(if require {
+                "require_totp_for_all=true"
+            } else {
+                "require_totp_for_all=false"
+            });
+        }
+        let mut tx = self.store.begin().await?;
+        if !tx.update_organisation(&row).await? {
+            return Err(AppError::NotFound);
+        }
+        Event::by(principal, Action::OrganisationUpdate, Outcome::Success)
+            .object("organisation", id)
+            .reason(changed.join(";"))
+            .append(&mut tx)
+            .await?;
+        tx.commit().await?;
+        organisation_from_row(row)
     }
 
     // ---- invitations ---------------------------------------------------------------------

@@ -419,6 +419,22 @@ impl StoreTx {
         Ok(())
     }
 
+    /// Changes an organisation's name and TOTP policy; returns whether it exists.
+    pub async fn update_organisation(&mut self, org: &OrganisationRow) -> Result<bool> {
+        let changed = self
+            .execute(
+                sqlx::query(
+                    "update organisation set name = $2, require_totp_for_all = $3 \
+                     where organisation_id = $1",
+                )
+                .bind(org.organisation_id.clone())
+                .bind(org.name.clone())
+                .bind(org.require_totp_for_all),
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
     // ---- users ---------------------------------------------------------------------------
 
     /// Adds a user together with the grant of their first role.
