@@ -191,7 +191,7 @@ async fn organisations_round_trip(store: Store, _: Database) {
         store.organisation(id(&a.organisation_id)).await.unwrap(),
         Some(a.clone())
     );
-    assert_eq!(store.organisations().await.unwrap(), vec![a, b]);
+    assert_eq!(store.organisations().await.unwrap(), vec![a.clone(), b]);
     assert_eq!(
         store
             .organisation(OrganisationId::generate())
@@ -199,6 +199,22 @@ async fn organisations_round_trip(store: Store, _: Database) {
             .unwrap(),
         None
     );
+
+    let renamed = OrganisationRow {
+        name: "A 在宅クリニック".into(),
+        require_totp_for_all: 1,
+        ..a
+    };
+    let ghost = organisation("never inserted");
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.update_organisation(&renamed).await.unwrap());
+    assert!(!tx.update_organisation(&ghost).await.unwrap());
+    tx.commit().await.unwrap();
+    let stored = store
+        .organisation(id(&renamed.organisation_id))
+        .await
+        .unwrap();
+    assert_eq!(stored, Some(renamed));
 }
 
 async fn usernames_are_unique(store: Store, _: Database) {
