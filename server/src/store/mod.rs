@@ -889,3 +889,19 @@ pub enum RefreshTokenUse {
     /// No such token.
     Unknown,
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_kept_in_step() {
+        let versions = |migrator: &sqlx::migrate::Migrator| -> Vec<(i64, String)> {
+            migrator
+                .iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect()
+        };
+        let sqlite = versions(&super::sqlite::MIGRATOR);
+        assert!(!sqlite.is_empty());
+        assert_eq!(sqlite, versions(&super::postgres::MIGRATOR));
+    }
+}
