@@ -1,5 +1,5 @@
-//! End-to-end tests: the real `tsunagu-server` binary (and the `tsunagu` CLI) driven through
-//! the client library, on SQLite and on PostgreSQL.
+//! End-to-end tests: the real `tsunagu-server` binary driven through the client library and
+//! the `tsunagu` CLI binary, on SQLite and on PostgreSQL.
 //!
 //! Each scenario is an async function over a started [`TestServer`]; [`both_backends!`] runs
 //! it once per database. PostgreSQL runs need `TSUNAGU_TEST_POSTGRES_URL`.
@@ -10,6 +10,7 @@
 
 mod support;
 
+mod cli;
 mod onboarding;
 mod process;
 mod rejections;
@@ -50,4 +51,5 @@ both_backends! {
     onboarding_enrolment_refresh_and_logout => onboarding;
     documented_rejections => rejections ["--lockout-threshold", "3", "--lockout-seconds", "3"];
     organisation_admin_scope => scope;
+    cli_walkthrough => cli;
 }
