@@ -399,6 +399,25 @@ pub async fn run(server: TestServer) {
     assert_eq!(org["name"], json!("みどり訪問看護ステーション"));
     assert_eq!(org["kind"], json!("visiting_nursing_station"));
     let org_id = org["id"].as_str().unwrap().to_owned();
+    assert_eq!(org["require_totp_for_all"], json!(false));
+    let updated = admin
+        .run(
+            &[
+                "admin",
+                "org",
+                "update",
+                &org_id,
+                "--require-totp-for-all",
+                "true",
+                "--json",
+            ],
+            None,
+        )
+        .await
+        .expect(0)
+        .json();
+    assert_eq!(updated["require_totp_for_all"], json!(true));
+    assert_eq!(updated["name"], json!("みどり訪問看護ステーション"));
 
     let created = admin
         .run(

@@ -225,6 +225,17 @@ pub(crate) enum OrgCommand {
         /// 組織 ID / Organisation id
         id: OrganisationId,
     },
+    /// 組織名や二要素認証の方針を変更する / Rename an organisation or change its TOTP policy
+    Update {
+        /// 組織 ID / Organisation id
+        id: OrganisationId,
+        /// 新しい組織名 / New name
+        #[arg(long)]
+        name: Option<String>,
+        /// 家族・本人にも二要素認証を必須にするか (true/false) / Require TOTP of family and patients too
+        #[arg(long)]
+        require_totp_for_all: Option<bool>,
+    },
 }
 
 /// `tsunagu admin user …`.

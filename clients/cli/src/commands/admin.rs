@@ -3,6 +3,7 @@
 
 use tsunagu_protocol::identity::{
     ChangeRoleRequest, CreateInvitationRequest, CreateOrganisationRequest,
+    UpdateOrganisationRequest,
 };
 
 use super::Context;
@@ -35,6 +36,20 @@ pub(super) async fn run(ctx: &Context, command: AdminCommand) -> Result<(), CliE
         }
         AdminCommand::Org(OrgCommand::Show { id }) => {
             let org = ctx.call(async |s| s.organisation(id).await).await?;
+            out.value(&org, || output::organisation(&org))
+        }
+        AdminCommand::Org(OrgCommand::Update {
+            id,
+            name,
+            require_totp_for_all,
+        }) => {
+            let request = UpdateOrganisationRequest {
+                name,
+                require_totp_for_all,
+            };
+            let org = ctx
+                .call(async |s| s.update_organisation(id, &request).await)
+                .await?;
             out.value(&org, || output::organisation(&org))
         }
         AdminCommand::Invite {
