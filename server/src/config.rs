@@ -89,7 +89,8 @@ pub struct Options {
     /// client addresses are then taken from X-Forwarded-For.
     #[arg(long, env = "TSUNAGU_BEHIND_PROXY", num_args = 0..=1, default_missing_value = "true")]
     pub behind_proxy: Option<bool>,
-    /// The public URL of this service, used as the token issuer [default: derived from --listen].
+    /// The public URL of this service, used as the access-token issuer; the same on every
+    /// node [default: tsunagu].
     #[arg(long, env = "TSUNAGU_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Log format [default: text].
@@ -101,7 +102,7 @@ pub struct Options {
     /// Minutes of inactivity after which a session ends [default: 30].
     #[arg(long, env = "TSUNAGU_SESSION_IDLE_MINUTES")]
     pub session_idle_minutes: Option<u64>,
-    /// Hours after login at which a session ends whatever the activity [default: 12].
+    /// Hours after login at which a session ends whatever the activity, at most 12 [default: 12].
     #[arg(long, env = "TSUNAGU_SESSION_HOURS")]
     pub session_hours: Option<u64>,
     /// Consecutive failed logins that lock a login name [default: 5].
@@ -237,10 +238,9 @@ impl Settings {
                  --behind-proxy if a TLS-terminating proxy is in front"
             )));
         }
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let issuer = options
-            .public_url
-            .unwrap_or_else(|| format!("{scheme}://{listen}"));
+        // Every node of a cluster must issue and accept the same issuer, so the default is a
+        // constant rather than something derived from this node's address.
+        let issuer = options.public_url.unwrap_or_else(|| "tsunagu".to_owned());
         let auth = AuthSettings {
             issuer,
             access_token_seconds: in_range(
@@ -256,7 +256,7 @@ impl Settings {
                     1..=30,
                     "session_idle_minutes",
                 )?,
-            session_seconds: 3600 * in_range(options.session_hours, 12, 1..=24, "session_hours")?,
+            session_seconds: 3600 * in_range(options.session_hours, 12, 1..=12, "session_hours")?,
             lockout_threshold: in_range(
                 options.lockout_threshold.map(u64::from),
                 5,
@@ -353,7 +353,7 @@ mod tests {
             "k.pem",
         ]);
         let settings = Settings::resolve(tls).unwrap();
-        assert_eq!(settings.auth.issuer, "https://0.0.0.0:8443");
+        assert_eq!(settings.auth.issuer, "tsunagu");
         assert!(!settings.tls.unwrap().allow_tls12);
     }
 
@@ -389,6 +389,7 @@ mod tests {
         ));
         assert!(Settings::resolve(parse(&["--access-token-seconds", "3600"])).is_err());
         assert!(Settings::resolve(parse(&["--session-idle-minutes", "60"])).is_err());
+        assert!(Settings::resolve(parse(&["--session-hours", "13"])).is_err());
         assert!(Settings::resolve(parse(&["--database-url", "mysql://x"])).is_err());
     }
 }

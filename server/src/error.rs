@@ -84,7 +84,9 @@ impl AppError {
             AppError::PayloadTooLarge => ErrorCode::PayloadTooLarge,
             AppError::AccountLocked { .. } => ErrorCode::AccountLocked,
             AppError::RateLimited { .. } => ErrorCode::RateLimited,
-            AppError::Unavailable => ErrorCode::ServiceUnavailable,
+            AppError::Unavailable | AppError::Store(store::Error::Unavailable(_)) => {
+                ErrorCode::ServiceUnavailable
+            }
             AppError::Timeout => ErrorCode::Timeout,
             AppError::Store(store::Error::UniqueViolation) => ErrorCode::Conflict,
             AppError::Store(_) | AppError::Internal(_) => ErrorCode::Internal,
@@ -151,6 +153,9 @@ impl IntoResponse for AppError {
         let status = self.status();
         match &self {
             AppError::Store(store::Error::UniqueViolation) => {}
+            AppError::Store(error @ store::Error::Unavailable(_)) => {
+                tracing::warn!(%error, "database unavailable");
+            }
             AppError::Store(error) => tracing::error!(%error, "request failed in the database"),
             AppError::Internal(what) => tracing::error!(what, "request failed"),
             AppError::Unavailable => tracing::warn!("database unavailable"),

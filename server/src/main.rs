@@ -51,9 +51,8 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-/// Creates the data directory (mode 0700) when SQLite is used, loads or creates the key files
-/// and opens the database.
-async fn open(settings: &Settings) -> anyhow::Result<(Store, ServerKeys)> {
+/// Creates the data directory (mode 0700) when SQLite is used and opens the database.
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     if let Database::Sqlite { .. } = settings.database {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
@@ -67,16 +66,15 @@ async fn open(settings: &Settings) -> anyhow::Result<(Store, ServerKeys)> {
                 )
             })?;
     }
-    let keys =
-        ServerKeys::load_or_create(&settings.keys_dir).context("cannot load the key files")?;
-    let store = Store::open(&settings.database)
+    Store::open(&settings.database)
         .await
-        .with_context(|| format!("cannot open the {} database", settings.database.dialect()))?;
-    Ok((store, keys))
+        .with_context(|| format!("cannot open the {} database", settings.database.dialect()))
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let (store, keys) = open(&settings).await?;
+    let store = open_store(&settings).await?;
+    let keys =
+        ServerKeys::load_or_create(&settings.keys_dir).context("cannot load the key files")?;
     let tcp = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -121,7 +119,8 @@ async fn create_system_admin(
     username: &str,
     display_name: &str,
 ) -> anyhow::Result<()> {
-    let (store, _keys) = open(&settings).await?;
+    // Only the database: creating an account needs no key, so none is created here.
+    let store = open_store(&settings).await?;
     let result = identity::create_system_admin(&store, username, display_name).await;
     store.close().await;
     let one_time = result.map_err(|error| {

@@ -516,12 +516,21 @@ async fn login_failures_are_counted(store: Store, _: Database) {
     let key = b"hmac-of-login-name";
     assert_eq!(store.login_throttle(key).await.unwrap(), None);
     let mut tx = store.begin().await.unwrap();
-    assert_eq!(tx.record_login_failure(key, NOW).await.unwrap(), 1);
-    assert_eq!(tx.record_login_failure(key, NOW + 1).await.unwrap(), 2);
+    assert_eq!(tx.record_login_failure(key, NOW, 3).await.unwrap(), 1);
+    assert_eq!(tx.record_login_failure(key, NOW + 1, 3).await.unwrap(), 2);
     tx.lock_login(key, NOW + 60).await.unwrap();
     tx.commit().await.unwrap();
     let state = store.login_throttle(key).await.unwrap().unwrap();
     assert_eq!((state.failures, state.locked_until), (2, NOW + 60));
+
+    // At the threshold: counting goes on while the lockout lasts, restarts after it.
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.record_login_failure(key, NOW + 2, 3).await.unwrap(), 3);
+    tx.lock_login(key, NOW + 100).await.unwrap();
+    assert_eq!(tx.record_login_failure(key, NOW + 50, 3).await.unwrap(), 4);
+    assert_eq!(tx.record_login_failure(key, NOW + 100, 3).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+
     let mut tx = store.begin().await.unwrap();
     tx.clear_login_throttle(key).await.unwrap();
     tx.commit().await.unwrap();

@@ -154,6 +154,9 @@ async fn every_error_has_the_error_shape() {
     let expect = |status: u16, code: ErrorCode| {
         move |response: reqwest::Response| async move {
             assert_eq!(response.status(), status);
+            // Security headers on every error too.
+            assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+            assert_eq!(response.headers()["cache-control"], "no-store");
             let body: ErrorBody = response.json().await.unwrap();
             assert_eq!(body.code, code);
             assert!(!body.message_ja.is_empty() && !body.message_en.is_empty());

@@ -147,6 +147,37 @@ pub async fn run(server: TestServer) {
     assert_eq!(visible, vec![clinic.id]);
     assert_eq!(admin.session.organisations().await.unwrap().len(), 2);
 
+    // Nor can they take over a peer administrator by resetting them, and a system
+    // administrator's role cannot be changed through the API.
+    let (peer, _) = onboard(
+        &client,
+        &admin.session,
+        &clinic,
+        Role::OrganisationAdmin,
+        "admin2.hikari",
+    )
+    .await;
+    let peer_id = peer.session.me().await.unwrap().user.id;
+    assert_code(
+        by_org_admin.reset_password(peer_id).await,
+        ErrorCode::Forbidden,
+    );
+    assert_code(by_org_admin.reset_totp(peer_id).await, ErrorCode::Forbidden);
+    assert_code(
+        by_org_admin.disable_user(peer_id).await,
+        ErrorCode::Forbidden,
+    );
+    peer.session.me().await.unwrap();
+    let admin_id = admin.session.me().await.unwrap().user.id;
+    let demote = ChangeRoleRequest {
+        role: Role::Nurse,
+        reason: "test".into(),
+    };
+    assert_code(
+        admin.session.change_role(admin_id, &demote).await,
+        ErrorCode::Conflict,
+    );
+
     // The organisation's policy can require TOTP of family members too; another
     // organisation's policy is out of reach.
     let require = UpdateOrganisationRequest {
@@ -263,7 +294,7 @@ pub async fn run(server: TestServer) {
     nurse.password = reset.one_time_password.clone();
 
     let mut secrets = admin.secrets();
-    for person in [&org_admin, &nurse, &pharmacist, &family] {
+    for person in [&org_admin, &nurse, &pharmacist, &family, &peer] {
         secrets.extend(person.secrets());
     }
     server.assert_logs_free_of(&secrets);

@@ -18,6 +18,8 @@ pub enum Action {
     TotpEnrol,
     TotpConfirm,
     SessionRevoke,
+    /// A session ended by its idle timeout, noticed at its next use.
+    SessionExpire,
     OrganisationCreate,
     OrganisationUpdate,
     InvitationCreate,
@@ -46,6 +48,7 @@ impl Action {
             Action::TotpEnrol => "auth.totp_enrol",
             Action::TotpConfirm => "auth.totp_confirm",
             Action::SessionRevoke => "auth.session_revoke",
+            Action::SessionExpire => "auth.session_expire",
             Action::OrganisationCreate => "admin.organisation_create",
             Action::OrganisationUpdate => "admin.organisation_update",
             Action::InvitationCreate => "admin.invitation_create",

@@ -252,7 +252,8 @@ impl AuthService {
     ) -> Result<()> {
         let now = now_micros();
         let mut tx = self.store.begin().await?;
-        let failures = tx.record_login_failure(login_key, now).await?;
+        let threshold = i64::from(self.settings.lockout_threshold);
+        let failures = tx.record_login_failure(login_key, now, threshold).await?;
         let wait = self.backoff_seconds(failures);
         if wait > 0 {
             tx.lock_login(login_key, now + seconds(wait)).await?;
@@ -490,8 +491,18 @@ impl AuthService {
         let now = now_micros();
         if let Err(reason) = self.check_session_live(&row, now) {
             if reason == "idle_timeout" {
+                let actor = Actor {
+                    session_id: Some(claims.sid),
+                    ..actor_of_row(&row.user)?
+                };
                 let mut tx = self.store.begin().await?;
-                tx.revoke_session(claims.sid, reason, now).await?;
+                if tx.revoke_session(claims.sid, reason, now).await? > 0 {
+                    Event::new(Action::SessionExpire, Outcome::Success, &actor, &origin)
+                        .object("session", claims.sid)
+                        .reason(reason)
+                        .append(&mut tx)
+                        .await?;
+                }
                 tx.commit().await?;
             }
             return Err(AppError::SessionExpired);
@@ -576,6 +587,7 @@ impl AuthService {
             &request.new_password,
             &[&user.username, &user.display_name],
             "new_password",
+            totp_required(principal.role, &user),
         )
         .map_err(AppError::WeakPassword)?;
         let hash = password::hash(Zeroizing::new(request.new_password.clone()))

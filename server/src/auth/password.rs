@@ -4,10 +4,12 @@
 //! salt, 32-byte output, stored as a PHC string so parameters can be raised later and old
 //! hashes still verify. On this machine class one hash takes about 25 ms of one core.
 //!
-//! Policy (NIST SP 800-63B with two factors; MHLW Q&A シQ-54 example (c)): at least 8 and at
-//! most 128 characters, no composition rules, no forced rotation, and not guessable: zxcvbn's
-//! lists of common and breached passwords, names and keyboard patterns, plus the user's own
-//! name and login, must put it above 10^6 guesses.
+//! Policy (NIST SP 800-63B; MHLW Q&A シQ-54 example (c)): at least 8 characters for accounts
+//! that must use a second factor, at least 15 for accounts that may log in with the password
+//! alone (family and patients, unless their organisation requires TOTP); at most 128; no
+//! composition rules, no forced rotation, and not guessable: zxcvbn's lists of common and
+//! breached passwords, names and keyboard patterns, plus the user's own name and login, must
+//! put it above 10^6 guesses.
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
@@ -15,8 +17,10 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use tsunagu_protocol::FieldError;
 use zeroize::Zeroizing;
 
-/// Shortest accepted password, in characters.
+/// Shortest accepted password, in characters, for an account that must use two factors.
 pub const MIN_CHARS: usize = 8;
+/// Shortest accepted password for an account that may log in with the password alone.
+pub const MIN_CHARS_SINGLE_FACTOR: usize = 15;
 /// Longest accepted password, in characters (bounds hashing work per request).
 pub const MAX_CHARS: usize = 128;
 
@@ -76,19 +80,32 @@ pub fn decoy_hash() -> String {
 }
 
 /// Checks a new password against the policy. `context` holds words the user is known by
-/// (login name, display name), which must not make up the password.
+/// (login name, display name), which must not make up the password; `two_factor` says whether
+/// the account must use a second factor.
 ///
 /// # Errors
 /// The field errors to show, with field `field`.
-pub fn check_policy(password: &str, context: &[&str], field: &str) -> Result<(), FieldError> {
+pub fn check_policy(
+    password: &str,
+    context: &[&str],
+    field: &str,
+    two_factor: bool,
+) -> Result<(), FieldError> {
     let chars = password.chars().count();
-    let problem = if chars < MIN_CHARS {
-        Some((
-            "too_short",
-            "8文字以上にしてください。",
-            "Use at least 8 characters.",
-        ))
-    } else if chars > MAX_CHARS {
+    let min = if two_factor {
+        MIN_CHARS
+    } else {
+        MIN_CHARS_SINGLE_FACTOR
+    };
+    if chars < min {
+        return Err(FieldError {
+            field: field.to_owned(),
+            code: "too_short".to_owned(),
+            message_ja: format!("{min}文字以上にしてください。"),
+            message_en: format!("Use at least {min} characters."),
+        });
+    }
+    let problem = if chars > MAX_CHARS {
         Some((
             "too_long",
             "128文字以下にしてください。",
@@ -172,7 +189,7 @@ mod tests {
     #[test]
     fn policy_rejects_short_common_and_personal_passwords() {
         let code = |p: &str| {
-            check_policy(p, &["sato.hanako", "佐藤 花子"], "password")
+            check_policy(p, &["sato.hanako", "佐藤 花子"], "password", true)
                 .err()
                 .map(|e| e.code)
         };
@@ -193,8 +210,26 @@ mod tests {
     }
 
     #[test]
+    fn single_factor_accounts_need_longer_passwords() {
+        let family = |p: &str| {
+            check_policy(p, &[], "password", false)
+                .err()
+                .map(|e| e.code)
+        };
+        assert_eq!(family("kango-2026-Min!"), None, "15 characters");
+        assert_eq!(
+            family("kango-2026-Mi!"),
+            Some("too_short".to_owned()),
+            "14 characters"
+        );
+        assert!(check_policy("kango-2026-Mi!", &[], "password", true).is_ok());
+        let error = check_policy("short", &[], "password", false).unwrap_err();
+        assert_eq!(error.message_en, "Use at least 15 characters.");
+    }
+
+    #[test]
     fn field_errors_carry_both_languages() {
-        let error = check_policy("abc", &[], "new_password").unwrap_err();
+        let error = check_policy("abc", &[], "new_password", true).unwrap_err();
         assert_eq!(error.field, "new_password");
         assert!(!error.message_ja.is_empty() && !error.message_en.is_empty());
     }

@@ -10,7 +10,7 @@ mod health;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -109,10 +109,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The whole HTTP application.
+///
+/// Layers, from the inside out: body limit and timeout (their refusals, and panics, are
+/// given the error shape next), then the security headers, so that every response, errors
+/// included, carries them; tracing outermost.
 pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api();
     let openapi_json = openapi.to_json().unwrap_or_else(|_| "{}".to_owned());
-    let tls = state.settings.tls.is_some();
+    // Behind a TLS-terminating proxy the browser sees HTTPS too.
+    let https = state.settings.tls.is_some() || state.settings.behind_proxy;
     let mut router = routes
         .route(
             tsunagu_protocol::routes::OPENAPI,
@@ -121,54 +126,44 @@ pub fn router(state: AppState) -> Router {
             ),
         )
         .fallback(|| async { AppError::NotFound })
-        .method_not_allowed_fallback(|| async {
-            (
-                StatusCode::METHOD_NOT_ALLOWED,
-                axum::Json(tsunagu_protocol::ErrorBody::new(
-                    tsunagu_protocol::ErrorCode::InvalidRequest,
-                )),
-            )
-                .into_response()
-        })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            HeaderName::from_static("content-security-policy"),
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        .layer(CatchPanicLayer::custom(|_| {
+            AppError::Internal("panic").into_response()
+        }))
+        .layer(axum::middleware::map_response(error_body_for_bare_errors));
+    let headers = [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+    ];
+    for (name, value) in headers {
+        router = router.layer(SetResponseHeaderLayer::overriding(
+            name,
+            HeaderValue::from_static(value),
         ));
-    if tls {
+    }
+    if https {
         router = router.layer(SetResponseHeaderLayer::overriding(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=63072000; includeSubDomains"),
         ));
     }
-    router
-        .layer(CatchPanicLayer::custom(|_| AppError::Internal("panic").into_response()))
-        .layer(axum::middleware::map_response(error_body_for_bare_errors))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+    router.layer(
+        TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             // The path only: query strings and bodies may carry secrets.
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
-        }))
+        }),
+    )
 }
 
 /// Gives error responses produced outside our handlers (timeouts, body limits, 405s) the

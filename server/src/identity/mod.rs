@@ -183,10 +183,12 @@ impl IdentityService {
         let row = self.store.user(user).await?;
         let allowed = match (&row, principal.role) {
             (Some(_), Role::SystemAdmin) => true,
+            // Only accounts whose role they could grant: an organisation administrator must
+            // not take over a peer administrator or a security officer by resetting them.
             (Some(row), Role::OrganisationAdmin) => {
                 row.organisation_id.as_deref()
                     == principal.organisation_id.map(|o| o.to_string()).as_deref()
-                    && row.role != Role::SystemAdmin.as_str()
+                    && Role::parse(&row.role).is_some_and(|role| may_grant(principal.role, role))
             }
             (None, Role::SystemAdmin | Role::OrganisationAdmin) => return Err(AppError::NotFound),
             _ => false,
@@ -409,6 +411,11 @@ impl IdentityService {
     /// # Errors
     /// `forbidden`, `not_found`, `conflict` if no longer pending.
     pub async fn revoke_invitation(&self, principal: &Principal, id: InvitationId) -> Result<()> {
+        if !matches!(principal.role, Role::SystemAdmin | Role::OrganisationAdmin) {
+            return Err(self
+                .refuse(principal, Action::InvitationRevoke, "invitation", id)
+                .await);
+        }
         let row = self.store.invitation(id).await?.ok_or(AppError::NotFound)?;
         self.require_org_admin(
             principal,
@@ -458,15 +465,26 @@ impl IdentityService {
             .await?;
             return Err(AppError::InvitationInvalid);
         };
-        password::check_policy(&request.password, &[&username, &display_name], "password")
-            .map_err(AppError::WeakPassword)?;
+        let role = Role::parse(&invitation.role).ok_or_else(|| corrupt("role"))?;
+        let org_require_totp = self
+            .store
+            .organisation(parse(&invitation.organisation_id, "organisation id")?)
+            .await?
+            .map_or(0, |org| org.require_totp_for_all);
+        let two_factor = !role.is_lay_person() || org_require_totp == 1;
+        password::check_policy(
+            &request.password,
+            &[&username, &display_name],
+            "password",
+            two_factor,
+        )
+        .map_err(AppError::WeakPassword)?;
         if self.store.user_by_username(&username).await?.is_some() {
             return Err(username_taken());
         }
         let hash = password::hash(Zeroizing::new(request.password.clone()))
             .await
             .map_err(|_| AppError::Internal("password hashing"))?;
-        let role = Role::parse(&invitation.role).ok_or_else(|| corrupt("role"))?;
         let user_id = UserId::generate();
         let row = UserRow {
             user_id: user_id.to_string(),
@@ -482,11 +500,7 @@ impl IdentityService {
             totp_pending_sealed: None,
             totp_last_step: 0,
             created_at: now,
-            org_require_totp: self
-                .store
-                .organisation(parse(&invitation.organisation_id, "organisation id")?)
-                .await?
-                .map_or(0, |org| org.require_totp_for_all),
+            org_require_totp,
         };
         let grant = RoleGrantRow {
             user_id: row.user_id.clone(),
@@ -569,6 +583,14 @@ impl IdentityService {
         let row = self
             .administered_user(principal, id, Action::RoleGrant)
             .await?;
+        if row.role == Role::SystemAdmin.as_str() {
+            return Err(AppError::Conflict(vec![field_error(
+                "role",
+                "system_admin",
+                "システム管理者の役割は変更できません。",
+                "A system administrator's role cannot be changed.",
+            )]));
+        }
         if !may_grant(principal.role, request.role) || id == principal.user_id {
             return Err(self.refuse(principal, Action::RoleGrant, "user", id).await);
         }

@@ -39,6 +39,10 @@ pub enum Error {
     /// The database holds a value this version cannot interpret.
     #[error("stored value is not valid: {0}")]
     Corrupt(String),
+    /// The database cannot be reached: connection refused or lost, or no connection free in
+    /// time.
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
     /// The database refused to migrate.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -57,7 +61,12 @@ impl From<sqlx::Error> for Error {
                 return Error::ForeignKeyViolation;
             }
         }
-        Error::Backend(error)
+        match error {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                Error::Unavailable(error)
+            }
+            error => Error::Backend(error),
+        }
     }
 }
 
@@ -816,15 +825,27 @@ impl StoreTx {
     // ---- login throttling ----------------------------------------------------------------
 
     /// Counts one more failed login for a login name and returns the count.
-    pub async fn record_login_failure(&mut self, login_key: &[u8], now: i64) -> Result<i64> {
+    ///
+    /// Once a full lockout (`threshold` failures) has run out, counting starts again at 1, so
+    /// that each lockout period allows `threshold` more guesses and no more.
+    pub async fn record_login_failure(
+        &mut self,
+        login_key: &[u8],
+        now: i64,
+        threshold: i64,
+    ) -> Result<i64> {
         let failures: i64 = sqlx::query_scalar(
             "insert into login_throttle (login_key, failures, locked_until, last_failure_at) \
              values ($1, 1, 0, $2) on conflict (login_key) do update set \
-             failures = login_throttle.failures + 1, last_failure_at = excluded.last_failure_at \
+             failures = case when login_throttle.failures >= $3 \
+             and login_throttle.locked_until <= $2 then 1 \
+             else login_throttle.failures + 1 end, \
+             last_failure_at = excluded.last_failure_at \
              returning failures",
         )
         .bind(login_key.to_vec())
         .bind(now)
+        .bind(threshold)
         .fetch_one(&mut *self.tx)
         .await?;
         Ok(failures)
