@@ -89,6 +89,16 @@ uuid_id!(
     InvitationId,
     "invitation id"
 );
+uuid_id!(
+    /// A patient room.
+    RoomId,
+    "room id"
+);
+uuid_id!(
+    /// A consent record of a room.
+    ConsentId,
+    "consent id"
+);
 
 #[cfg(test)]
 mod tests {

@@ -38,6 +38,23 @@ pub const USER_RESET_TOTP: &str = "/api/admin/users/{user_id}/reset-totp";
 /// `GET` lists a user's sessions; `DELETE` revokes all of them.
 pub const USER_SESSIONS: &str = "/api/admin/users/{user_id}/sessions";
 
+/// `GET` lists the caller's rooms; `POST` creates one.
+pub const ROOMS: &str = "/api/rooms";
+/// `GET`: the room with the patient's details (accepted members; audited).
+pub const ROOM: &str = "/api/rooms/{room_id}";
+/// `GET` lists the care team; `POST` invites a member.
+pub const ROOM_MEMBERS: &str = "/api/rooms/{room_id}/members";
+/// `DELETE`: revokes a member's membership or invitation.
+pub const ROOM_MEMBER: &str = "/api/rooms/{room_id}/members/{user_id}";
+/// `PUT` answers the caller's invitation; `DELETE` leaves the room.
+pub const ROOM_MEMBERSHIP: &str = "/api/rooms/{room_id}/membership";
+/// `GET` lists consent records; `POST` records one.
+pub const ROOM_CONSENTS: &str = "/api/rooms/{room_id}/consents";
+/// `POST`: withdraws a consent.
+pub const ROOM_CONSENT_WITHDRAW: &str = "/api/rooms/{room_id}/consents/{consent_id}/withdraw";
+/// `GET ?q=`: people who can be invited into rooms (professionals only).
+pub const DIRECTORY: &str = "/api/directory";
+
 /// Fills the `{name}` segments of a route template, in order.
 ///
 /// ```
