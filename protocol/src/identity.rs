@@ -234,6 +234,31 @@ impl Role {
         }
     }
 
+    /// The roles of the care team: they create rooms, invite members, record consent and see
+    /// entries meant for professionals.
+    pub fn is_care_professional(self) -> bool {
+        matches!(
+            self,
+            Self::Physician
+                | Self::Dentist
+                | Self::Pharmacist
+                | Self::Nurse
+                | Self::Therapist
+                | Self::Dietitian
+                | Self::DentalHygienist
+                | Self::CareManager
+                | Self::CareWorker
+                | Self::MunicipalStaff
+        )
+    }
+
+    /// Whether someone in this role may be a member of a patient room: the care team, the
+    /// family and the patient. Administrators, security officers and emergency services are
+    /// never members (emergency services read only the emergency sheet).
+    pub fn may_join_rooms(self) -> bool {
+        self.is_care_professional() || self.is_lay_person()
+    }
+
     /// Family members and patients: TOTP is optional for them unless their organisation
     /// requires it. Every other role must use two factors.
     pub fn is_lay_person(self) -> bool {

@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod error;
 pub mod http;
 pub mod identity;
+pub mod rooms;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -6,6 +6,7 @@ use crate::auth::AuthService;
 use crate::config::Settings;
 use crate::crypto::ServerKeys;
 use crate::identity::IdentityService;
+use crate::rooms::RoomService;
 use crate::store::Store;
 
 /// Everything a request handler may need.
@@ -14,6 +15,7 @@ pub struct AppState {
     pub store: Store,
     pub auth: AuthService,
     pub identity: IdentityService,
+    pub rooms: RoomService,
     pub settings: Arc<Settings>,
 }
 
@@ -25,10 +27,12 @@ impl AppState {
     pub fn new(store: Store, keys: ServerKeys, settings: Settings) -> crate::error::Result<Self> {
         let auth = AuthService::new(store.clone(), keys, settings.auth.clone())?;
         let identity = IdentityService::new(store.clone(), auth.clone());
+        let rooms = RoomService::new(store.clone());
         Ok(Self {
             store,
             auth,
             identity,
+            rooms,
             settings: Arc::new(settings),
         })
     }

@@ -5,10 +5,10 @@
 
 use std::future::Future;
 
-use tsunagu_protocol::{InvitationId, OrganisationId, SessionId, UserId};
+use tsunagu_protocol::{ConsentId, InvitationId, OrganisationId, RoomId, SessionId, UserId};
 use tsunagu_server::store::{
-    AuditRecord, Database, Error, InvitationRow, OrganisationRow, RefreshTokenUse, RoleGrantRow,
-    SessionRow, Store, UserRow,
+    AuditRecord, ConsentRow, Database, Error, InvitationRow, OrganisationRow, RefreshTokenUse,
+    RoleGrantRow, RoomRow, SessionRow, Store, UserRow,
 };
 
 const NOW: i64 = 1_795_000_000_000_000;
@@ -51,6 +51,10 @@ conformance!(
     dropped_transaction_writes_nothing,
     durable_commits_are_configured,
     concurrent_refresh_has_one_winner,
+    rooms_start_with_their_creator,
+    memberships_move_through_their_states,
+    consents_are_withdrawn_not_changed,
+    directory_finds_people_who_can_join_rooms,
 );
 
 async fn on_sqlite<F, Fut>(scenario: F)
@@ -648,4 +652,250 @@ async fn concurrent_refresh_has_one_winner(store: Store, _: Database) {
         }
     }
     assert_eq!(fresh, 1);
+}
+
+// ---- rooms ---------------------------------------------------------------------------------
+
+async fn add_user(store: &Store, org: &OrganisationRow, username: &str, role: &str) -> UserRow {
+    let (mut row, mut grant) = user(org, username);
+    row.role = role.to_owned();
+    grant.role = role.to_owned();
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_user(&row, &grant).await.unwrap();
+    tx.commit().await.unwrap();
+    row
+}
+
+async fn room(store: &Store, creator: &UserRow, at: i64) -> RoomRow {
+    let row = RoomRow {
+        room_id: RoomId::generate().to_string(),
+        patient_details: b"{\"opaque\":\"details\"}".to_vec(),
+        created_by: creator.user_id.clone(),
+        created_at: at,
+        last_seq: 0,
+        consent_state: None,
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_room(&row).await.unwrap();
+    tx.commit().await.unwrap();
+    row
+}
+
+async fn rooms_start_with_their_creator(store: Store, _: Database) {
+    let (_, nurse) = seeded(&store).await;
+    let older = room(&store, &nurse, NOW).await;
+    let newer = room(&store, &nurse, NOW + 1).await;
+    let stored = store.room(id(&older.room_id)).await.unwrap().unwrap();
+    assert_eq!(stored, older);
+    assert_eq!(store.room(RoomId::generate()).await.unwrap(), None);
+
+    let membership = store
+        .membership(id(&older.room_id), id(&nurse.user_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (membership.state.as_str(), membership.invited_by),
+        ("accepted", None)
+    );
+    let listed = store.rooms_of_user(id(&nurse.user_id)).await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|r| r.room_id.as_str()).collect();
+    assert_eq!(ids, [newer.room_id.as_str(), older.room_id.as_str()]);
+    assert!(
+        listed
+            .iter()
+            .all(|r| r.my_state == "accepted" && r.consent_state.is_none())
+    );
+}
+
+async fn memberships_move_through_their_states(store: Store, _: Database) {
+    let (org, nurse) = seeded(&store).await;
+    let physician = add_user(&store, &org, "dr.tanaka", "physician").await;
+    let patient_room = room(&store, &nurse, NOW).await;
+    let (room_id, doctor): (RoomId, UserId) = (id(&patient_room.room_id), id(&physician.user_id));
+    let inviter: UserId = id(&nurse.user_id);
+
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        tx.invite_member(room_id, doctor, inviter, NOW + 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.invite_member(room_id, doctor, inviter, NOW + 2)
+            .await
+            .unwrap(),
+        "already invited"
+    );
+    assert!(
+        !tx.change_membership(room_id, doctor, &["accepted"], "left", NOW + 3)
+            .await
+            .unwrap()
+    );
+    assert!(
+        tx.change_membership(room_id, doctor, &["invited"], "declined", NOW + 3)
+            .await
+            .unwrap()
+    );
+    assert!(
+        tx.invite_member(room_id, doctor, inviter, NOW + 4)
+            .await
+            .unwrap(),
+        "again after declining"
+    );
+    assert!(
+        tx.change_membership(room_id, doctor, &["invited"], "accepted", NOW + 5)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.invite_member(room_id, doctor, inviter, NOW + 6)
+            .await
+            .unwrap(),
+        "already a member"
+    );
+    tx.commit().await.unwrap();
+
+    let members = store.room_members(room_id).await.unwrap();
+    let states: Vec<(&str, &str)> = members
+        .iter()
+        .map(|m| (m.display_name.as_str(), m.state.as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        [("佐藤 花子", "accepted"), ("佐藤 花子", "accepted")]
+    );
+    assert_eq!(members[1].role, "physician");
+    assert_eq!(
+        members[1].organisation_name.as_deref(),
+        Some("みどり訪問看護ステーション")
+    );
+    assert_eq!(
+        members[1].invited_by.as_deref(),
+        Some(nurse.user_id.as_str())
+    );
+    assert_eq!(
+        (members[1].invited_at, members[1].responded_at),
+        (NOW + 4, Some(NOW + 5))
+    );
+
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        tx.change_membership(
+            room_id,
+            doctor,
+            &["invited", "accepted"],
+            "revoked",
+            NOW + 7
+        )
+        .await
+        .unwrap()
+    );
+    tx.commit().await.unwrap();
+    assert!(store.rooms_of_user(doctor).await.unwrap().is_empty());
+}
+
+async fn consents_are_withdrawn_not_changed(store: Store, _: Database) {
+    let (_, nurse) = seeded(&store).await;
+    let patient_room = room(&store, &nurse, NOW).await;
+    let consent = ConsentRow {
+        consent_id: ConsentId::generate().to_string(),
+        room_id: patient_room.room_id.clone(),
+        details: b"opaque consent".to_vec(),
+        recorded_by: nurse.user_id.clone(),
+        recorded_at: NOW + 1,
+        withdrawn_by: None,
+        withdrawn_at: None,
+        withdrawal_details: None,
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_consent(&consent).await.unwrap();
+    tx.commit().await.unwrap();
+    let room_id: RoomId = id(&patient_room.room_id);
+    assert_eq!(
+        store
+            .room(room_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .consent_state
+            .as_deref(),
+        Some("given")
+    );
+    assert_eq!(
+        store.consents(room_id).await.unwrap(),
+        vec![consent.clone()]
+    );
+
+    let consent_id: ConsentId = id(&consent.consent_id);
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        tx.withdraw_consent(consent_id, id(&nurse.user_id), b"reason", NOW + 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.withdraw_consent(consent_id, id(&nurse.user_id), b"again", NOW + 3)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    let stored = store.consent(consent_id).await.unwrap().unwrap();
+    assert_eq!(stored.details, consent.details);
+    assert_eq!(
+        (stored.withdrawn_at, stored.withdrawal_details.as_deref()),
+        (Some(NOW + 2), Some(&b"reason"[..]))
+    );
+    let listed = store.rooms_of_user(id(&nurse.user_id)).await.unwrap();
+    assert_eq!(listed[0].consent_state.as_deref(), Some("withdrawn"));
+
+    let renewed = ConsentRow {
+        consent_id: ConsentId::generate().to_string(),
+        recorded_at: NOW + 4,
+        ..consent
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_consent(&renewed).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store
+            .room(room_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .consent_state
+            .as_deref(),
+        Some("given")
+    );
+}
+
+async fn directory_finds_people_who_can_join_rooms(store: Store, _: Database) {
+    let (org, _) = seeded(&store).await;
+    add_user(&store, &org, "dr.sato", "physician").await;
+    add_user(&store, &org, "admin.sato", "organisation_admin").await;
+    add_user(&store, &org, "fire.sato", "emergency_service").await;
+    add_user(&store, &org, "pct_100", "family").await;
+    let found: Vec<String> = store
+        .directory("佐藤", 20)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.role)
+        .collect();
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert!(
+        found
+            .iter()
+            .all(|role| ["nurse", "physician", "family"].contains(&role.as_str()))
+    );
+    assert_eq!(
+        store.directory("DR.SATO", 20).await.unwrap().len(),
+        1,
+        "case-insensitive"
+    );
+    assert_eq!(store.directory("dr.sato", 20).await.unwrap().len(), 1);
+    // LIKE wildcards in the query are taken literally.
+    assert_eq!(store.directory("%", 20).await.unwrap().len(), 0);
+    assert_eq!(store.directory("t_1", 20).await.unwrap().len(), 1);
+    assert_eq!(store.directory("佐藤", 2).await.unwrap().len(), 2);
 }

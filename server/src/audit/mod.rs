@@ -35,6 +35,18 @@ pub enum Action {
     RoleGrant,
     SessionList,
     SystemAdminCreate,
+    RoomCreate,
+    RoomList,
+    RoomView,
+    MemberList,
+    MemberInvite,
+    MemberRespond,
+    MemberLeave,
+    MemberRevoke,
+    ConsentRecord,
+    ConsentList,
+    ConsentWithdraw,
+    DirectorySearch,
 }
 
 impl Action {
@@ -64,6 +76,18 @@ impl Action {
             Action::RoleGrant => "admin.role_grant",
             Action::SessionList => "admin.session_list",
             Action::SystemAdminCreate => "admin.system_admin_create",
+            Action::RoomCreate => "room.create",
+            Action::RoomList => "room.list",
+            Action::RoomView => "room.view",
+            Action::MemberList => "room.member_list",
+            Action::MemberInvite => "room.member_invite",
+            Action::MemberRespond => "room.member_respond",
+            Action::MemberLeave => "room.member_leave",
+            Action::MemberRevoke => "room.member_revoke",
+            Action::ConsentRecord => "room.consent_record",
+            Action::ConsentList => "room.consent_list",
+            Action::ConsentWithdraw => "room.consent_withdraw",
+            Action::DirectorySearch => "directory.search",
         }
     }
 }

@@ -156,6 +156,22 @@ impl From<JsonRejection> for AppError {
     }
 }
 
+/// Query parameters, with a malformed query as `invalid_request`.
+#[derive(Debug, Clone, Copy, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(AppError))]
+pub(crate) struct Query<T>(pub(crate) T);
+
+impl From<axum::extract::rejection::QueryRejection> for AppError {
+    fn from(_: axum::extract::rejection::QueryRejection) -> Self {
+        AppError::invalid(
+            "query",
+            "invalid_query",
+            "URLの検索条件が正しくありません。",
+            "The query string is not valid.",
+        )
+    }
+}
+
 /// Path parameters, with malformed ids as `invalid_request`.
 #[derive(Debug, Clone, Copy, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(AppError))]

@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod extract;
 mod health;
+mod rooms;
 
 use std::time::Duration;
 
@@ -47,6 +48,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         (name = "auth", description = "Login, tokens, password, TOTP and sessions"),
         (name = "identity", description = "Joining by invitation"),
         (name = "admin", description = "Organisations, invitations and users"),
+        (name = "rooms", description = "Patient rooms, their care teams and consent"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -100,6 +102,14 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::reset_password))
         .routes(routes!(admin::reset_totp))
         .routes(routes!(admin::user_sessions, admin::revoke_user_sessions))
+        .routes(routes!(rooms::list_rooms, rooms::create_room))
+        .routes(routes!(rooms::get_room))
+        .routes(routes!(rooms::list_members, rooms::invite_member))
+        .routes(routes!(rooms::revoke_member))
+        .routes(routes!(rooms::respond_to_invitation, rooms::leave_room))
+        .routes(routes!(rooms::list_consents, rooms::record_consent))
+        .routes(routes!(rooms::withdraw_consent))
+        .routes(routes!(rooms::directory))
         .split_for_parts()
 }
 
@@ -233,12 +243,20 @@ mod tests {
             r::USER_RESET_PASSWORD,
             r::USER_RESET_TOTP,
             r::USER_SESSIONS,
+            r::ROOMS,
+            r::ROOM,
+            r::ROOM_MEMBERS,
+            r::ROOM_MEMBER,
+            r::ROOM_MEMBERSHIP,
+            r::ROOM_CONSENTS,
+            r::ROOM_CONSENT_WITHDRAW,
+            r::DIRECTORY,
         ] {
             assert!(doc.paths.paths.contains_key(path), "OpenAPI lacks {path}");
         }
         assert_eq!(
             doc.paths.paths.len(),
-            25,
+            33,
             "a route is missing from protocol::routes"
         );
     }

@@ -17,10 +17,11 @@ use std::path::PathBuf;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, FromRow, Transaction};
-use tsunagu_protocol::{InvitationId, OrganisationId, SessionId, UserId};
+use tsunagu_protocol::{ConsentId, InvitationId, OrganisationId, RoomId, SessionId, UserId};
 
 pub use rows::{
-    AuditRecord, InvitationRow, OrganisationRow, RoleGrantRow, SessionPrincipalRow, SessionRow,
+    AuditRecord, ConsentRow, DirectoryRow, InvitationRow, MemberRow, MembershipRow,
+    OrganisationRow, RoleGrantRow, RoomListRow, RoomRow, SessionPrincipalRow, SessionRow,
     ThrottleRow, UserRow,
 };
 
@@ -367,6 +368,114 @@ impl Store {
         self.fetch_optional(
             sqlx::query("select failures, locked_until from login_throttle where login_key = $1")
                 .bind(login_key.to_vec()),
+        )
+        .await
+    }
+
+    // ---- rooms ---------------------------------------------------------------------------
+
+    /// One room with its consent state.
+    pub async fn room(&self, id: RoomId) -> Result<Option<RoomRow>> {
+        self.fetch_optional(
+            sqlx::query(concat!(
+                "select r.room_id, r.patient_details, r.created_by, r.created_at, r.last_seq, ",
+                rows::CONSENT_STATE_COLUMN!(),
+                " from room r where r.room_id = $1"
+            ))
+            .bind(id.to_string()),
+        )
+        .await
+    }
+
+    /// The rooms a user is invited to or a member of, newest first.
+    pub async fn rooms_of_user(&self, user: UserId) -> Result<Vec<RoomListRow>> {
+        self.fetch_all(
+            sqlx::query(concat!(
+                "select r.room_id, r.patient_details, r.created_at, m.state as my_state, ",
+                rows::CONSENT_STATE_COLUMN!(),
+                " from room_member m join room r on r.room_id = m.room_id \
+                 where m.user_id = $1 and m.state in ('invited', 'accepted') \
+                 order by r.created_at desc, r.room_id"
+            ))
+            .bind(user.to_string()),
+        )
+        .await
+    }
+
+    /// A user's membership of a room, in whatever state.
+    pub async fn membership(&self, room: RoomId, user: UserId) -> Result<Option<MembershipRow>> {
+        self.fetch_optional(
+            sqlx::query(
+                "select room_id, user_id, state, invited_by, invited_at, responded_at \
+                 from room_member where room_id = $1 and user_id = $2",
+            )
+            .bind(room.to_string())
+            .bind(user.to_string()),
+        )
+        .await
+    }
+
+    /// Everyone ever invited to a room, with names, roles and organisations, in order of
+    /// invitation.
+    pub async fn room_members(&self, room: RoomId) -> Result<Vec<MemberRow>> {
+        self.fetch_all(
+            sqlx::query(
+                "select m.user_id, u.display_name, u.role, u.organisation_id, \
+                 o.name as organisation_name, m.state, m.invited_by, m.invited_at, m.responded_at \
+                 from room_member m join app_user u on u.user_id = m.user_id \
+                 left join organisation o on o.organisation_id = u.organisation_id \
+                 where m.room_id = $1 order by m.invited_at, m.user_id",
+            )
+            .bind(room.to_string()),
+        )
+        .await
+    }
+
+    /// The consent records of a room, oldest first.
+    pub async fn consents(&self, room: RoomId) -> Result<Vec<ConsentRow>> {
+        self.fetch_all(
+            sqlx::query(concat!(
+                rows::CONSENT_SELECT!(),
+                " where room_id = $1 order by recorded_at, consent_id"
+            ))
+            .bind(room.to_string()),
+        )
+        .await
+    }
+
+    /// One consent record.
+    pub async fn consent(&self, id: ConsentId) -> Result<Option<ConsentRow>> {
+        self.fetch_optional(
+            sqlx::query(concat!(rows::CONSENT_SELECT!(), " where consent_id = $1"))
+                .bind(id.to_string()),
+        )
+        .await
+    }
+
+    /// Active people whose display name or login contains `text` and whose role may join
+    /// rooms, at most `limit`, by display name.
+    pub async fn directory(&self, text: &str, limit: i64) -> Result<Vec<DirectoryRow>> {
+        let escaped: String = text
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let pattern = format!("%{}%", escaped.to_lowercase());
+        self.fetch_all(
+            sqlx::query(
+                "select u.user_id, u.display_name, u.role, u.organisation_id, \
+                 o.name as organisation_name from app_user u \
+                 left join organisation o on o.organisation_id = u.organisation_id \
+                 where u.status = 'active' \
+                 and u.role not in ('system_admin', 'organisation_admin', 'security_officer', \
+                 'emergency_service') \
+                 and (lower(u.display_name) like $1 escape '\\' or u.username like $1 escape '\\') \
+                 order by u.display_name, u.user_id limit $2",
+            )
+            .bind(pattern)
+            .bind(limit),
         )
         .await
     }
@@ -869,6 +978,133 @@ impl StoreTx {
         )
         .await?;
         Ok(())
+    }
+
+    // ---- rooms ---------------------------------------------------------------------------
+
+    /// Adds a room with its creator as its first accepted member.
+    pub async fn insert_room(&mut self, room: &RoomRow) -> Result<()> {
+        self.execute(
+            sqlx::query(
+                "insert into room (room_id, patient_details, created_by, created_at, last_seq) \
+                 values ($1, $2, $3, $4, 0)",
+            )
+            .bind(room.room_id.clone())
+            .bind(room.patient_details.clone())
+            .bind(room.created_by.clone())
+            .bind(room.created_at),
+        )
+        .await?;
+        self.execute(
+            sqlx::query(
+                "insert into room_member (room_id, user_id, state, invited_by, invited_at, \
+                 responded_at) values ($1, $2, 'accepted', null, $3, $3)",
+            )
+            .bind(room.room_id.clone())
+            .bind(room.created_by.clone())
+            .bind(room.created_at),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Invites a user, or invites them again after they declined, left or were revoked.
+    /// Returns false if they are already invited or a member.
+    pub async fn invite_member(
+        &mut self,
+        room: RoomId,
+        user: UserId,
+        by: UserId,
+        now: i64,
+    ) -> Result<bool> {
+        let changed = self
+            .execute(
+                sqlx::query(
+                    "insert into room_member (room_id, user_id, state, invited_by, invited_at) \
+                     values ($1, $2, 'invited', $3, $4) on conflict (room_id, user_id) do update \
+                     set state = 'invited', invited_by = excluded.invited_by, \
+                     invited_at = excluded.invited_at, responded_at = null \
+                     where room_member.state in ('declined', 'revoked', 'left')",
+                )
+                .bind(room.to_string())
+                .bind(user.to_string())
+                .bind(by.to_string())
+                .bind(now),
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    /// Moves a membership from one of `from` to `to`; false if it was in none of them.
+    pub async fn change_membership(
+        &mut self,
+        room: RoomId,
+        user: UserId,
+        from: &[&str],
+        to: &str,
+        now: i64,
+    ) -> Result<bool> {
+        // `from` holds at most the five fixed state names; binding them keeps the SQL fixed.
+        let mut states = from
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain(std::iter::repeat(String::new()));
+        let changed = self
+            .execute(
+                sqlx::query(
+                    "update room_member set state = $3, responded_at = $4 \
+                     where room_id = $1 and user_id = $2 and state in ($5, $6, $7)",
+                )
+                .bind(room.to_string())
+                .bind(user.to_string())
+                .bind(to.to_owned())
+                .bind(now)
+                .bind(states.next().unwrap_or_default())
+                .bind(states.next().unwrap_or_default())
+                .bind(states.next().unwrap_or_default()),
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    /// Adds a consent record.
+    pub async fn insert_consent(&mut self, consent: &ConsentRow) -> Result<()> {
+        self.execute(
+            sqlx::query(
+                "insert into consent (consent_id, room_id, details, recorded_by, recorded_at) \
+                 values ($1, $2, $3, $4, $5)",
+            )
+            .bind(consent.consent_id.clone())
+            .bind(consent.room_id.clone())
+            .bind(consent.details.clone())
+            .bind(consent.recorded_by.clone())
+            .bind(consent.recorded_at),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Withdraws a consent that is still in force; false if it was already withdrawn.
+    pub async fn withdraw_consent(
+        &mut self,
+        id: ConsentId,
+        by: UserId,
+        details: &[u8],
+        now: i64,
+    ) -> Result<bool> {
+        let changed = self
+            .execute(
+                sqlx::query(
+                    "update consent set withdrawn_by = $2, withdrawn_at = $3, withdrawal_details = $4 \
+                     where consent_id = $1 and withdrawn_at is null",
+                )
+                .bind(id.to_string())
+                .bind(by.to_string())
+                .bind(now)
+                .bind(details.to_vec()),
+            )
+            .await?;
+        Ok(changed == 1)
     }
 
     // ---- audit ---------------------------------------------------------------------------

@@ -34,6 +34,14 @@ macro_rules! invitation_select {
 }
 pub(super) use invitation_select as INVITATION_SELECT;
 
+macro_rules! consent_select {
+    () => {
+        "select consent_id, room_id, details, recorded_by, recorded_at, withdrawn_by, \
+         withdrawn_at, withdrawal_details from consent"
+    };
+}
+pub(super) use consent_select as CONSENT_SELECT;
+
 macro_rules! audit_select {
     () => {
         "select audit_event_id, occurred_at, actor_user_id, actor_role, actor_organisation_id, \
@@ -165,4 +173,85 @@ pub struct AuditRecord {
     /// `success`, `failure` or `refused`.
     pub outcome: String,
     pub reason: Option<String>,
+}
+
+/// The consent state of a room from its latest consent record, for `select … from room r`.
+macro_rules! consent_state_column {
+    () => {
+        "(select case when c.withdrawn_at is null then 'given' else 'withdrawn' end \
+          from consent c where c.room_id = r.room_id \
+          order by c.recorded_at desc, c.consent_id desc limit 1) as consent_state"
+    };
+}
+pub(super) use consent_state_column as CONSENT_STATE_COLUMN;
+
+/// A room as stored, with its consent state (`None`: no consent recorded yet).
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct RoomRow {
+    pub room_id: String,
+    /// The patient's details, serialised; sealed once encryption at rest is on.
+    pub patient_details: Vec<u8>,
+    pub created_by: String,
+    pub created_at: i64,
+    pub last_seq: i64,
+    pub consent_state: Option<String>,
+}
+
+/// A room in a member's list, with their own membership state.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct RoomListRow {
+    pub room_id: String,
+    pub patient_details: Vec<u8>,
+    pub created_at: i64,
+    pub my_state: String,
+    pub consent_state: Option<String>,
+}
+
+/// One membership as stored.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct MembershipRow {
+    pub room_id: String,
+    pub user_id: String,
+    pub state: String,
+    pub invited_by: Option<String>,
+    pub invited_at: i64,
+    pub responded_at: Option<i64>,
+}
+
+/// A member with the person's name, role and organisation.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct MemberRow {
+    pub user_id: String,
+    pub display_name: String,
+    pub role: String,
+    pub organisation_id: Option<String>,
+    pub organisation_name: Option<String>,
+    pub state: String,
+    pub invited_by: Option<String>,
+    pub invited_at: i64,
+    pub responded_at: Option<i64>,
+}
+
+/// A consent record as stored; `details` and `withdrawal_details` are serialised (and sealed
+/// once encryption at rest is on).
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct ConsentRow {
+    pub consent_id: String,
+    pub room_id: String,
+    pub details: Vec<u8>,
+    pub recorded_by: String,
+    pub recorded_at: i64,
+    pub withdrawn_by: Option<String>,
+    pub withdrawn_at: Option<i64>,
+    pub withdrawal_details: Option<Vec<u8>>,
+}
+
+/// A person who can be invited into rooms.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct DirectoryRow {
+    pub user_id: String,
+    pub display_name: String,
+    pub role: String,
+    pub organisation_id: Option<String>,
+    pub organisation_name: Option<String>,
 }
