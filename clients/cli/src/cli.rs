@@ -1,6 +1,7 @@
 //! The command line: every command, argument and global option as clap derive types, and the
-//! value parsers for roles and organisation kinds (built from the protocol's `ALL` lists so that
-//! `--help` shows every wire name with its label).
+//! value parsers: roles, organisation kinds, consent givers and insurance kinds by wire name
+//! (so that `--help` shows every wire name with its label), dates as `YYYY-MM-DD` and
+//! insurance numbers as `KIND:NUMBER`.
 
 use std::ffi::OsStr;
 use std::marker::PhantomData;
@@ -9,7 +10,8 @@ use std::path::PathBuf;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use tsunagu_protocol::identity::{OrganisationKind, Role};
-use tsunagu_protocol::{InvitationId, OrganisationId, SessionId, UserId};
+use tsunagu_protocol::rooms::{ConsentGiver, Date, InsurerKind, InsurerNumber};
+use tsunagu_protocol::{ConsentId, InvitationId, OrganisationId, RoomId, SessionId, UserId};
 
 /// The server used when neither `--server`, `TSUNAGU_SERVER` nor a stored login names one.
 pub(crate) const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
@@ -82,6 +84,15 @@ pub(crate) enum Command {
     /// 管理者向けの操作 / Administration
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// 患者ごとの部屋：ケアチームと情報共有の同意 / Patient rooms: care team and consent
+    #[command(subcommand)]
+    Room(RoomCommand),
+    /// 部屋に招待できる人を検索する / Find people who can be invited into rooms
+    Directory {
+        /// 表示名またはユーザー名の一部（1〜100文字）/ Part of a display name or username
+        /// (1–100 characters)
+        query: String,
+    },
 }
 
 /// `tsunagu login`.
@@ -294,6 +305,167 @@ pub(crate) enum UserCommand {
     },
 }
 
+/// `tsunagu room …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RoomCommand {
+    /// 患者の部屋を作成する（専門職）/ Open a room for a patient (professionals)
+    Create(RoomCreateArgs),
+    /// 参加中・招待中の部屋を一覧する / List the rooms you belong to or are invited to
+    List,
+    /// 部屋と患者情報を表示する（閲覧は記録されます）/ Show a room with the patient's details
+    /// (every read is audited)
+    Show {
+        /// 部屋 ID / Room id
+        room: RoomId,
+    },
+    /// ケアチームを一覧する / List the care team and its invitations
+    Members {
+        /// 部屋 ID / Room id
+        room: RoomId,
+    },
+    /// 部屋に招待する（`tsunagu directory` で ID を検索）/ Invite a person (find their id with
+    /// `tsunagu directory`)
+    Invite {
+        /// 部屋 ID / Room id
+        room: RoomId,
+        /// 招待する人のユーザー ID / The invitee's user id
+        user: UserId,
+    },
+    /// メンバーまたは招待を取り消す / Revoke a member or an invitation
+    Revoke {
+        /// 部屋 ID / Room id
+        room: RoomId,
+        /// ユーザー ID / User id
+        user: UserId,
+    },
+    /// 自分への招待を受諾する / Accept your invitation
+    Accept {
+        /// 部屋 ID / Room id
+        room: RoomId,
+    },
+    /// 自分への招待を辞退する / Decline your invitation
+    Decline {
+        /// 部屋 ID / Room id
+        room: RoomId,
+    },
+    /// 部屋から退出する / Leave the room
+    Leave {
+        /// 部屋 ID / Room id
+        room: RoomId,
+    },
+    /// 情報共有の同意を記録する / Record the patient's consent to sharing
+    Consent(RecordConsentArgs),
+    /// 同意の記録を一覧する / List the consent records
+    Consents {
+        /// 部屋 ID / Room id
+        room: RoomId,
+    },
+    /// 同意の撤回を記録する / Record the withdrawal of a consent
+    WithdrawConsent {
+        /// 部屋 ID / Room id
+        room: RoomId,
+        /// 同意 ID / Consent id
+        consent: ConsentId,
+        /// 撤回の理由（記録されます）/ Why (recorded)
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// `tsunagu room create`.
+#[derive(Debug, Args)]
+pub(crate) struct RoomCreateArgs {
+    /// 患者の氏名 / The patient's name
+    #[arg(long)]
+    pub(crate) name: String,
+    /// フリガナ / The name in kana
+    #[arg(long)]
+    pub(crate) kana: String,
+    /// 生年月日 / Date of birth
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub(crate) birth: Date,
+    /// 住所 / Address
+    #[arg(long)]
+    pub(crate) address: Option<String>,
+    /// 保険者番号（複数可）。種別: medical（医療保険）, long_term_care（介護保険）,
+    /// other（公費・その他）/ Insurance number, repeatable. KIND: medical, long_term_care, other
+    #[arg(long = "insurer", value_name = "KIND:NUMBER", value_parser = parse_insurer)]
+    pub(crate) insurers: Vec<InsurerNumber>,
+}
+
+/// `tsunagu room consent`.
+#[derive(Debug, Args)]
+pub(crate) struct RecordConsentArgs {
+    /// 部屋 ID / Room id
+    pub(crate) room: RoomId,
+    /// 同意した人 / Who consented
+    #[arg(long, value_parser = WireEnumParser::<ConsentGiver>::new())]
+    pub(crate) given_by: ConsentGiver,
+    /// 同意した人の氏名 / The name of the person who consented
+    #[arg(long)]
+    pub(crate) giver_name: String,
+    /// 同意を得た日 / When the consent was obtained
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub(crate) obtained_on: Date,
+    /// 同意の範囲 / What the consent covers (e.g. 医療・介護関係者間での情報共有)
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) scope: String,
+    /// 同意書の保管場所 / Where the signed document is kept
+    #[arg(long, value_name = "REF")]
+    pub(crate) document: Option<String>,
+}
+
+/// Parses a calendar date given as `YYYY-MM-DD`; a date of that shape that does not exist
+/// (2026-02-29, 2026-13-01) is reported as such.
+pub(crate) fn parse_date(text: &str) -> Result<Date, String> {
+    let text = text.trim();
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    Date::parse(text, format).map_err(|_| {
+        let shaped = text.len() == 10
+            && text.char_indices().all(|(i, c)| match i {
+                4 | 7 => c == '-',
+                _ => c.is_ascii_digit(),
+            });
+        if shaped {
+            "存在しない日付です / no such date".to_owned()
+        } else {
+            "日付は YYYY-MM-DD の形式で指定してください（例 1938-04-01）/ \
+             expected a date as YYYY-MM-DD (e.g. 1938-04-01)"
+                .to_owned()
+        }
+    })
+}
+
+/// Parses an insurance number given as `KIND:NUMBER` (a full-width `：` is accepted too), KIND
+/// being the wire name of an [`InsurerKind`]. The number itself is checked by the server.
+pub(crate) fn parse_insurer(text: &str) -> Result<InsurerNumber, String> {
+    let expected = || {
+        let kinds: Vec<&str> = InsurerKind::all().iter().map(|k| k.wire_name()).collect();
+        format!(
+            "種別:番号 の形式で指定してください（種別は {kinds}）/ expected KIND:NUMBER with \
+             KIND one of {kinds} (e.g. long_term_care:0123456789)",
+            kinds = kinds.join(", ")
+        )
+    };
+    let (kind, number) = text.split_once([':', '：']).ok_or_else(expected)?;
+    let kind = InsurerKind::all()
+        .iter()
+        .copied()
+        .find(|k| k.wire_name() == kind.trim())
+        .ok_or_else(expected)?;
+    let number = number.trim();
+    if number.is_empty() {
+        return Err(format!(
+            "番号が空です / the number is missing\n{}",
+            expected()
+        ));
+    }
+    Ok(InsurerNumber {
+        kind,
+        number: number.to_owned(),
+    })
+}
+
 /// A protocol enum given on the command line by its wire name.
 pub(crate) trait WireEnum: Copy + Send + Sync + 'static {
     /// Every value, in display order.
@@ -325,6 +497,48 @@ impl WireEnum for OrganisationKind {
     }
     fn label(self) -> String {
         format!("{} {}", self.label_ja(), self.label_en())
+    }
+}
+
+impl WireEnum for ConsentGiver {
+    fn all() -> &'static [Self] {
+        &[Self::Patient, Self::Family, Self::LegalRepresentative]
+    }
+    fn wire_name(self) -> &'static str {
+        match self {
+            Self::Patient => "patient",
+            Self::Family => "family",
+            Self::LegalRepresentative => "legal_representative",
+        }
+    }
+    fn label(self) -> String {
+        match self {
+            Self::Patient => "本人 Patient",
+            Self::Family => "家族 Family",
+            Self::LegalRepresentative => "法定代理人・成年後見人 Legal representative",
+        }
+        .to_owned()
+    }
+}
+
+impl WireEnum for InsurerKind {
+    fn all() -> &'static [Self] {
+        &[Self::Medical, Self::LongTermCare, Self::Other]
+    }
+    fn wire_name(self) -> &'static str {
+        match self {
+            Self::Medical => "medical",
+            Self::LongTermCare => "long_term_care",
+            Self::Other => "other",
+        }
+    }
+    fn label(self) -> String {
+        match self {
+            Self::Medical => "医療保険 Health insurance",
+            Self::LongTermCare => "介護保険 Long-term care insurance",
+            Self::Other => "公費・その他 Public or other",
+        }
+        .to_owned()
     }
 }
 
@@ -508,5 +722,217 @@ mod tests {
         assert!(parse(&["admin", "user", "role", &user, "nurse", "--reason", "異動"]).is_ok());
         assert!(parse(&["sessions"]).is_ok());
         assert!(parse(&["sessions", "revoke", &SessionId::generate().to_string()]).is_ok());
+    }
+    #[test]
+    fn parses_room_create_with_repeated_insurers() {
+        let cli = parse(&[
+            "room",
+            "create",
+            "--name",
+            "山田 太郎",
+            "--kana",
+            "ヤマダ タロウ",
+            "--birth",
+            "1938-04-01",
+            "--insurer",
+            "long_term_care:0123456789",
+            "--insurer",
+            "medical：39-123456",
+        ])
+        .unwrap();
+        let Command::Room(RoomCommand::Create(args)) = cli.command else {
+            panic!("not room create")
+        };
+        assert_eq!(args.birth, time::macros::date!(1938 - 04 - 01));
+        assert_eq!(args.address, None);
+        assert_eq!(
+            args.insurers,
+            [
+                InsurerNumber {
+                    kind: InsurerKind::LongTermCare,
+                    number: "0123456789".into()
+                },
+                InsurerNumber {
+                    kind: InsurerKind::Medical,
+                    number: "39-123456".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn insurer_numbers_are_kind_colon_number() {
+        assert_eq!(
+            parse_insurer("other: 12 ").unwrap(),
+            InsurerNumber {
+                kind: InsurerKind::Other,
+                number: "12".into()
+            }
+        );
+        for bad in [
+            "0123456789",
+            "kaigo:0123456789",
+            "long-term-care:1",
+            "Medical:1",
+            ":1",
+            "medical:",
+            "medical: ",
+        ] {
+            let err = parse_insurer(bad).unwrap_err();
+            assert!(err.contains("KIND:NUMBER"), "{bad:?}: {err}");
+        }
+        assert!(
+            parse_insurer("x:1")
+                .unwrap_err()
+                .contains("medical, long_term_care, other")
+        );
+        let err = parse(&[
+            "room",
+            "create",
+            "--name",
+            "a",
+            "--kana",
+            "a",
+            "--birth",
+            "1938-04-01",
+            "--insurer",
+            "care:1",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn dates_must_be_iso_and_exist() {
+        assert_eq!(
+            parse_date("2024-02-29").unwrap(),
+            time::macros::date!(2024 - 02 - 29)
+        );
+        for bad in [
+            "1938/04/01",
+            "1938-4-1",
+            "19380401",
+            "昭和13年4月1日",
+            "",
+            "38-04-01",
+        ] {
+            let err = parse_date(bad).unwrap_err();
+            assert!(err.contains("YYYY-MM-DD"), "{bad:?}: {err}");
+        }
+        for impossible in ["2026-02-29", "2026-13-01", "2026-04-31"] {
+            let err = parse_date(impossible).unwrap_err();
+            assert!(err.contains("no such date"), "{impossible:?}: {err}");
+        }
+        let room = RoomId::generate().to_string();
+        let err = parse(&[
+            "room",
+            "consent",
+            &room,
+            "--given-by",
+            "family",
+            "--giver-name",
+            "山田 花子",
+            "--obtained-on",
+            "2026/11/20",
+            "--scope",
+            "情報共有",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("YYYY-MM-DD"), "{err}");
+    }
+
+    #[test]
+    fn parses_consent_and_the_other_room_commands() {
+        let room = RoomId::generate();
+        let cli = parse(&[
+            "room",
+            "consent",
+            &room.to_string(),
+            "--given-by",
+            "legal_representative",
+            "--giver-name",
+            "山田 花子",
+            "--obtained-on",
+            "2026-11-20",
+            "--scope",
+            "医療・介護関係者間での情報共有",
+            "--document",
+            "事務所キャビネット A-3",
+        ])
+        .unwrap();
+        let Command::Room(RoomCommand::Consent(args)) = cli.command else {
+            panic!("not room consent")
+        };
+        assert_eq!(args.room, room);
+        assert_eq!(args.given_by, ConsentGiver::LegalRepresentative);
+        assert_eq!(args.obtained_on, time::macros::date!(2026 - 11 - 20));
+        assert_eq!(args.document.as_deref(), Some("事務所キャビネット A-3"));
+
+        let err = parse(&[
+            "room",
+            "consent",
+            &room.to_string(),
+            "--given-by",
+            "neighbour",
+            "--giver-name",
+            "x",
+            "--obtained-on",
+            "2026-11-20",
+            "--scope",
+            "x",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+        assert!(err.to_string().contains("legal_representative"), "{err}");
+
+        let room = room.to_string();
+        let user = UserId::generate().to_string();
+        let consent = ConsentId::generate().to_string();
+        for ok in [
+            &["room", "list"][..],
+            &["room", "show", &room],
+            &["room", "members", &room],
+            &["room", "invite", &room, &user],
+            &["room", "revoke", &room, &user],
+            &["room", "accept", &room],
+            &["room", "decline", &room],
+            &["room", "leave", &room],
+            &["room", "consents", &room],
+            &[
+                "room",
+                "withdraw-consent",
+                &room,
+                &consent,
+                "--reason",
+                "本人の希望",
+            ],
+            &["directory", "山田 太"],
+        ] {
+            assert!(parse(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            &["room", "show", "not-a-uuid"][..],
+            &["room", "invite", &room],
+            &["room", "invite", &room, "sato"],
+            &["room", "withdraw-consent", &room, &consent],
+            &["directory"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn wire_names_match_the_protocol() {
+        fn check<T: WireEnum + serde::Serialize>() {
+            for value in T::all() {
+                assert_eq!(
+                    serde_json::to_value(value).unwrap(),
+                    serde_json::json!(value.wire_name())
+                );
+            }
+        }
+        check::<ConsentGiver>();
+        check::<InsurerKind>();
     }
 }

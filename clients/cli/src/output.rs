@@ -1,19 +1,24 @@
 //! Rendering: pretty JSON of protocol values for `--json`, and otherwise short human-readable
 //! lines and aligned tables with Japanese labels first. Also the error report on stderr.
 //!
-//! Timestamps are shown in RFC 3339, UTC, to the second. Column alignment counts East Asian
-//! wide characters as two columns.
+//! Timestamps are shown in RFC 3339, UTC, to the second; calendar dates as `YYYY-MM-DD`.
+//! Column alignment counts East Asian wide characters as two columns.
 
 use std::io::{self, Write};
 
 use serde::Serialize;
+use tsunagu_protocol::OrganisationId;
 use tsunagu_protocol::Timestamp;
 use tsunagu_protocol::auth::{Me, PendingStep, RecoveryCodes, SessionInfo, TotpEnrolment};
 use tsunagu_protocol::identity::{
     Invitation, InvitationCreated, InvitationStatus, Organisation, OrganisationKind, PasswordReset,
     Role, RoleGrant, User, UserStatus,
 };
+use tsunagu_protocol::rooms::{
+    Consent, ConsentState, Date, DirectoryEntry, Member, MemberState, Room, RoomSummary,
+};
 
+use crate::cli::WireEnum;
 use crate::error::{CliError, Report};
 
 /// Where command output goes, and in which form.
@@ -135,6 +140,43 @@ fn pending_step(step: PendingStep) -> &'static str {
         PendingStep::ChangePassword => "パスワード変更 Change password",
         PendingStep::EnrolTotp => "二要素認証の設定 Enrol TOTP",
     }
+}
+
+fn consent_state(state: ConsentState) -> &'static str {
+    match state {
+        ConsentState::Given => "同意あり Given",
+        ConsentState::Missing => "同意なし Missing",
+        ConsentState::Withdrawn => "撤回 Withdrawn",
+    }
+}
+
+fn member_state(state: MemberState) -> &'static str {
+    match state {
+        MemberState::Invited => "招待中 Invited",
+        MemberState::Accepted => "参加 Accepted",
+        MemberState::Declined => "辞退 Declined",
+        MemberState::Revoked => "取消 Revoked",
+        MemberState::Left => "退出 Left",
+    }
+}
+
+/// The organisation of a member or directory entry: its name, else its id, else "－".
+fn member_organisation(name: Option<&str>, id: Option<OrganisationId>) -> String {
+    match (name, id) {
+        (Some(name), _) => name.to_owned(),
+        (None, Some(id)) => id.to_string(),
+        (None, None) => none(),
+    }
+}
+
+/// `YYYY-MM-DD`.
+fn date(date: Date) -> String {
+    format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
 }
 
 fn yes_no(value: bool) -> &'static str {
@@ -476,6 +518,226 @@ pub(crate) fn sessions(sessions: &[SessionInfo]) -> String {
     )
 }
 
+/// A new room: its id, the patient's name and what to do next (the details are for
+/// `room show`).
+pub(crate) fn room_created(room: &Room) -> String {
+    format!(
+        "部屋を作成しました。 The room has been created.\n\n{}\n\
+         同意が記録されるまで記録は投稿できません。次に同意を記録してください:\n\
+         Nothing clinical can be posted until consent is recorded. Next, record it:\n\n\
+         \x20   tsunagu room consent {} --given-by patient|family|legal_representative \
+         --giver-name NAME --obtained-on YYYY-MM-DD --scope TEXT\n",
+        fields(&[
+            ("ID", room.id.to_string()),
+            ("患者 Patient", room.patient.name.clone()),
+            ("同意 Consent", consent_state(room.consent).to_owned()),
+        ]),
+        room.id
+    )
+}
+
+/// `tsunagu room list`: the patient's name only, and a hint when invitations are waiting.
+pub(crate) fn room_summaries(rooms: &[RoomSummary]) -> String {
+    let rows: Vec<Vec<String>> = rooms
+        .iter()
+        .map(|room| {
+            vec![
+                room.id.to_string(),
+                room.patient_name.clone(),
+                consent_state(room.consent).to_owned(),
+                member_state(room.my_state).to_owned(),
+                timestamp(room.created_at),
+            ]
+        })
+        .collect();
+    let mut text = table(
+        &[
+            "ID",
+            "患者 Patient",
+            "同意 Consent",
+            "参加状況 My state",
+            "作成 Created",
+        ],
+        &rows,
+    );
+    if rooms
+        .iter()
+        .any(|room| room.my_state == MemberState::Invited)
+    {
+        text.push_str(
+            "\n招待への回答: `tsunagu room accept ID` または `tsunagu room decline ID`\n\
+             To answer an invitation: `tsunagu room accept ID` or `tsunagu room decline ID`\n",
+        );
+    }
+    text
+}
+
+/// `tsunagu room show`: the room with the patient's details.
+pub(crate) fn room(room: &Room) -> String {
+    let patient = &room.patient;
+    let mut rows = vec![
+        ("ID", room.id.to_string()),
+        ("氏名 Name", patient.name.clone()),
+        ("フリガナ Kana", patient.name_kana.clone()),
+        ("生年月日 Date of birth", date(patient.date_of_birth)),
+        ("住所 Address", patient.address.clone().unwrap_or_else(none)),
+    ];
+    if patient.insurer_numbers.is_empty() {
+        rows.push(("保険 Insurance", none()));
+    }
+    for (index, insurer) in patient.insurer_numbers.iter().enumerate() {
+        let label = if index == 0 { "保険 Insurance" } else { "" };
+        rows.push((
+            label,
+            format!("{}: {}", insurer.kind.label(), insurer.number),
+        ));
+    }
+    rows.extend([
+        ("同意 Consent", consent_state(room.consent).to_owned()),
+        ("作成者 Created by", room.created_by.to_string()),
+        ("作成 Created", timestamp(room.created_at)),
+    ]);
+    fields(&rows)
+}
+
+/// One member or invitee.
+pub(crate) fn member(member: &Member) -> String {
+    fields(&[
+        ("ユーザー ID User id", member.user_id.to_string()),
+        ("表示名 Name", member.display_name.clone()),
+        ("役割 Role", role(member.role)),
+        (
+            "組織 Organisation",
+            member_organisation(member.organisation_name.as_deref(), member.organisation_id),
+        ),
+        ("状態 State", member_state(member.state).to_owned()),
+        (
+            "招待者 Invited by",
+            member
+                .invited_by
+                .map_or_else(|| "（作成者） creator".to_owned(), |id| id.to_string()),
+        ),
+        ("招待 Invited", timestamp(member.invited_at)),
+        (
+            "回答 Responded",
+            member.responded_at.map_or_else(none, timestamp),
+        ),
+    ])
+}
+
+/// `tsunagu room members`.
+pub(crate) fn members(members: &[Member]) -> String {
+    let rows: Vec<Vec<String>> = members
+        .iter()
+        .map(|member| {
+            vec![
+                member.user_id.to_string(),
+                member.display_name.clone(),
+                role(member.role),
+                member_organisation(member.organisation_name.as_deref(), member.organisation_id),
+                member_state(member.state).to_owned(),
+                timestamp(member.invited_at),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ユーザー ID User id",
+            "表示名 Name",
+            "役割 Role",
+            "組織 Organisation",
+            "状態 State",
+            "招待 Invited",
+        ],
+        &rows,
+    )
+}
+
+/// One consent record.
+pub(crate) fn consent(consent: &Consent) -> String {
+    let mut rows = vec![
+        ("ID", consent.id.to_string()),
+        (
+            "状態 Status",
+            if consent.withdrawn_at.is_some() {
+                "撤回 Withdrawn"
+            } else {
+                "有効 In force"
+            }
+            .to_owned(),
+        ),
+        ("同意者 Given by", consent.given_by.label()),
+        ("同意者氏名 Giver's name", consent.giver_name.clone()),
+        ("取得日 Obtained on", date(consent.obtained_on)),
+        ("範囲 Scope", consent.scope.clone()),
+        (
+            "同意書 Document",
+            consent.document_reference.clone().unwrap_or_else(none),
+        ),
+        ("記録者 Recorded by", consent.recorded_by.to_string()),
+        ("記録 Recorded", timestamp(consent.recorded_at)),
+    ];
+    if consent.withdrawn_at.is_some() || consent.withdrawn_by.is_some() {
+        rows.extend([
+            (
+                "撤回者 Withdrawn by",
+                consent.withdrawn_by.map_or_else(none, |id| id.to_string()),
+            ),
+            (
+                "撤回 Withdrawn",
+                consent.withdrawn_at.map_or_else(none, timestamp),
+            ),
+            (
+                "撤回理由 Reason",
+                consent.withdrawal_reason.clone().unwrap_or_else(none),
+            ),
+        ]);
+    }
+    fields(&rows)
+}
+
+/// `tsunagu room consents`: one block per record (scopes can be long), oldest first as sent.
+pub(crate) fn consents(consents: &[Consent]) -> String {
+    if consents.is_empty() {
+        return "（なし） None\n".to_owned();
+    }
+    consents.iter().map(consent).collect::<Vec<_>>().join("\n")
+}
+
+/// The most entries the directory answers with.
+const DIRECTORY_LIMIT: usize = 20;
+
+/// `tsunagu directory`.
+pub(crate) fn directory_entries(entries: &[DirectoryEntry]) -> String {
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|entry| {
+            vec![
+                entry.user_id.to_string(),
+                entry.display_name.clone(),
+                role(entry.role),
+                member_organisation(entry.organisation_name.as_deref(), entry.organisation_id),
+            ]
+        })
+        .collect();
+    let mut text = table(
+        &[
+            "ユーザー ID User id",
+            "表示名 Name",
+            "役割 Role",
+            "組織 Organisation",
+        ],
+        &rows,
+    );
+    if entries.len() >= DIRECTORY_LIMIT {
+        text.push_str(&format!(
+            "\n最大 {DIRECTORY_LIMIT} 件まで表示されます。絞り込むには検索語を長くしてください。\n\
+             At most {DIRECTORY_LIMIT} people are shown: use a longer query to narrow it down.\n"
+        ));
+    }
+    text
+}
+
 /// An administrator's password reset: the one-time password, shown prominently.
 pub(crate) fn password_reset(reset: &PasswordReset) -> String {
     format!(
@@ -626,5 +888,125 @@ mod tests {
         assert!(text.contains("tsunagu password"));
         assert!(text.contains("tsunagu totp enrol"));
         assert!(pending_guidance(&[]).is_empty());
+    }
+    fn sample_room() -> Room {
+        serde_json::from_value(serde_json::json!({
+            "id": "0190a5b4-0000-7000-8000-0000000000a1",
+            "patient": {
+                "name": "山田 太郎", "name_kana": "ヤマダ タロウ", "date_of_birth": "1938-04-01",
+                "address": "東京都世田谷区1-2-3",
+                "insurer_numbers": [
+                    {"kind": "medical", "number": "39-123456"},
+                    {"kind": "long_term_care", "number": "0123456789"}
+                ]
+            },
+            "consent": "missing",
+            "created_by": "0190a5b4-0000-7000-8000-000000000002",
+            "created_at": "2026-11-21T00:00:00Z"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn room_show_has_the_details_and_the_list_only_the_name() {
+        let room = sample_room();
+        let text = self::room(&room);
+        for expected in [
+            "山田 太郎",
+            "ヤマダ タロウ",
+            "1938-04-01",
+            "東京都世田谷区1-2-3",
+            "医療保険 Health insurance: 39-123456",
+            "介護保険 Long-term care insurance: 0123456789",
+            "同意なし Missing",
+        ] {
+            assert!(text.contains(expected), "{expected}: {text}");
+        }
+        // The second insurance number is aligned under the first, without a label.
+        let lines: Vec<&str> = text.lines().collect();
+        let first = lines.iter().position(|l| l.contains("39-123456")).unwrap();
+        assert_eq!(
+            width(&lines[first][..lines[first].find('医').unwrap()]),
+            width(&lines[first + 1][..lines[first + 1].find('介').unwrap()])
+        );
+        assert!(lines[first + 1].trim_start().starts_with("介護保険"));
+
+        let created = room_created(&room);
+        assert!(created.contains("山田 太郎"), "{created}");
+        assert!(created.contains("tsunagu room consent"), "{created}");
+        for hidden in ["ヤマダ", "1938", "世田谷", "0123456789"] {
+            assert!(!created.contains(hidden), "{hidden}: {created}");
+        }
+
+        let summary = RoomSummary {
+            id: room.id,
+            patient_name: room.patient.name.clone(),
+            consent: ConsentState::Given,
+            my_state: MemberState::Invited,
+            created_at: room.created_at,
+        };
+        let text = room_summaries(&[summary]);
+        assert!(text.contains("山田 太郎"), "{text}");
+        assert!(text.contains("同意あり Given"), "{text}");
+        assert!(text.contains("招待中 Invited"), "{text}");
+        assert!(text.contains("tsunagu room accept"), "{text}");
+        assert_eq!(room_summaries(&[]), "（なし） None\n");
+    }
+
+    #[test]
+    fn members_and_consents_show_labels() {
+        let member: Member = serde_json::from_value(serde_json::json!({
+            "user_id": "0190a5b4-0000-7000-8000-000000000002", "display_name": "佐藤 花子",
+            "role": "nurse", "organisation_id": null, "organisation_name": "みどり訪問看護",
+            "state": "left", "invited_by": null, "invited_at": "2026-11-21T00:00:00Z",
+            "responded_at": null
+        }))
+        .unwrap();
+        let text = members(std::slice::from_ref(&member));
+        for expected in ["佐藤 花子", "看護師 Nurse", "みどり訪問看護", "退出 Left"]
+        {
+            assert!(text.contains(expected), "{expected}: {text}");
+        }
+        assert!(self::member(&member).contains("（作成者） creator"));
+
+        let consent: Consent = serde_json::from_value(serde_json::json!({
+            "id": "0190a5b4-0000-7000-8000-0000000000c1",
+            "room_id": "0190a5b4-0000-7000-8000-0000000000a1",
+            "given_by": "family", "giver_name": "山田 花子", "obtained_on": "2026-11-20",
+            "scope": "医療・介護関係者間での情報共有", "document_reference": null,
+            "recorded_by": "0190a5b4-0000-7000-8000-000000000002",
+            "recorded_at": "2026-11-21T00:00:00Z", "withdrawn_by": null, "withdrawn_at": null,
+            "withdrawal_reason": null
+        }))
+        .unwrap();
+        let text = consents(std::slice::from_ref(&consent));
+        for expected in ["有効 In force", "家族 Family", "山田 花子", "2026-11-20"] {
+            assert!(text.contains(expected), "{expected}: {text}");
+        }
+        assert!(!text.contains("撤回"), "{text}");
+        let withdrawn = Consent {
+            withdrawn_by: Some(consent.recorded_by),
+            withdrawn_at: Some(consent.recorded_at),
+            withdrawal_reason: Some("本人の希望".into()),
+            ..consent
+        };
+        let text = self::consent(&withdrawn);
+        assert!(text.contains("撤回 Withdrawn"), "{text}");
+        assert!(text.contains("本人の希望"), "{text}");
+        assert_eq!(consents(&[]), "（なし） None\n");
+    }
+
+    #[test]
+    fn a_full_directory_answer_suggests_narrowing() {
+        let entry: DirectoryEntry = serde_json::from_value(serde_json::json!({
+            "user_id": "0190a5b4-0000-7000-8000-000000000002", "display_name": "山田 一郎",
+            "role": "physician", "organisation_id": null, "organisation_name": null
+        }))
+        .unwrap();
+        let one = directory_entries(std::slice::from_ref(&entry));
+        assert!(one.contains("医師 Physician"), "{one}");
+        assert!(!one.contains("At most"), "{one}");
+        let full = directory_entries(&vec![entry; DIRECTORY_LIMIT]);
+        assert!(full.contains("At most 20"), "{full}");
     }
 }

@@ -51,6 +51,8 @@ fn help_lists_the_commands_and_the_exit_codes() {
         "totp",
         "accept-invitation",
         "admin",
+        "room",
+        "directory",
     ] {
         assert!(
             help.lines()
@@ -122,6 +124,44 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn bad_dates_and_insurance_numbers_are_usage_errors() {
+    let base = [
+        "room",
+        "create",
+        "--name",
+        "山田 太郎",
+        "--kana",
+        "ヤマダ タロウ",
+    ];
+    let output = tsunagu(&[&base[..], &["--birth", "1938/04/01"]].concat(), None);
+    assert_eq!(code(&output), 2);
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("YYYY-MM-DD"), "{stderr}");
+
+    let output = tsunagu(&[&base[..], &["--birth", "1938-02-30"]].concat(), None);
+    assert_eq!(code(&output), 2);
+    assert!(text(&output.stderr).contains("no such date"));
+
+    let output = tsunagu(
+        &[
+            &base[..],
+            &["--birth", "1938-04-01", "--insurer", "kaigo:1"],
+        ]
+        .concat(),
+        None,
+    );
+    assert_eq!(code(&output), 2);
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("long_term_care"), "{stderr}");
+
+    let output = tsunagu(&["room", "consent", "--help"], None);
+    assert_eq!(code(&output), 0);
+    let help = text(&output.stdout);
+    assert!(help.contains("legal_representative"), "{help}");
+    assert!(help.contains("家族 Family"), "{help}");
+}
+
+#[test]
 fn a_command_needing_a_login_without_one_exits_3_in_both_languages() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tsunagu");
@@ -131,6 +171,8 @@ fn a_command_needing_a_login_without_one_exits_3_in_both_languages() {
         &["sessions", "--json"],
         &["admin", "org", "list"],
         &["logout"],
+        &["room", "list"],
+        &["directory", "山田"],
     ] {
         let output = tsunagu(&[&["--config-dir", config], args].concat(), None);
         assert_eq!(code(&output), 3, "{args:?}");

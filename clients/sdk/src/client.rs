@@ -180,7 +180,7 @@ impl Client {
     /// `GET /healthz`: the liveness text, if the process answers.
     pub async fn healthz(&self) -> Result<String, ClientError> {
         let (_, body) = self
-            .execute(Method::GET, routes::HEALTHZ, None, None)
+            .execute(Method::GET, routes::HEALTHZ, &[], None, None)
             .await?;
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
@@ -188,7 +188,10 @@ impl Client {
     /// `GET /readyz`: `true` when the server is ready (200), `false` when it answers 503
     /// (database unreachable). Other answers and transport failures are errors.
     pub async fn readyz(&self) -> Result<bool, ClientError> {
-        match self.execute(Method::GET, routes::READYZ, None, None).await {
+        match self
+            .execute(Method::GET, routes::READYZ, &[], None, None)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(err) if err.status() == Some(503) => Ok(false),
             Err(err) => Err(err),
@@ -198,8 +201,14 @@ impl Client {
     /// `POST /api/auth/login`. If the account uses TOTP and the request has no code, the error
     /// is [`tsunagu_protocol::ErrorCode::TotpRequired`]: ask for the code and send again.
     pub async fn login(&self, request: &LoginRequest) -> Result<TokenResponse, ClientError> {
-        self.request(Method::POST, routes::LOGIN, Some(&encode(request)?), None)
-            .await
+        self.request(
+            Method::POST,
+            routes::LOGIN,
+            &[],
+            Some(&encode(request)?),
+            None,
+        )
+        .await
     }
 
     /// `POST /api/auth/refresh`: exchanges a refresh token for a new pair. The old refresh token
@@ -212,6 +221,7 @@ impl Client {
         self.request(
             Method::POST,
             routes::REFRESH,
+            &[],
             Some(&encode(&request)?),
             None,
         )
@@ -227,6 +237,7 @@ impl Client {
         self.request(
             Method::POST,
             routes::ACCEPT_INVITATION,
+            &[],
             Some(&encode(request)?),
             None,
         )
@@ -234,23 +245,27 @@ impl Client {
     }
 
     /// Sends one request and decodes a 2xx answer as `T` (an empty body decodes as JSON
-    /// `null`, so `T = IgnoredAny` accepts a 204).
+    /// `null`, so `T = IgnoredAny` accepts a 204). `query` pairs are form-encoded into the URL.
     pub(crate) async fn request<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
+        query: &[(&str, &str)],
         body: Option<&[u8]>,
         bearer: Option<&str>,
     ) -> Result<T, ClientError> {
-        let (status, bytes) = self.execute(method, path, body, bearer).await?;
+        let (status, bytes) = self.execute(method, path, query, body, bearer).await?;
         decode(status, &bytes)
     }
 
     /// Sends one request; returns the status and body of a 2xx answer, or the decoded error.
+    /// `query` pairs are appended to the URL, form-encoded (UTF-8, percent-escaped, spaces as
+    /// `+`), so that any text, Japanese included, arrives as given.
     async fn execute(
         &self,
         method: Method,
         path: &str,
+        query: &[(&str, &str)],
         body: Option<&[u8]>,
         bearer: Option<&str>,
     ) -> Result<(u16, Vec<u8>), ClientError> {
@@ -267,7 +282,15 @@ impl Client {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_vec());
         }
-        let response = request.send().await.map_err(ClientError::Transport)?;
+        let mut request = request.build().map_err(ClientError::Transport)?;
+        if !query.is_empty() {
+            request.url_mut().query_pairs_mut().extend_pairs(query);
+        }
+        let response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(ClientError::Transport)?;
         let status = response.status().as_u16();
         let bytes = response
             .bytes()
@@ -299,6 +322,11 @@ fn decode<T: DeserializeOwned>(status: u16, bytes: &[u8]) -> Result<T, ClientErr
 /// Fills a one-parameter route template with an id.
 pub(crate) fn path(template: &str, id: impl Display) -> String {
     routes::fill(template, &[&id.to_string()])
+}
+
+/// Fills a two-parameter route template with two ids, in order.
+pub(crate) fn path2(template: &str, first: impl Display, second: impl Display) -> String {
+    routes::fill(template, &[&first.to_string(), &second.to_string()])
 }
 
 #[cfg(test)]

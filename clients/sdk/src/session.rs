@@ -1,5 +1,6 @@
 //! A logged-in session: the current token pair, the automatic refresh on an expired access
-//! token, and one typed method per authenticated endpoint.
+//! token, and one typed method per authenticated endpoint (own account, administration,
+//! patient rooms and the directory).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -14,9 +15,15 @@ use tsunagu_protocol::identity::{
     ChangeRoleRequest, CreateInvitationRequest, CreateOrganisationRequest, Invitation,
     InvitationCreated, Organisation, PasswordReset, RoleGrant, UpdateOrganisationRequest, User,
 };
-use tsunagu_protocol::{ErrorCode, InvitationId, OrganisationId, SessionId, UserId, routes};
+use tsunagu_protocol::rooms::{
+    Consent, CreateRoomRequest, DirectoryEntry, InviteMemberRequest, Member, RecordConsentRequest,
+    RespondToInvitationRequest, Room, RoomSummary, WithdrawConsentRequest,
+};
+use tsunagu_protocol::{
+    ConsentId, ErrorCode, InvitationId, OrganisationId, RoomId, SessionId, UserId, routes,
+};
 
-use crate::client::{Client, encode, path};
+use crate::client::{Client, encode, path, path2};
 use crate::error::ClientError;
 
 /// The credentials of a session: what a caller needs to keep to resume it later.
@@ -174,25 +181,43 @@ impl Session {
         Ok(())
     }
 
-    /// The one request path of every authenticated call: sends with the current access token,
-    /// and on `token_expired` refreshes once and retries once.
+    /// [`Session::call_with_query`] without query parameters: what almost every call uses.
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<T, ClientError> {
+        self.call_with_query(method, path, &[], body).await
+    }
+
+    /// The one request path of every authenticated call: sends with the current access token,
+    /// and on `token_expired` refreshes once and retries once. `query` pairs are form-encoded
+    /// into the URL.
+    async fn call_with_query<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ClientError> {
         let access_token = self.access_token();
         match self
             .client
-            .request(method.clone(), path, body.as_deref(), Some(&access_token))
+            .request(
+                method.clone(),
+                path,
+                query,
+                body.as_deref(),
+                Some(&access_token),
+            )
             .await
         {
             Err(err) if err.is(ErrorCode::TokenExpired) => {
                 self.refresh_after_expiry(&access_token).await?;
                 let access_token = self.access_token();
                 self.client
-                    .request(method, path, body.as_deref(), Some(&access_token))
+                    .request(method, path, query, body.as_deref(), Some(&access_token))
                     .await
             }
             result => result,
@@ -414,6 +439,126 @@ impl Session {
         self.call_empty(Method::DELETE, &path(routes::USER_SESSIONS, id), None)
             .await
     }
+
+    // ----- Patient rooms -----
+
+    /// `GET /api/rooms`: the rooms the caller is invited to or has accepted, with the
+    /// patient's name only.
+    pub async fn rooms(&self) -> Result<Vec<RoomSummary>, ClientError> {
+        self.call(Method::GET, routes::ROOMS, None).await
+    }
+
+    /// `POST /api/rooms` (professionals): opens a room for one patient; the caller becomes its
+    /// first, accepted member.
+    pub async fn create_room(&self, request: &CreateRoomRequest) -> Result<Room, ClientError> {
+        self.call(Method::POST, routes::ROOMS, Some(encode(request)?))
+            .await
+    }
+
+    /// `GET /api/rooms/{id}` (accepted members): the room with the patient's details. Every
+    /// read is audited by the server.
+    pub async fn room(&self, room: RoomId) -> Result<Room, ClientError> {
+        self.call(Method::GET, &path(routes::ROOM, room), None)
+            .await
+    }
+
+    /// `GET /api/rooms/{id}/members` (accepted members): the care team and its invitees.
+    pub async fn room_members(&self, room: RoomId) -> Result<Vec<Member>, ClientError> {
+        self.call(Method::GET, &path(routes::ROOM_MEMBERS, room), None)
+            .await
+    }
+
+    /// `POST /api/rooms/{id}/members` (accepted professional members): invites a person, who
+    /// must accept before seeing the patient's details.
+    pub async fn invite_member(&self, room: RoomId, user: UserId) -> Result<Member, ClientError> {
+        let request = InviteMemberRequest { user_id: user };
+        self.call(
+            Method::POST,
+            &path(routes::ROOM_MEMBERS, room),
+            Some(encode(&request)?),
+        )
+        .await
+    }
+
+    /// `DELETE /api/rooms/{id}/members/{user_id}` (accepted professional members): revokes a
+    /// membership or a pending invitation.
+    pub async fn revoke_member(&self, room: RoomId, user: UserId) -> Result<(), ClientError> {
+        self.call_empty(
+            Method::DELETE,
+            &path2(routes::ROOM_MEMBER, room, user),
+            None,
+        )
+        .await
+    }
+
+    /// `PUT /api/rooms/{id}/membership`: accepts (`true`) or declines (`false`) the caller's
+    /// own invitation; the answer is the caller's membership afterwards.
+    pub async fn respond_to_invitation(
+        &self,
+        room: RoomId,
+        accept: bool,
+    ) -> Result<Member, ClientError> {
+        let request = RespondToInvitationRequest { accept };
+        self.call(
+            Method::PUT,
+            &path(routes::ROOM_MEMBERSHIP, room),
+            Some(encode(&request)?),
+        )
+        .await
+    }
+
+    /// `DELETE /api/rooms/{id}/membership`: the caller leaves the room.
+    pub async fn leave_room(&self, room: RoomId) -> Result<(), ClientError> {
+        self.call_empty(Method::DELETE, &path(routes::ROOM_MEMBERSHIP, room), None)
+            .await
+    }
+
+    /// `GET /api/rooms/{id}/consents`: the room's consent records, withdrawn ones included.
+    pub async fn consents(&self, room: RoomId) -> Result<Vec<Consent>, ClientError> {
+        self.call(Method::GET, &path(routes::ROOM_CONSENTS, room), None)
+            .await
+    }
+
+    /// `POST /api/rooms/{id}/consents`: records a consent to sharing that the caller obtained.
+    pub async fn record_consent(
+        &self,
+        room: RoomId,
+        request: &RecordConsentRequest,
+    ) -> Result<Consent, ClientError> {
+        self.call(
+            Method::POST,
+            &path(routes::ROOM_CONSENTS, room),
+            Some(encode(request)?),
+        )
+        .await
+    }
+
+    /// `POST /api/rooms/{id}/consents/{consent_id}/withdraw`: records the withdrawal of a
+    /// consent, with the reason; the answer is the updated record.
+    pub async fn withdraw_consent(
+        &self,
+        room: RoomId,
+        consent: ConsentId,
+        reason: &str,
+    ) -> Result<Consent, ClientError> {
+        let request = WithdrawConsentRequest {
+            reason: reason.to_owned(),
+        };
+        self.call(
+            Method::POST,
+            &path2(routes::ROOM_CONSENT_WITHDRAW, room, consent),
+            Some(encode(&request)?),
+        )
+        .await
+    }
+
+    /// `GET /api/directory?q=…`: people who can be invited into rooms whose display name or
+    /// username matches `query` (1–100 characters; at most 20 results). The query is
+    /// URL-encoded here, so any text (Japanese names, spaces, `&`) may be passed as is.
+    pub async fn directory(&self, query: &str) -> Result<Vec<DirectoryEntry>, ClientError> {
+        self.call_with_query(Method::GET, routes::DIRECTORY, &[("q", query)], None)
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -424,6 +569,7 @@ mod tests {
 
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     use tokio::net::TcpListener;
+    use tsunagu_protocol::rooms::{ConsentGiver, ConsentState, MemberState};
 
     use super::*;
 
@@ -664,6 +810,169 @@ mod tests {
         assert_eq!(codes.recovery_codes.len(), 2);
         assert!(session.pending().is_empty());
         assert_eq!(log.lock().unwrap()[0].body, r#"{"code":"123456"}"#);
+    }
+
+    const ROOM: &str = "0190a5b4-0000-7000-8000-0000000000a1";
+    const USER: &str = "0190a5b4-0000-7000-8000-000000000002";
+    const CONSENT: &str = "0190a5b4-0000-7000-8000-0000000000c1";
+
+    fn member(state: &str) -> String {
+        format!(
+            r#"{{"user_id":"{USER}","display_name":"佐藤 花子","role":"nurse",
+            "organisation_id":null,"organisation_name":null,"state":"{state}",
+            "invited_by":null,"invited_at":"2026-01-01T00:00:00Z","responded_at":null}}"#
+        )
+    }
+
+    fn consent() -> String {
+        format!(
+            r#"{{"id":"{CONSENT}","room_id":"{ROOM}","given_by":"family","giver_name":"山田 花子",
+            "obtained_on":"2026-11-20","scope":"情報共有","document_reference":null,
+            "recorded_by":"{USER}","recorded_at":"2026-11-21T00:00:00Z",
+            "withdrawn_by":"{USER}","withdrawn_at":"2026-11-22T00:00:00Z",
+            "withdrawal_reason":"家族の希望"}}"#
+        )
+    }
+
+    #[tokio::test]
+    async fn room_calls_use_the_routes_methods_and_bodies_of_the_contract() {
+        let handler: Handler = Arc::new(|req: &Seen| {
+            match (
+                req.method.as_str(),
+                req.path.rsplit('/').next().unwrap_or(""),
+            ) {
+                ("DELETE", _) => (204, String::new()),
+                (_, "members") => (201, member("invited")),
+                (_, "membership") => (200, member("declined")),
+                (_, "withdraw") => (200, consent()),
+                _ => (200, "[]".to_owned()),
+            }
+        });
+        let (url, log) = serve(handler).await;
+        let session = Client::new(&url).unwrap().authed(tokens("t", "r"));
+        let room: RoomId = ROOM.parse().unwrap();
+        let user: UserId = USER.parse().unwrap();
+        let consent: ConsentId = CONSENT.parse().unwrap();
+
+        assert!(session.rooms().await.unwrap().is_empty());
+        let invited = session.invite_member(room, user).await.unwrap();
+        assert_eq!(invited.state, MemberState::Invited);
+        session.revoke_member(room, user).await.unwrap();
+        let declined = session.respond_to_invitation(room, false).await.unwrap();
+        assert_eq!(declined.state, MemberState::Declined);
+        session.leave_room(room).await.unwrap();
+        assert!(session.consents(room).await.unwrap().is_empty());
+        let withdrawn = session
+            .withdraw_consent(room, consent, "家族の希望")
+            .await
+            .unwrap();
+        assert_eq!(withdrawn.withdrawal_reason.as_deref(), Some("家族の希望"));
+
+        let log = log.lock().unwrap();
+        let seen: Vec<_> = log
+            .iter()
+            .map(|s| (s.method.as_str(), s.path.as_str(), s.body.as_str()))
+            .collect();
+        let members = format!("/api/rooms/{ROOM}/members");
+        let member = format!("/api/rooms/{ROOM}/members/{USER}");
+        let membership = format!("/api/rooms/{ROOM}/membership");
+        let consents = format!("/api/rooms/{ROOM}/consents");
+        let withdraw = format!("/api/rooms/{ROOM}/consents/{CONSENT}/withdraw");
+        let invite_body = format!(r#"{{"user_id":"{USER}"}}"#);
+        assert_eq!(
+            seen,
+            [
+                ("GET", "/api/rooms", ""),
+                ("POST", members.as_str(), invite_body.as_str()),
+                ("DELETE", member.as_str(), ""),
+                ("PUT", membership.as_str(), r#"{"accept":false}"#),
+                ("DELETE", membership.as_str(), ""),
+                ("GET", consents.as_str(), ""),
+                ("POST", withdraw.as_str(), r#"{"reason":"家族の希望"}"#),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn directory_queries_are_url_encoded_and_survive_a_refresh() {
+        let refreshes = Arc::new(AtomicUsize::new(0));
+        let counter = refreshes.clone();
+        let handler: Handler = Arc::new(move |req: &Seen| match req.path.as_str() {
+            routes::REFRESH => {
+                counter.fetch_add(1, Ordering::SeqCst);
+                (200, token_response("new", "r2"))
+            }
+            _ if req.bearer.as_deref() == Some("new") => (
+                200,
+                format!(
+                    r#"[{{"user_id":"{USER}","display_name":"山田 太郎","role":"physician",
+                    "organisation_id":null,"organisation_name":null}}]"#
+                ),
+            ),
+            _ => (401, error(ErrorCode::TokenExpired)),
+        });
+        let (url, log) = serve(handler).await;
+        let session = Client::new(&url).unwrap().authed(tokens("old", "r1"));
+
+        let found = session.directory("山田 太郎&role=x").await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].display_name, "山田 太郎");
+        assert_eq!(refreshes.load(Ordering::SeqCst), 1);
+
+        let expected = "/api/directory?q=%E5%B1%B1%E7%94%B0+%E5%A4%AA%E9%83%8E%26role%3Dx";
+        let paths: Vec<_> = log.lock().unwrap().iter().map(|s| s.path.clone()).collect();
+        assert_eq!(paths, [expected, routes::REFRESH, expected]);
+    }
+
+    #[tokio::test]
+    async fn creating_a_room_and_recording_a_consent_send_the_protocol_bodies() {
+        // Answers a room whose patient is the one sent, and a fixed consent.
+        let handler: Handler = Arc::new(|req: &Seen| {
+            if req.path.ends_with("/consents") {
+                return (201, consent());
+            }
+            let sent: serde_json::Value = serde_json::from_str(&req.body).unwrap();
+            let room = serde_json::json!({
+                "id": ROOM, "patient": sent["patient"], "consent": "missing",
+                "created_by": USER, "created_at": "2026-11-21T00:00:00Z"
+            });
+            (201, room.to_string())
+        });
+        let (url, log) = serve(handler).await;
+        let session = Client::new(&url).unwrap().authed(tokens("t", "r"));
+
+        let patient = serde_json::json!({
+            "name": "山田 太郎", "name_kana": "ヤマダ タロウ", "date_of_birth": "1938-04-01",
+            "insurer_numbers": [{"kind": "long_term_care", "number": "0123456789"}]
+        });
+        let request: CreateRoomRequest =
+            serde_json::from_value(serde_json::json!({ "patient": patient })).unwrap();
+        let room = session.create_room(&request).await.unwrap();
+        assert_eq!(room.patient, request.patient);
+        assert_eq!(room.consent, ConsentState::Missing);
+
+        let consent_body = serde_json::json!({"given_by": "family", "giver_name": "山田 花子",
+            "obtained_on": "2026-11-20", "scope": "情報共有"});
+        let consent_request: RecordConsentRequest =
+            serde_json::from_value(consent_body.clone()).unwrap();
+        let recorded = session
+            .record_consent(room.id, &consent_request)
+            .await
+            .unwrap();
+        assert_eq!(recorded.given_by, ConsentGiver::Family);
+
+        let log = log.lock().unwrap();
+        let bodies: Vec<serde_json::Value> = log
+            .iter()
+            .map(|s| serde_json::from_str(&s.body).unwrap())
+            .collect();
+        assert_eq!(
+            (log[0].method.as_str(), log[0].path.as_str()),
+            ("POST", "/api/rooms")
+        );
+        assert_eq!(bodies[0], serde_json::json!({ "patient": patient }));
+        assert_eq!(log[1].path, format!("/api/rooms/{ROOM}/consents"));
+        assert_eq!(bodies[1], consent_body);
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! Running commands: the shared context (which server, which credentials, how to print) and the
-//! dispatch to the account commands ([`auth`]) and the administration commands ([`admin`]).
+//! dispatch to the account commands ([`auth`]), the administration commands ([`admin`]) and
+//! the patient-room and directory commands ([`rooms`]).
 //!
 //! Tokens are only ever sent to the server that issued them: a logged-in command refuses a
 //! `--server` other than the stored one. After every logged-in command the stored credentials
@@ -8,6 +9,7 @@
 
 mod admin;
 mod auth;
+mod rooms;
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +32,8 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Totp(command) => auth::totp(&ctx, command).await,
         Command::AcceptInvitation(args) => auth::accept_invitation(&ctx, args).await,
         Command::Admin(command) => admin::run(&ctx, command).await,
+        Command::Room(command) => rooms::run(&ctx, command).await,
+        Command::Directory { query } => rooms::directory(&ctx, query).await,
     }
 }
 
