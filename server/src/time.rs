@@ -12,6 +12,14 @@ pub fn now_seconds() -> u64 {
     u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0)
 }
 
+/// Today's date in Japan (UTC+9, no daylight saving): the calendar that dates of birth and
+/// consent dates are written in.
+pub fn today_in_japan() -> time::Date {
+    OffsetDateTime::now_utc()
+        .to_offset(time::macros::offset!(+9))
+        .date()
+}
+
 /// An instant as stored.
 pub fn to_micros(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)

@@ -14,6 +14,7 @@ mod cli;
 mod onboarding;
 mod process;
 mod rejections;
+mod rooms;
 mod scope;
 
 /// Defines `sqlite::NAME` and `postgres::NAME` tests that start a server with the given
@@ -51,5 +52,6 @@ both_backends! {
     onboarding_enrolment_refresh_and_logout => onboarding;
     documented_rejections => rejections ["--lockout-threshold", "3", "--lockout-seconds", "3"];
     organisation_admin_scope => scope;
+    patient_rooms_membership_and_consent => rooms;
     cli_walkthrough => cli;
 }

@@ -177,6 +177,38 @@ impl TestServer {
             .unwrap_or_else(|| panic!("no one-time password in:\n{stdout}"))
     }
 
+    /// The audit trail as stored: `(action, outcome, actor user id, object id)`, oldest first.
+    /// Read straight from the database, beside the server.
+    pub async fn audit_trail(&self) -> Vec<(String, String, Option<String>, Option<String>)> {
+        use sqlx::Connection;
+        const SQL: &str = "select action, outcome, actor_user_id, object_id from audit_event \
+                           order by audit_event_id";
+        match &self.database {
+            Some(database) => {
+                let mut conn = sqlx::PgConnection::connect(&database.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_as(SQL)
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("read audit trail")
+            }
+            None => {
+                let url = format!(
+                    "sqlite://{}?mode=ro",
+                    self.data_dir().join("tsunagu.db").display()
+                );
+                let mut conn = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .expect("connect");
+                sqlx::query_as(SQL)
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("read audit trail")
+            }
+        }
+    }
+
     /// Every line the server (and the admin command's logging) has written so far.
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().expect("log lock").clone()

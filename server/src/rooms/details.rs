@@ -61,7 +61,7 @@ pub(super) fn validate_patient(patient: PatientDetails) -> Result<PatientDetails
     let mut errors = Vec::new();
     let name = text(&patient.name, "patient.name", 100, &mut errors);
     let name_kana = text(&patient.name_kana, "patient.name_kana", 100, &mut errors);
-    let today = time::OffsetDateTime::now_utc().date();
+    let today = crate::time::today_in_japan();
     if patient.date_of_birth > today || patient.date_of_birth.year() < 1880 {
         errors.push(field_error(
             "patient.date_of_birth",

@@ -297,11 +297,33 @@ impl RoomService {
         self.member(room, principal.user_id).await
     }
 
-    /// The caller leaves the room.
+    /// The caller leaves the room. The last care professional may not leave while others
+    /// remain: someone must be able to invite and to record consent.
     ///
     /// # Errors
-    /// `not_found` unless the caller is an accepted member.
+    /// `not_found` unless the caller is an accepted member; `conflict` for the last
+    /// professional.
     pub async fn leave(&self, principal: &Principal, room: RoomId) -> Result<()> {
+        if principal.role.is_care_professional() {
+            let members = self.store.room_members(room).await?;
+            let others_remain = members.iter().any(|m| {
+                m.user_id != principal.user_id.to_string()
+                    && matches!(m.state.as_str(), "invited" | "accepted")
+            });
+            let other_professionals = members.iter().any(|m| {
+                m.user_id != principal.user_id.to_string()
+                    && m.state == "accepted"
+                    && Role::parse(&m.role).is_some_and(Role::is_care_professional)
+            });
+            if others_remain && !other_professionals {
+                return Err(AppError::Conflict(vec![field_error(
+                    "room",
+                    "last_professional",
+                    "部屋には専門職が1人以上必要です。先に他の専門職を招待してください。",
+                    "A room needs at least one professional: invite another before leaving.",
+                )]));
+            }
+        }
         let mut tx = self.store.begin().await?;
         if !tx
             .change_membership(room, principal.user_id, &["accepted"], "left", now_micros())
@@ -377,7 +399,7 @@ impl RoomService {
                 "A consent is already in force.",
             )]));
         }
-        let details = validate_consent(request, time::OffsetDateTime::now_utc().date())?;
+        let details = validate_consent(request, crate::time::today_in_japan())?;
         let consent = ConsentRow {
             consent_id: ConsentId::generate().to_string(),
             room_id: room.to_string(),
