@@ -99,6 +99,16 @@ uuid_id!(
     ConsentId,
     "consent id"
 );
+uuid_id!(
+    /// A timeline entry (its versions share this id).
+    EntryId,
+    "entry id"
+);
+uuid_id!(
+    /// A post's id chosen by the client, so that a retried post is stored once.
+    ClientPostId,
+    "client post id"
+);
 
 #[cfg(test)]
 mod tests {

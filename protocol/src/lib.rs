@@ -10,9 +10,12 @@ pub mod identity;
 pub mod ids;
 pub mod rooms;
 pub mod routes;
+pub mod timeline;
 
 pub use error::{ErrorBody, ErrorCode, FieldError};
-pub use ids::{ConsentId, InvitationId, OrganisationId, RoomId, SessionId, UserId};
+pub use ids::{
+    ClientPostId, ConsentId, EntryId, InvitationId, OrganisationId, RoomId, SessionId, UserId,
+};
 
 /// A UTC instant, serialised as RFC 3339 (`2026-11-21T09:30:00.123456Z`).
 pub type Timestamp = time::OffsetDateTime;

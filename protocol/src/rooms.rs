@@ -111,6 +111,15 @@ pub struct RoomSummary {
     pub consent: ConsentState,
     /// The caller's own standing: `invited` or `accepted`.
     pub my_state: MemberState,
+    /// The newest sequence number of the caller's timeline stream (0 for an invitee).
+    #[serde(default)]
+    pub head: u64,
+    /// Entries by others the caller has not marked read (0 for an invitee).
+    #[serde(default)]
+    pub unread: u64,
+    /// Of those, urgent notices.
+    #[serde(default)]
+    pub urgent_unread: u64,
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,

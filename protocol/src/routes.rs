@@ -52,6 +52,20 @@ pub const ROOM_MEMBERSHIP: &str = "/api/rooms/{room_id}/membership";
 pub const ROOM_CONSENTS: &str = "/api/rooms/{room_id}/consents";
 /// `POST`: withdraws a consent.
 pub const ROOM_CONSENT_WITHDRAW: &str = "/api/rooms/{room_id}/consents/{consent_id}/withdraw";
+/// `GET ?after=SEQ&limit=N`: the caller's stream of the room's timeline.
+pub const TIMELINE: &str = "/api/rooms/{room_id}/timeline";
+/// `POST`: posts an entry.
+pub const ENTRIES: &str = "/api/rooms/{room_id}/entries";
+/// `POST`: corrects an entry (a new version).
+pub const ENTRY_EDIT: &str = "/api/rooms/{room_id}/entries/{entry_id}/edit";
+/// `POST`: deletes an entry (a tombstone).
+pub const ENTRY_DELETE: &str = "/api/rooms/{room_id}/entries/{entry_id}/delete";
+/// `GET`: every version of an entry (care professionals only).
+pub const ENTRY_VERSIONS: &str = "/api/rooms/{room_id}/entries/{entry_id}/versions";
+/// `GET` lists who acknowledged an entry; `POST` acknowledges it (見ました).
+pub const ENTRY_ACKS: &str = "/api/rooms/{room_id}/entries/{entry_id}/acks";
+/// `PUT`: marks the caller's stream read up to a sequence number.
+pub const ROOM_READ: &str = "/api/rooms/{room_id}/read";
 /// `GET ?q=`: people who can be invited into rooms (professionals only).
 pub const DIRECTORY: &str = "/api/directory";
 

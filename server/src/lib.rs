@@ -19,6 +19,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod time;
+pub mod timeline;
 
 pub use server::Listener;
 pub use state::AppState;

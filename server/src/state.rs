@@ -8,6 +8,7 @@ use crate::crypto::ServerKeys;
 use crate::identity::IdentityService;
 use crate::rooms::RoomService;
 use crate::store::Store;
+use crate::timeline::TimelineService;
 
 /// Everything a request handler may need.
 #[derive(Debug, Clone)]
@@ -16,6 +17,7 @@ pub struct AppState {
     pub auth: AuthService,
     pub identity: IdentityService,
     pub rooms: RoomService,
+    pub timeline: TimelineService,
     pub settings: Arc<Settings>,
 }
 
@@ -28,11 +30,13 @@ impl AppState {
         let auth = AuthService::new(store.clone(), keys, settings.auth.clone())?;
         let identity = IdentityService::new(store.clone(), auth.clone());
         let rooms = RoomService::new(store.clone());
+        let timeline = TimelineService::new(store.clone());
         Ok(Self {
             store,
             auth,
             identity,
             rooms,
+            timeline,
             settings: Arc::new(settings),
         })
     }

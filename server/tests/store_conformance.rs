@@ -7,8 +7,8 @@ use std::future::Future;
 
 use tsunagu_protocol::{ConsentId, InvitationId, OrganisationId, RoomId, SessionId, UserId};
 use tsunagu_server::store::{
-    AuditRecord, ConsentRow, Database, Error, InvitationRow, OrganisationRow, RefreshTokenUse,
-    RoleGrantRow, RoomRow, SessionRow, Store, UserRow,
+    AuditRecord, ConsentRow, Database, Error, InvitationRow, NewEvent, OrganisationRow,
+    RefreshTokenUse, RoleGrantRow, RoomRow, SessionRow, Store, Stream, UserRow,
 };
 
 const NOW: i64 = 1_795_000_000_000_000;
@@ -55,6 +55,8 @@ conformance!(
     memberships_move_through_their_states,
     consents_are_withdrawn_not_changed,
     directory_finds_people_who_can_join_rooms,
+    timeline_streams_are_gapless_and_apart,
+    acknowledgements_and_read_positions,
 );
 
 async fn on_sqlite<F, Fut>(scenario: F)
@@ -673,6 +675,7 @@ async fn room(store: &Store, creator: &UserRow, at: i64) -> RoomRow {
         created_by: creator.user_id.clone(),
         created_at: at,
         last_seq: 0,
+        last_public_seq: 0,
         consent_state: None,
     };
     let mut tx = store.begin().await.unwrap();
@@ -698,7 +701,10 @@ async fn rooms_start_with_their_creator(store: Store, _: Database) {
         (membership.state.as_str(), membership.invited_by),
         ("accepted", None)
     );
-    let listed = store.rooms_of_user(id(&nurse.user_id)).await.unwrap();
+    let listed = store
+        .rooms_of_user(id(&nurse.user_id), Stream::Full)
+        .await
+        .unwrap();
     let ids: Vec<&str> = listed.iter().map(|r| r.room_id.as_str()).collect();
     assert_eq!(ids, [newer.room_id.as_str(), older.room_id.as_str()]);
     assert!(
@@ -792,7 +798,13 @@ async fn memberships_move_through_their_states(store: Store, _: Database) {
         .unwrap()
     );
     tx.commit().await.unwrap();
-    assert!(store.rooms_of_user(doctor).await.unwrap().is_empty());
+    assert!(
+        store
+            .rooms_of_user(doctor, Stream::Full)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn consents_are_withdrawn_not_changed(store: Store, _: Database) {
@@ -846,7 +858,10 @@ async fn consents_are_withdrawn_not_changed(store: Store, _: Database) {
         (stored.withdrawn_at, stored.withdrawal_details.as_deref()),
         (Some(NOW + 2), Some(&b"reason"[..]))
     );
-    let listed = store.rooms_of_user(id(&nurse.user_id)).await.unwrap();
+    let listed = store
+        .rooms_of_user(id(&nurse.user_id), Stream::Full)
+        .await
+        .unwrap();
     assert_eq!(listed[0].consent_state.as_deref(), Some("withdrawn"));
 
     let renewed = ConsentRow {
@@ -898,4 +913,237 @@ async fn directory_finds_people_who_can_join_rooms(store: Store, _: Database) {
     assert_eq!(store.directory("%", 20).await.unwrap().len(), 0);
     assert_eq!(store.directory("t_1", 20).await.unwrap().len(), 1);
     assert_eq!(store.directory("佐藤", 2).await.unwrap().len(), 2);
+}
+
+// ---- timeline ------------------------------------------------------------------------------
+
+fn event(
+    room: &RoomRow,
+    author: &UserRow,
+    visibility: &'static str,
+    client_id: Option<&str>,
+) -> NewEvent {
+    NewEvent {
+        room_id: room.room_id.clone(),
+        entry_id: tsunagu_protocol::EntryId::generate().to_string(),
+        change: "posted",
+        entry_kind: Some("text"),
+        visibility,
+        version: 1,
+        author_id: author.user_id.clone(),
+        author_role: author.role.clone(),
+        author_organisation_id: author.organisation_id.clone(),
+        client_id: client_id.map(str::to_owned),
+        body: format!("{{\"text\":\"{visibility}\"}}").into_bytes(),
+        created_at: NOW,
+    }
+}
+
+async fn timeline_streams_are_gapless_and_apart(store: Store, _: Database) {
+    let (_, nurse) = seeded(&store).await;
+    let patient_room = room(&store, &nurse, NOW).await;
+    let room_id: RoomId = id(&patient_room.room_id);
+    let visibilities = [
+        "everyone",
+        "care_team",
+        "care_team",
+        "everyone",
+        "care_team",
+        "everyone",
+    ];
+    let mut numbers = Vec::new();
+    let mut tx = store.begin().await.unwrap();
+    for (i, visibility) in visibilities.iter().enumerate() {
+        let client = format!("client-{i}");
+        numbers.push(
+            tx.append_event(&event(&patient_room, &nurse, visibility, Some(&client)))
+                .await
+                .unwrap(),
+        );
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(
+        numbers,
+        [
+            (1, Some(1)),
+            (2, None),
+            (3, None),
+            (4, Some(2)),
+            (5, None),
+            (6, Some(3))
+        ]
+    );
+    let full: Vec<i64> = store
+        .timeline(room_id, Stream::Full, 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(full, [1, 2, 3, 4, 5, 6]);
+    let public = store
+        .timeline(room_id, Stream::Public, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        public.iter().map(|e| e.public_seq).collect::<Vec<_>>(),
+        [Some(1), Some(2), Some(3)]
+    );
+    assert!(public.iter().all(|e| e.visibility == "everyone"));
+    let page: Vec<i64> = store
+        .timeline(room_id, Stream::Full, 2, 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(page, [3, 4]);
+    let stored = store.room(room_id).await.unwrap().unwrap();
+    assert_eq!((stored.last_seq, stored.last_public_seq), (6, 3));
+    assert_eq!(public[0].author_name, "佐藤 花子");
+
+    // A client id is stored once per author and room.
+    let mut tx = store.begin().await.unwrap();
+    let found = tx
+        .client_post(room_id, id(&nurse.user_id), "client-3")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.seq, 4);
+    assert!(
+        tx.client_post(room_id, id(&nurse.user_id), "client-9")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let again = tx
+        .append_event(&event(&patient_room, &nurse, "everyone", Some("client-3")))
+        .await;
+    assert!(matches!(again, Err(Error::UniqueViolation)), "{again:?}");
+    drop(tx);
+    let stored = store.room(room_id).await.unwrap().unwrap();
+    assert_eq!(stored.last_seq, 6, "the failed append allocated nothing");
+
+    // Versions of one entry come back in order.
+    let entry = event(&patient_room, &nurse, "care_team", None);
+    let edit = NewEvent {
+        change: "edited",
+        entry_kind: None,
+        version: 2,
+        ..entry.clone()
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.append_event(&entry).await.unwrap();
+    tx.append_event(&edit).await.unwrap();
+    tx.commit().await.unwrap();
+    let versions = store
+        .entry_events(room_id, id(&entry.entry_id))
+        .await
+        .unwrap();
+    assert_eq!(
+        versions
+            .iter()
+            .map(|e| (e.seq, e.version))
+            .collect::<Vec<_>>(),
+        [(7, 1), (8, 2)]
+    );
+}
+
+async fn acknowledgements_and_read_positions(store: Store, _: Database) {
+    let (org, nurse) = seeded(&store).await;
+    let family = add_user(&store, &org, "family.sato", "family").await;
+    let patient_room = room(&store, &nurse, NOW).await;
+    let room_id: RoomId = id(&patient_room.room_id);
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        tx.invite_member(room_id, id(&family.user_id), id(&nurse.user_id), NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        tx.change_membership(room_id, id(&family.user_id), &["invited"], "accepted", NOW)
+            .await
+            .unwrap()
+    );
+    let shared = event(&patient_room, &nurse, "everyone", None);
+    tx.append_event(&shared).await.unwrap();
+    tx.append_event(&event(&patient_room, &nurse, "care_team", None))
+        .await
+        .unwrap();
+    let urgent = NewEvent {
+        entry_kind: Some("urgent"),
+        ..event(&patient_room, &nurse, "everyone", None)
+    };
+    tx.append_event(&urgent).await.unwrap();
+    tx.append_event(&event(&patient_room, &family, "everyone", None))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let counts = |rows: Vec<tsunagu_server::store::RoomListRow>| {
+        (rows[0].head, rows[0].unread, rows[0].urgent_unread)
+    };
+    // The nurse sees all 4 events, 1 by someone else; the family sees 3, 2 by someone else.
+    assert_eq!(
+        counts(
+            store
+                .rooms_of_user(id(&nurse.user_id), Stream::Full)
+                .await
+                .unwrap()
+        ),
+        (4, 1, 0)
+    );
+    assert_eq!(
+        counts(
+            store
+                .rooms_of_user(id(&family.user_id), Stream::Public)
+                .await
+                .unwrap()
+        ),
+        (3, 2, 1)
+    );
+    let mut tx = store.begin().await.unwrap();
+    tx.mark_read(room_id, id(&family.user_id), 2).await.unwrap();
+    tx.mark_read(room_id, id(&family.user_id), 1).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        counts(
+            store
+                .rooms_of_user(id(&family.user_id), Stream::Public)
+                .await
+                .unwrap()
+        ),
+        (3, 0, 0)
+    );
+    let membership = store
+        .membership(room_id, id(&family.user_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(membership.read_seq, 2, "read positions never move back");
+
+    let entry: tsunagu_protocol::EntryId = id(&shared.entry_id);
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        tx.acknowledge(room_id, entry, id(&family.user_id), NOW + 5)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.acknowledge(room_id, entry, id(&family.user_id), NOW + 6)
+            .await
+            .unwrap()
+    );
+    assert!(
+        tx.acknowledge(room_id, entry, id(&nurse.user_id), NOW + 7)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    let acks = store.acknowledgements(room_id, entry).await.unwrap();
+    let who: Vec<(&str, i64)> = acks
+        .iter()
+        .map(|a| (a.role.as_str(), a.acknowledged_at))
+        .collect();
+    assert_eq!(who, [("family", NOW + 5), ("nurse", NOW + 7)]);
 }

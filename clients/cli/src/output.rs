@@ -943,6 +943,9 @@ mod tests {
             patient_name: room.patient.name.clone(),
             consent: ConsentState::Given,
             my_state: MemberState::Invited,
+            head: 0,
+            unread: 0,
+            urgent_unread: 0,
             created_at: room.created_at,
         };
         let text = room_summaries(&[summary]);

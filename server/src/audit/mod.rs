@@ -47,6 +47,12 @@ pub enum Action {
     ConsentList,
     ConsentWithdraw,
     DirectorySearch,
+    EntryPost,
+    EntryEdit,
+    EntryDelete,
+    EntryVersions,
+    EntryAcknowledge,
+    TimelineRead,
 }
 
 impl Action {
@@ -88,6 +94,12 @@ impl Action {
             Action::ConsentList => "room.consent_list",
             Action::ConsentWithdraw => "room.consent_withdraw",
             Action::DirectorySearch => "directory.search",
+            Action::EntryPost => "timeline.post",
+            Action::EntryEdit => "timeline.edit",
+            Action::EntryDelete => "timeline.delete",
+            Action::EntryVersions => "timeline.versions",
+            Action::EntryAcknowledge => "timeline.acknowledge",
+            Action::TimelineRead => "timeline.read",
         }
     }
 }

@@ -7,6 +7,7 @@ mod auth;
 mod extract;
 mod health;
 mod rooms;
+mod timeline;
 
 use std::time::Duration;
 
@@ -49,6 +50,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         (name = "identity", description = "Joining by invitation"),
         (name = "admin", description = "Organisations, invitations and users"),
         (name = "rooms", description = "Patient rooms, their care teams and consent"),
+        (name = "timeline", description = "Entries, corrections, acknowledgements, history"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -110,6 +112,16 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(rooms::list_consents, rooms::record_consent))
         .routes(routes!(rooms::withdraw_consent))
         .routes(routes!(rooms::directory))
+        .routes(routes!(timeline::history))
+        .routes(routes!(timeline::post_entry))
+        .routes(routes!(timeline::edit_entry))
+        .routes(routes!(timeline::delete_entry))
+        .routes(routes!(timeline::entry_versions))
+        .routes(routes!(
+            timeline::list_acknowledgements,
+            timeline::acknowledge
+        ))
+        .routes(routes!(timeline::mark_read))
         .split_for_parts()
 }
 
@@ -251,12 +263,19 @@ mod tests {
             r::ROOM_CONSENTS,
             r::ROOM_CONSENT_WITHDRAW,
             r::DIRECTORY,
+            r::TIMELINE,
+            r::ENTRIES,
+            r::ENTRY_EDIT,
+            r::ENTRY_DELETE,
+            r::ENTRY_VERSIONS,
+            r::ENTRY_ACKS,
+            r::ROOM_READ,
         ] {
             assert!(doc.paths.paths.contains_key(path), "OpenAPI lacks {path}");
         }
         assert_eq!(
             doc.paths.paths.len(),
-            33,
+            40,
             "a route is missing from protocol::routes"
         );
     }

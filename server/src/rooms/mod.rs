@@ -13,6 +13,7 @@ use tsunagu_protocol::rooms::{
     Consent, ConsentState, CreateRoomRequest, DirectoryEntry, Member, MemberState,
     RecordConsentRequest, Room, RoomSummary,
 };
+use tsunagu_protocol::timeline::SystemEvent;
 use tsunagu_protocol::{ConsentId, RoomId, UserId};
 
 use crate::audit::{Action, Event, Outcome};
@@ -20,6 +21,7 @@ use crate::auth::Principal;
 use crate::error::{AppError, Result, field_error};
 use crate::store::{self, ConsentRow, MemberRow, RoomRow, Store};
 use crate::time::{from_micros, now_micros};
+use crate::timeline::{append_system_event, stream_of};
 
 use details::{validate_consent, validate_patient};
 
@@ -143,10 +145,12 @@ impl RoomService {
             created_by: principal.user_id.to_string(),
             created_at: now_micros(),
             last_seq: 0,
+            last_public_seq: 0,
             consent_state: None,
         };
         let mut tx = self.store.begin().await?;
         tx.insert_room(&row).await?;
+        append_system_event(&mut tx, principal, room_id, SystemEvent::RoomCreated).await?;
         Event::by(principal, Action::RoomCreate, Outcome::Success)
             .object("room", room_id)
             .append(&mut tx)
@@ -160,7 +164,10 @@ impl RoomService {
     /// # Errors
     /// Database failures.
     pub async fn rooms(&self, principal: &Principal) -> Result<Vec<RoomSummary>> {
-        let rows = self.store.rooms_of_user(principal.user_id).await?;
+        let rows = self
+            .store
+            .rooms_of_user(principal.user_id, stream_of(principal.role))
+            .await?;
         let summaries = rows
             .iter()
             .map(|row| {
@@ -169,6 +176,9 @@ impl RoomService {
                     patient_name: details::decode_patient(&row.patient_details)?.name,
                     consent: consent_state(row.consent_state.as_deref()),
                     my_state: member_state(&row.my_state)?,
+                    head: u64::try_from(row.head).unwrap_or(0),
+                    unread: u64::try_from(row.unread).unwrap_or(0),
+                    urgent_unread: u64::try_from(row.urgent_unread).unwrap_or(0),
                     created_at: from_micros(row.created_at),
                 })
             })
@@ -288,6 +298,12 @@ impl RoomService {
         {
             return Err(AppError::NotFound);
         }
+        if accept {
+            let joined = SystemEvent::MemberJoined {
+                user_id: principal.user_id,
+            };
+            append_system_event(&mut tx, principal, room, joined).await?;
+        }
         Event::by(principal, Action::MemberRespond, Outcome::Success)
             .object("room", room)
             .reason(to)
@@ -304,6 +320,10 @@ impl RoomService {
     /// `not_found` unless the caller is an accepted member; `conflict` for the last
     /// professional.
     pub async fn leave(&self, principal: &Principal, room: RoomId) -> Result<()> {
+        let membership = self.store.membership(room, principal.user_id).await?;
+        if membership.is_none_or(|m| m.state != "accepted") {
+            return Err(AppError::NotFound);
+        }
         if principal.role.is_care_professional() {
             let members = self.store.room_members(room).await?;
             let others_remain = members.iter().any(|m| {
@@ -331,6 +351,10 @@ impl RoomService {
         {
             return Err(AppError::NotFound);
         }
+        let left = SystemEvent::MemberLeft {
+            user_id: principal.user_id,
+        };
+        append_system_event(&mut tx, principal, room, left).await?;
         Event::by(principal, Action::MemberLeave, Outcome::Success)
             .object("room", room)
             .append(&mut tx)
@@ -367,6 +391,8 @@ impl RoomService {
         {
             return Err(AppError::NotFound);
         }
+        let revoked = SystemEvent::MemberRevoked { user_id: user };
+        append_system_event(&mut tx, principal, room, revoked).await?;
         Event::by(principal, Action::MemberRevoke, Outcome::Success)
             .object("room", room)
             .reason(format!("member={user}"))
@@ -412,6 +438,10 @@ impl RoomService {
         };
         let mut tx = self.store.begin().await?;
         tx.insert_consent(&consent).await?;
+        let recorded = SystemEvent::ConsentRecorded {
+            consent_id: parse(&consent.consent_id, "consent id")?,
+        };
+        append_system_event(&mut tx, principal, room, recorded).await?;
         Event::by(principal, Action::ConsentRecord, Outcome::Success)
             .object("room", room)
             .reason(format!("consent={}", consent.consent_id))
@@ -482,6 +512,10 @@ impl RoomService {
                 "This consent has already been withdrawn.",
             )]));
         }
+        let withdrawn = SystemEvent::ConsentWithdrawn {
+            consent_id: consent,
+        };
+        append_system_event(&mut tx, principal, room, withdrawn).await?;
         Event::by(principal, Action::ConsentWithdraw, Outcome::Success)
             .object("room", room)
             .reason(format!("consent={consent}"))
@@ -523,7 +557,8 @@ impl RoomService {
             ));
         }
         let rows = self.store.directory(query, DIRECTORY_LIMIT).await?;
-        rows.iter()
+        let found = rows
+            .iter()
             .map(|row| {
                 Ok(DirectoryEntry {
                     user_id: parse(&row.user_id, "user id")?,
@@ -537,7 +572,12 @@ impl RoomService {
                     organisation_name: row.organisation_name.clone(),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Event::by(principal, Action::DirectorySearch, Outcome::Success)
+            .reason(format!("results={}", found.len()))
+            .record(&self.store)
+            .await?;
+        Ok(found)
     }
 }
 

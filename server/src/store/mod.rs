@@ -17,12 +17,14 @@ use std::path::PathBuf;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, FromRow, Transaction};
-use tsunagu_protocol::{ConsentId, InvitationId, OrganisationId, RoomId, SessionId, UserId};
+use tsunagu_protocol::{
+    ConsentId, EntryId, InvitationId, OrganisationId, RoomId, SessionId, UserId,
+};
 
 pub use rows::{
-    AuditRecord, ConsentRow, DirectoryRow, InvitationRow, MemberRow, MembershipRow,
-    OrganisationRow, RoleGrantRow, RoomListRow, RoomRow, SessionPrincipalRow, SessionRow,
-    ThrottleRow, UserRow,
+    AckRow, AuditRecord, ConsentRow, DirectoryRow, EventRow, InvitationRow, MemberRow,
+    MembershipRow, NewEvent, OrganisationRow, RoleGrantRow, RoomListRow, RoomRow,
+    SessionPrincipalRow, SessionRow, Stream, ThrottleRow, UserRow,
 };
 
 /// `Result` of the storage layer.
@@ -378,7 +380,8 @@ impl Store {
     pub async fn room(&self, id: RoomId) -> Result<Option<RoomRow>> {
         self.fetch_optional(
             sqlx::query(concat!(
-                "select r.room_id, r.patient_details, r.created_by, r.created_at, r.last_seq, ",
+                "select r.room_id, r.patient_details, r.created_by, r.created_at, r.last_seq, \
+                 r.last_public_seq, ",
                 rows::CONSENT_STATE_COLUMN!(),
                 " from room r where r.room_id = $1"
             ))
@@ -387,17 +390,76 @@ impl Store {
         .await
     }
 
-    /// The rooms a user is invited to or a member of, newest first.
-    pub async fn rooms_of_user(&self, user: UserId) -> Result<Vec<RoomListRow>> {
+    /// The rooms a user is invited to or a member of, newest first, with the head of the
+    /// user's stream and their unread counts (posts by others after their read position).
+    pub async fn rooms_of_user(&self, user: UserId, stream: Stream) -> Result<Vec<RoomListRow>> {
         self.fetch_all(
             sqlx::query(concat!(
                 "select r.room_id, r.patient_details, r.created_at, m.state as my_state, ",
                 rows::CONSENT_STATE_COLUMN!(),
-                " from room_member m join room r on r.room_id = m.room_id \
+                ", case when $2 = 1 then r.last_seq else r.last_public_seq end as head, \
+                 (select count(*) from timeline_event e where e.room_id = r.room_id \
+                  and e.change = 'posted' and e.author_id <> m.user_id and m.state = 'accepted' \
+                  and (case when $2 = 1 then e.seq else e.public_seq end) > m.read_seq) as unread, \
+                 (select count(*) from timeline_event e where e.room_id = r.room_id \
+                  and e.change = 'posted' and e.entry_kind = 'urgent' and e.author_id <> m.user_id \
+                  and m.state = 'accepted' \
+                  and (case when $2 = 1 then e.seq else e.public_seq end) > m.read_seq) as urgent_unread \
+                 from room_member m join room r on r.room_id = m.room_id \
                  where m.user_id = $1 and m.state in ('invited', 'accepted') \
                  order by r.created_at desc, r.room_id"
             ))
-            .bind(user.to_string()),
+            .bind(user.to_string())
+            .bind(i64::from(stream == Stream::Full)),
+        )
+        .await
+    }
+
+    /// Events of one stream after `after` (exclusive), oldest first, at most `limit`.
+    pub async fn timeline(
+        &self,
+        room: RoomId,
+        stream: Stream,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>> {
+        let query = match stream {
+            Stream::Full => sqlx::query(concat!(
+                rows::EVENT_SELECT!(),
+                " where e.room_id = $1 and e.seq > $2 order by e.seq limit $3"
+            )),
+            Stream::Public => sqlx::query(concat!(
+                rows::EVENT_SELECT!(),
+                " where e.room_id = $1 and e.public_seq > $2 order by e.public_seq limit $3"
+            )),
+        };
+        self.fetch_all(query.bind(room.to_string()).bind(after).bind(limit))
+            .await
+    }
+
+    /// Every event of one entry (post, corrections, deletion), in order.
+    pub async fn entry_events(&self, room: RoomId, entry: EntryId) -> Result<Vec<EventRow>> {
+        self.fetch_all(
+            sqlx::query(concat!(
+                rows::EVENT_SELECT!(),
+                " where e.room_id = $1 and e.entry_id = $2 order by e.seq"
+            ))
+            .bind(room.to_string())
+            .bind(entry.to_string()),
+        )
+        .await
+    }
+
+    /// Who acknowledged an entry, in order.
+    pub async fn acknowledgements(&self, room: RoomId, entry: EntryId) -> Result<Vec<AckRow>> {
+        self.fetch_all(
+            sqlx::query(
+                "select a.entry_id, a.user_id, u.display_name, u.role, a.acknowledged_at \
+                 from entry_ack a join app_user u on u.user_id = a.user_id \
+                 where a.room_id = $1 and a.entry_id = $2 order by a.acknowledged_at, a.user_id",
+            )
+            .bind(room.to_string())
+            .bind(entry.to_string()),
         )
         .await
     }
@@ -406,7 +468,7 @@ impl Store {
     pub async fn membership(&self, room: RoomId, user: UserId) -> Result<Option<MembershipRow>> {
         self.fetch_optional(
             sqlx::query(
-                "select room_id, user_id, state, invited_by, invited_at, responded_at \
+                "select room_id, user_id, state, invited_by, invited_at, responded_at, read_seq \
                  from room_member where room_id = $1 and user_id = $2",
             )
             .bind(room.to_string())
@@ -1065,6 +1127,104 @@ impl StoreTx {
             )
             .await?;
         Ok(changed == 1)
+    }
+
+    /// Appends an event to a room's timeline, giving it the next number of the full stream
+    /// and, when visible to everyone, of the public stream. The room row's counters are
+    /// updated in this transaction, which also serialises concurrent appends to one room
+    /// (on PostgreSQL across nodes too). Returns `(seq, public_seq)`.
+    pub async fn append_event(&mut self, event: &NewEvent) -> Result<(i64, Option<i64>)> {
+        let public = event.visibility == "everyone";
+        let (seq, public_seq): (i64, i64) = sqlx::query_as(
+            "update room set last_seq = last_seq + 1, last_public_seq = last_public_seq + $2 \
+             where room_id = $1 returning last_seq, last_public_seq",
+        )
+        .bind(event.room_id.clone())
+        .bind(i64::from(public))
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let public_seq = public.then_some(public_seq);
+        self.execute(
+            sqlx::query(
+                "insert into timeline_event (room_id, seq, public_seq, entry_id, change, entry_kind, \
+                 visibility, version, author_id, author_role, author_organisation_id, client_id, body, \
+                 created_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(event.room_id.clone())
+            .bind(seq)
+            .bind(public_seq)
+            .bind(event.entry_id.clone())
+            .bind(event.change)
+            .bind(event.entry_kind)
+            .bind(event.visibility)
+            .bind(event.version)
+            .bind(event.author_id.clone())
+            .bind(event.author_role.clone())
+            .bind(event.author_organisation_id.clone())
+            .bind(event.client_id.clone())
+            .bind(event.body.clone())
+            .bind(event.created_at),
+        )
+        .await?;
+        Ok((seq, public_seq))
+    }
+
+    /// The post an author already made with `client_id`, if any (for idempotent retries).
+    pub async fn client_post(
+        &mut self,
+        room: RoomId,
+        author: UserId,
+        client_id: &str,
+    ) -> Result<Option<EventRow>> {
+        let row = sqlx::query(concat!(
+            rows::EVENT_SELECT!(),
+            " where e.room_id = $1 and e.author_id = $2 and e.client_id = $3"
+        ))
+        .bind(room.to_string())
+        .bind(author.to_string())
+        .bind(client_id.to_owned())
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|row| EventRow::from_row(&row).map_err(Error::from))
+            .transpose()
+    }
+
+    /// Records an acknowledgement; false if it was already recorded.
+    pub async fn acknowledge(
+        &mut self,
+        room: RoomId,
+        entry: EntryId,
+        user: UserId,
+        now: i64,
+    ) -> Result<bool> {
+        let changed = self
+            .execute(
+                sqlx::query(
+                    "insert into entry_ack (room_id, entry_id, user_id, acknowledged_at) \
+                     values ($1, $2, $3, $4) on conflict (room_id, entry_id, user_id) do nothing",
+                )
+                .bind(room.to_string())
+                .bind(entry.to_string())
+                .bind(user.to_string())
+                .bind(now),
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    /// Moves a member's read position forward to `seq` (never back).
+    pub async fn mark_read(&mut self, room: RoomId, user: UserId, seq: i64) -> Result<()> {
+        self.execute(
+            sqlx::query(
+                "update room_member set read_seq = $3 \
+                 where room_id = $1 and user_id = $2 and read_seq < $3",
+            )
+            .bind(room.to_string())
+            .bind(user.to_string())
+            .bind(seq),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Adds a consent record.

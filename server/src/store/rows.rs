@@ -194,6 +194,7 @@ pub struct RoomRow {
     pub created_by: String,
     pub created_at: i64,
     pub last_seq: i64,
+    pub last_public_seq: i64,
     pub consent_state: Option<String>,
 }
 
@@ -205,6 +206,10 @@ pub struct RoomListRow {
     pub created_at: i64,
     pub my_state: String,
     pub consent_state: Option<String>,
+    /// The head of the member's stream.
+    pub head: i64,
+    pub unread: i64,
+    pub urgent_unread: i64,
 }
 
 /// One membership as stored.
@@ -216,6 +221,8 @@ pub struct MembershipRow {
     pub invited_by: Option<String>,
     pub invited_at: i64,
     pub responded_at: Option<i64>,
+    /// Everything up to here in the member's stream is read.
+    pub read_seq: i64,
 }
 
 /// A member with the person's name, role and organisation.
@@ -254,4 +261,77 @@ pub struct DirectoryRow {
     pub role: String,
     pub organisation_id: Option<String>,
     pub organisation_name: Option<String>,
+}
+
+/// The columns of a timeline event with its author's name and organisation, for
+/// `select … from timeline_event e join app_user u … left join organisation o …`.
+macro_rules! event_select {
+    () => {
+        "select e.seq, e.public_seq, e.entry_id, e.change, e.entry_kind, e.visibility, e.version, \
+         e.author_id, e.author_role, e.author_organisation_id, u.display_name as author_name, \
+         o.name as author_organisation_name, e.client_id, e.body, e.created_at \
+         from timeline_event e join app_user u on u.user_id = e.author_id \
+         left join organisation o on o.organisation_id = e.author_organisation_id"
+    };
+}
+pub(super) use event_select as EVENT_SELECT;
+
+/// A timeline event to append; the store assigns its sequence numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub room_id: String,
+    pub entry_id: String,
+    /// `posted`, `edited`, `deleted` or `system`.
+    pub change: &'static str,
+    /// `text` or `urgent` for posts.
+    pub entry_kind: Option<&'static str>,
+    /// `care_team` or `everyone`.
+    pub visibility: &'static str,
+    pub version: i64,
+    pub author_id: String,
+    pub author_role: String,
+    pub author_organisation_id: Option<String>,
+    pub client_id: Option<String>,
+    /// The content, serialised (sealed once encryption at rest is on).
+    pub body: Vec<u8>,
+    pub created_at: i64,
+}
+
+/// A stored timeline event with its author's current name and organisation.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct EventRow {
+    pub seq: i64,
+    pub public_seq: Option<i64>,
+    pub entry_id: String,
+    pub change: String,
+    pub entry_kind: Option<String>,
+    pub visibility: String,
+    pub version: i64,
+    pub author_id: String,
+    pub author_role: String,
+    pub author_organisation_id: Option<String>,
+    pub author_name: String,
+    pub author_organisation_name: Option<String>,
+    pub client_id: Option<String>,
+    pub body: Vec<u8>,
+    pub created_at: i64,
+}
+
+/// An acknowledgement with the member's name and role.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct AckRow {
+    pub entry_id: String,
+    pub user_id: String,
+    pub display_name: String,
+    pub role: String,
+    pub acknowledged_at: i64,
+}
+
+/// Which stream of a room's timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Every event, numbered by `seq` (care professionals).
+    Full,
+    /// Events visible to everyone, numbered by `public_seq` (family and patients).
+    Public,
 }

@@ -1,0 +1,659 @@
+//! The timeline of a patient room: posting, correcting and deleting entries, system events,
+//! history in each member's stream, acknowledgements (見ました) and read positions.
+//!
+//! Every event gets the next number of the room's full stream; events visible to everyone
+//! also get the next number of the public stream. Care professionals read the full stream;
+//! family members and patients read only the public one, so that nothing meant for
+//! professionals reaches them, not even as a gap or a count. Numbers are allocated in the
+//! writing transaction, which keeps them gapless and unique with several server nodes.
+//!
+//! Posts are idempotent by the author's `client_id`; the answer is sent only after the commit.
+//! Every read and write is audited in the same transaction as the write, or before the data
+//! is returned.
+
+use serde::{Deserialize, Serialize};
+use tsunagu_protocol::identity::Role;
+use tsunagu_protocol::rooms::ConsentState;
+use tsunagu_protocol::timeline::{
+    Acknowledgement, Author, Change, EditEntryRequest, EntryKind, EntryVersion, PostEntryRequest,
+    PostedEntry, SystemEvent, TimelineEvent, TimelinePage, Visibility,
+};
+use tsunagu_protocol::{ClientPostId, EntryId, RoomId};
+
+use crate::audit::{Action, Event, Outcome};
+use crate::auth::Principal;
+use crate::error::{AppError, Result, field_error};
+use crate::store::{self, EventRow, NewEvent, RoomRow, Store, StoreTx, Stream};
+use crate::time::{from_micros, now_micros};
+
+/// Longest entry text, in characters.
+pub const MAX_TEXT_CHARS: usize = 10_000;
+/// Most events in one history page.
+pub const MAX_PAGE: u32 = 500;
+
+/// The stream a role reads.
+pub fn stream_of(role: Role) -> Stream {
+    if role.is_care_professional() {
+        Stream::Full
+    } else {
+        Stream::Public
+    }
+}
+
+fn corrupt(what: &str) -> AppError {
+    AppError::Store(store::Error::Corrupt(what.to_owned()))
+}
+
+fn parse<T: std::str::FromStr>(value: &str, what: &str) -> Result<T> {
+    value.parse().map_err(|_| corrupt(what))
+}
+
+/// The stored content of an event.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Body {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    system: Option<SystemEvent>,
+}
+
+fn encode(body: &Body) -> Result<Vec<u8>> {
+    serde_json::to_vec(body).map_err(|_| corrupt("event body"))
+}
+
+fn decode(bytes: &[u8]) -> Result<Body> {
+    serde_json::from_slice(bytes).map_err(|_| corrupt("event body"))
+}
+
+fn visibility_name(visibility: Visibility) -> &'static str {
+    match visibility {
+        Visibility::CareTeam => "care_team",
+        Visibility::Everyone => "everyone",
+    }
+}
+
+fn parse_visibility(name: &str) -> Result<Visibility> {
+    match name {
+        "care_team" => Ok(Visibility::CareTeam),
+        "everyone" => Ok(Visibility::Everyone),
+        _ => Err(corrupt("visibility")),
+    }
+}
+
+fn author_of(row: &EventRow) -> Result<Author> {
+    Ok(Author {
+        user_id: parse(&row.author_id, "user id")?,
+        display_name: row.author_name.clone(),
+        role: Role::parse(&row.author_role).ok_or_else(|| corrupt("role"))?,
+        organisation_id: row
+            .author_organisation_id
+            .as_deref()
+            .map(|id| parse(id, "organisation id"))
+            .transpose()?,
+        organisation_name: row.author_organisation_name.clone(),
+    })
+}
+
+/// An event on the wire, numbered in `stream`; `viewer` decides whether the post's
+/// `client_id` is shown (only to its author).
+fn event_from_row(row: &EventRow, stream: Stream, viewer: &Principal) -> Result<TimelineEvent> {
+    let body = decode(&row.body)?;
+    let seq = match stream {
+        Stream::Full => row.seq,
+        Stream::Public => row.public_seq.ok_or_else(|| corrupt("public sequence"))?,
+    };
+    let change = match row.change.as_str() {
+        "posted" => Change::Posted {
+            kind: match row.entry_kind.as_deref() {
+                Some("urgent") => EntryKind::Urgent,
+                _ => EntryKind::Text,
+            },
+            text: body.text.unwrap_or_default(),
+            client_id: row
+                .client_id
+                .as_deref()
+                .filter(|_| row.author_id == viewer.user_id.to_string())
+                .map(|id| parse(id, "client id"))
+                .transpose()?,
+        },
+        "edited" => Change::Edited {
+            version: u32::try_from(row.version).map_err(|_| corrupt("version"))?,
+            text: body.text.unwrap_or_default(),
+            reason: body.reason.unwrap_or_default(),
+        },
+        "deleted" => Change::Deleted {
+            reason: body.reason.unwrap_or_default(),
+        },
+        "system" => Change::System {
+            event: body.system.ok_or_else(|| corrupt("system event"))?,
+        },
+        _ => return Err(corrupt("change")),
+    };
+    Ok(TimelineEvent {
+        seq: u64::try_from(seq).map_err(|_| corrupt("sequence"))?,
+        entry_id: parse(&row.entry_id, "entry id")?,
+        visibility: parse_visibility(&row.visibility)?,
+        author: author_of(row)?,
+        created_at: from_micros(row.created_at),
+        change,
+    })
+}
+
+fn checked_text(text: &str, field: &str, max: usize) -> Result<String> {
+    let count = text.chars().count();
+    if text.trim().is_empty()
+        || count > max
+        || text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(AppError::invalid(
+            field,
+            "invalid_length",
+            &format!("1〜{max}文字で入力してください。"),
+            &format!("Enter 1–{max} characters."),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// Appends a system event (visible to everyone) in `tx`, authored by `principal`.
+///
+/// # Errors
+/// Database failures.
+pub async fn append_system_event(
+    tx: &mut StoreTx,
+    principal: &Principal,
+    room: RoomId,
+    event: SystemEvent,
+) -> Result<()> {
+    let body = encode(&Body {
+        system: Some(event),
+        ..Body::default()
+    })?;
+    tx.append_event(&NewEvent {
+        room_id: room.to_string(),
+        entry_id: EntryId::generate().to_string(),
+        change: "system",
+        entry_kind: None,
+        visibility: "everyone",
+        version: 1,
+        author_id: principal.user_id.to_string(),
+        author_role: principal.role.as_str().to_owned(),
+        author_organisation_id: principal.organisation_id.map(|id| id.to_string()),
+        client_id: None,
+        body,
+        created_at: now_micros(),
+    })
+    .await?;
+    Ok(())
+}
+
+/// The timeline service.
+#[derive(Debug, Clone)]
+pub struct TimelineService {
+    store: Store,
+}
+
+impl TimelineService {
+    /// The service over `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    async fn refuse(&self, principal: &Principal, action: Action, room: RoomId) -> AppError {
+        match Event::by(principal, action, Outcome::Refused)
+            .object("room", room)
+            .record(&self.store)
+            .await
+        {
+            Ok(()) => AppError::Forbidden,
+            Err(error) => AppError::Store(error),
+        }
+    }
+
+    /// The room, if the caller is an accepted member.
+    async fn member_room(
+        &self,
+        principal: &Principal,
+        room: RoomId,
+        action: Action,
+    ) -> Result<RoomRow> {
+        let row = self.store.room(room).await?.ok_or(AppError::NotFound)?;
+        let membership = self.store.membership(room, principal.user_id).await?;
+        if membership.is_some_and(|m| m.state == "accepted") {
+            Ok(row)
+        } else {
+            Err(self.refuse(principal, action, room).await)
+        }
+    }
+
+    /// The events of one entry that the caller may see (none: not found).
+    async fn visible_entry(
+        &self,
+        principal: &Principal,
+        room: RoomId,
+        entry: EntryId,
+    ) -> Result<Vec<EventRow>> {
+        let events = self.store.entry_events(room, entry).await?;
+        let visible = events.first().is_some_and(|first| {
+            first.change != "system"
+                && (stream_of(principal.role) == Stream::Full || first.visibility == "everyone")
+        });
+        if visible {
+            Ok(events)
+        } else {
+            Err(AppError::NotFound)
+        }
+    }
+
+    fn head(row: &RoomRow, stream: Stream) -> i64 {
+        match stream {
+            Stream::Full => row.last_seq,
+            Stream::Public => row.last_public_seq,
+        }
+    }
+
+    /// Posts an entry; idempotent by `client_id`.
+    ///
+    /// # Errors
+    /// `forbidden` (not a member; family posting for professionals only or urgent notices);
+    /// `conflict` without consent in force; `invalid_request`.
+    pub async fn post(
+        &self,
+        principal: &Principal,
+        room: RoomId,
+        request: PostEntryRequest,
+    ) -> Result<PostedEntry> {
+        let row = self.member_room(principal, room, Action::EntryPost).await?;
+        let lay = !principal.role.is_care_professional();
+        if lay && (request.visibility != Visibility::Everyone || request.kind != EntryKind::Text) {
+            return Err(self.refuse(principal, Action::EntryPost, room).await);
+        }
+        if ConsentState::Given != consent_state(&row) {
+            return Err(no_consent());
+        }
+        let text = checked_text(&request.text, "text", MAX_TEXT_CHARS)?;
+        let stream = stream_of(principal.role);
+        let client_id = request.client_id.to_string();
+        let mut tx = self.store.begin().await?;
+        if let Some(existing) = tx.client_post(room, principal.user_id, &client_id).await? {
+            drop(tx);
+            return posted(&existing, stream, request.client_id, true);
+        }
+        let entry_id = EntryId::generate();
+        let created_at = now_micros();
+        let event = NewEvent {
+            room_id: room.to_string(),
+            entry_id: entry_id.to_string(),
+            change: "posted",
+            entry_kind: Some(match request.kind {
+                EntryKind::Text => "text",
+                EntryKind::Urgent => "urgent",
+            }),
+            visibility: visibility_name(request.visibility),
+            version: 1,
+            author_id: principal.user_id.to_string(),
+            author_role: principal.role.as_str().to_owned(),
+            author_organisation_id: principal.organisation_id.map(|id| id.to_string()),
+            client_id: Some(client_id),
+            body: encode(&Body {
+                text: Some(text),
+                ..Body::default()
+            })?,
+            created_at,
+        };
+        let (seq, public_seq) = match tx.append_event(&event).await {
+            Ok(numbers) => numbers,
+            // The same post arrived twice at once (two nodes, or a retry racing the first
+            // attempt): the other one won; answer with it.
+            Err(store::Error::UniqueViolation) => {
+                drop(tx);
+                let mut tx = self.store.begin().await?;
+                let existing = tx
+                    .client_post(
+                        room,
+                        principal.user_id,
+                        &event.client_id.clone().unwrap_or_default(),
+                    )
+                    .await?;
+                return match existing {
+                    Some(existing) => posted(&existing, stream, request.client_id, true),
+                    None => Err(AppError::Store(store::Error::UniqueViolation)),
+                };
+            }
+            Err(error) => return Err(error.into()),
+        };
+        Event::by(principal, Action::EntryPost, Outcome::Success)
+            .object("room", room)
+            .reason(format!("entry={entry_id};seq={seq}"))
+            .append(&mut tx)
+            .await?;
+        tx.commit().await?;
+        let seq = match stream {
+            Stream::Full => seq,
+            Stream::Public => public_seq.ok_or_else(|| corrupt("public sequence"))?,
+        };
+        Ok(PostedEntry {
+            entry_id,
+            client_id: request.client_id,
+            seq: u64::try_from(seq).map_err(|_| corrupt("sequence"))?,
+            created_at: from_micros(created_at),
+            duplicate: false,
+        })
+    }
+
+    /// Events of the caller's stream after `after`, at most `limit` (audited).
+    ///
+    /// # Errors
+    /// `forbidden`, `not_found`, `invalid_request` for a limit out of range.
+    pub async fn history(
+        &self,
+        principal: &Principal,
+        room: RoomId,
+        after: u64,
+        limit: u32,
+    ) -> Result<TimelinePage> {
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(AppError::invalid(
+                "limit",
+                "out_of_range",
+                "件数は1〜500で指定してください。",
+                "limit must be between 1 and 500.",
+            ));
+        }
+        let row = self
+            .member_room(principal, room, Action::TimelineRead)
+            .await?;
+        let stream = stream_of(principal.role);
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let rows = self
+            .store
+            .timeline(room, stream, after, i64::from(limit))
+            .await?;
+        let events = rows
+            .iter()
+            .map(|row| event_from_row(row, stream, principal))
+            .collect::<Result<Vec<_>>>()?;
+        Event::by(principal, Action::TimelineRead, Outcome::Success)
+            .object("room", room)
+            .reason(format!("after={after};count={}", events.len()))
+            .record(&self.store)
+            .await?;
+        Ok(TimelinePage {
+            events,
+            head: u64::try_from(Self::head(&row, stream)).unwrap_or(0),
+        })
+    }
+
+    /// Corrects or deletes an entry: a new version, never an overwrite. Only its author may,
+    /// only while it is not deleted, and corrections need consent in force.
+    async fn change_entry(
+        &self,
+        principal: &Principal,
+        room: RoomId,
+        entry: EntryId,
+        edit: Option<String>,
+        reason: &str,
+    ) -> Result<TimelineEvent> {
+        let action = if edit.is_some() {
+            Action::EntryEdit
+        } else {
+            Action::EntryDelete
+        };
+        let row = self.member_room(principal, room, action).await?;
+        let events = self.visible_entry(principal, room, entry).await?;
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return Err(AppError::NotFound);
+        };
+        if first.author_id != principal.user_id.to_string() {
+            return Err(self.refuse(principal, action, room).await);
+        }
+        if last.change == "deleted" {
+            return Err(AppError::Conflict(vec![field_error(
+                "entry_id",
+                "deleted",
+                "削除済みの投稿は変更できません。",
+                "A deleted entry cannot be changed.",
+            )]));
+        }
+        if edit.is_some() && consent_state(&row) != ConsentState::Given {
+            return Err(no_consent());
+        }
+        let reason = checked_text(reason, "reason", 500)?;
+        let text = edit
+            .map(|text| checked_text(&text, "text", MAX_TEXT_CHARS))
+            .transpose()?;
+        let change = if text.is_some() { "edited" } else { "deleted" };
+        let event = NewEvent {
+            room_id: room.to_string(),
+            entry_id: entry.to_string(),
+            change,
+            entry_kind: None,
+            visibility: if first.visibility == "everyone" {
+                "everyone"
+            } else {
+                "care_team"
+            },
+            version: last.version + 1,
+            author_id: principal.user_id.to_string(),
+            author_role: principal.role.as_str().to_owned(),
+            author_organisation_id: principal.organisation_id.map(|id| id.to_string()),
+            client_id: None,
+            body: encode(&Body {
+                text,
+                reason: Some(reason),
+                system: None,
+            })?,
+            created_at: now_micros(),
+        };
+        let mut tx = self.store.begin().await?;
+        let (seq, _) = tx.append_event(&event).await?;
+        Event::by(principal, action, Outcome::Success)
+            .object("room", room)
+            .reason(format!("entry={entry};version={};seq={seq}", event.version))
+            .append(&mut tx)
+            .await?;
+        tx.commit().await?;
+        let stored = self.store.entry_events(room, entry).await?;
+        let appended = stored
+            .iter()
+            .find(|e| e.seq == seq)
+            .ok_or_else(|| corrupt("appended event"))?;
+        event_from_row(appended, stream_of(principal.role), principal)
+    }
+
+    /// A correction by the author.
+    ///
+    /// # Errors
+    /// As [`TimelineService::change_entry`].
+    pub async fn edit(
+        &self,
+        principal: &Principal,
+        room: RoomId,
+        entry: EntryId,
+        request: EditEntryRequest,
+    ) -> Result<TimelineEvent> {
+        self.change_entry(principal, room, entry, Some(request.text), &request.reason)
+            .await
+    }
+
+    /// A deletion (tombstone) by the author.
+    ///
+    /// # Errors
+    /// As [`TimelineService::change_entry`].
+    pub async fn delete(
+        &self,
+        principal: &Principal,
+        room: RoomId,
+        entry: EntryId,
+        reason: &str,
+    ) -> Result<TimelineEvent> {
+        self.change_entry(principal, room, entry, None, reason)
+            .await
+    }
+
+    /// Every version of an entry (care professionals only; audited).
+    ///
+    /// # Errors
+    /// `forbidden`, `not_found`.
+    pub async fn versions(
+        &self,
+        principal: &Principal,
+        room: RoomId,
+        entry: EntryId,
+    ) -> Result<Vec<EntryVersion>> {
+        self.member_room(principal, room, Action::EntryVersions)
+            .await?;
+        if !principal.role.is_care_professional() {
+            return Err(self.refuse(principal, Action::EntryVersions, room).await);
+        }
+        let events = self.visible_entry(principal, room, entry).await?;
+        let versions = events
+            .iter()
+            .map(|row| {
+                let body = decode(&row.body)?;
+                Ok(EntryVersion {
+                    version: u32::try_from(row.version).map_err(|_| corrupt("version"))?,
+                    deleted: row.change == "deleted",
+                    text: body.text,
+                    reason: body.reason,
+                    author: author_of(row)?,
+                    created_at: from_micros(row.created_at),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Event::by(principal, Action::EntryVersions, Outcome::Success)
+            .object("room", room)
+            .reason(format!("entry={entry}"))
+            .record(&self.store)
+            .await?;
+        Ok(versions)
+    }
+
+    /// Acknowledges an entry the caller can see (見ました); acknowledging twice is harmless.
+    ///
+    /// # Errors
+    /// `forbidden`, `not_found`.
+    pub async fn acknowledge(
+        &self,
+        principal: &Principal,
+        room: RoomId,
+        entry: EntryId,
+    ) -> Result<Vec<Acknowledgement>> {
+        self.member_room(principal, room, Action::EntryAcknowledge)
+            .await?;
+        self.visible_entry(principal, room, entry).await?;
+        let mut tx = self.store.begin().await?;
+        if tx
+            .acknowledge(room, entry, principal.user_id, now_micros())
+            .await?
+        {
+            Event::by(principal, Action::EntryAcknowledge, Outcome::Success)
+                .object("room", room)
+                .reason(format!("entry={entry}"))
+                .append(&mut tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.acknowledgement_list(room, entry).await
+    }
+
+    /// Who acknowledged an entry the caller can see.
+    ///
+    /// # Errors
+    /// `forbidden`, `not_found`.
+    pub async fn acknowledgements(
+        &self,
+        principal: &Principal,
+        room: RoomId,
+        entry: EntryId,
+    ) -> Result<Vec<Acknowledgement>> {
+        self.member_room(principal, room, Action::EntryAcknowledge)
+            .await?;
+        self.visible_entry(principal, room, entry).await?;
+        self.acknowledgement_list(room, entry).await
+    }
+
+    async fn acknowledgement_list(
+        &self,
+        room: RoomId,
+        entry: EntryId,
+    ) -> Result<Vec<Acknowledgement>> {
+        self.store
+            .acknowledgements(room, entry)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Acknowledgement {
+                    entry_id: parse(&row.entry_id, "entry id")?,
+                    user_id: parse(&row.user_id, "user id")?,
+                    display_name: row.display_name.clone(),
+                    role: Role::parse(&row.role).ok_or_else(|| corrupt("role"))?,
+                    acknowledged_at: from_micros(row.acknowledged_at),
+                })
+            })
+            .collect()
+    }
+
+    /// Marks the caller's stream read up to `seq` (never beyond its head, never backwards).
+    ///
+    /// # Errors
+    /// `forbidden`, `not_found`, `invalid_request` beyond the head.
+    pub async fn mark_read(&self, principal: &Principal, room: RoomId, seq: u64) -> Result<()> {
+        let row = self
+            .member_room(principal, room, Action::TimelineRead)
+            .await?;
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        if seq > Self::head(&row, stream_of(principal.role)) {
+            return Err(AppError::invalid(
+                "seq",
+                "beyond_head",
+                "まだ存在しない投稿は既読にできません。",
+                "seq is beyond the newest entry.",
+            ));
+        }
+        let mut tx = self.store.begin().await?;
+        tx.mark_read(room, principal.user_id, seq).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn consent_state(row: &RoomRow) -> ConsentState {
+    match row.consent_state.as_deref() {
+        Some("given") => ConsentState::Given,
+        Some(_) => ConsentState::Withdrawn,
+        None => ConsentState::Missing,
+    }
+}
+
+fn no_consent() -> AppError {
+    AppError::Conflict(vec![field_error(
+        "consent",
+        "not_in_force",
+        "患者（家族）の同意が記録されていないため投稿できません。",
+        "No consent to sharing is in force: nothing can be posted.",
+    )])
+}
+
+fn posted(
+    row: &EventRow,
+    stream: Stream,
+    client_id: ClientPostId,
+    duplicate: bool,
+) -> Result<PostedEntry> {
+    let seq = match stream {
+        Stream::Full => row.seq,
+        Stream::Public => row.public_seq.ok_or_else(|| corrupt("public sequence"))?,
+    };
+    Ok(PostedEntry {
+        entry_id: parse(&row.entry_id, "entry id")?,
+        client_id,
+        seq: u64::try_from(seq).map_err(|_| corrupt("sequence"))?,
+        created_at: from_micros(row.created_at),
+        duplicate,
+    })
+}
