@@ -11,6 +11,7 @@ pub mod ids;
 pub mod rooms;
 pub mod routes;
 pub mod timeline;
+pub mod ws;
 
 pub use error::{ErrorBody, ErrorCode, FieldError};
 pub use ids::{

@@ -66,6 +66,10 @@ pub const ENTRY_VERSIONS: &str = "/api/rooms/{room_id}/entries/{entry_id}/versio
 pub const ENTRY_ACKS: &str = "/api/rooms/{room_id}/entries/{entry_id}/acks";
 /// `PUT`: marks the caller's stream read up to a sequence number.
 pub const ROOM_READ: &str = "/api/rooms/{room_id}/read";
+/// `POST`: a one-time ticket for opening a WebSocket.
+pub const WS_TICKET: &str = "/api/ws/ticket";
+/// `GET ?ticket=`: the WebSocket (see [`crate::ws`]).
+pub const WS: &str = "/api/ws";
 /// `GET ?q=`: people who can be invited into rooms (professionals only).
 pub const DIRECTORY: &str = "/api/directory";
 

@@ -93,6 +93,14 @@ pub struct Options {
     /// node [default: tsunagu].
     #[arg(long, env = "TSUNAGU_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Origins (scheme://host:port) whose browser pages may open WebSockets; repeat or
+    /// separate with commas [default: the public URL and the listen address].
+    #[arg(
+        long = "allowed-origin",
+        env = "TSUNAGU_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Option<Vec<String>>,
     /// Log format [default: text].
     #[arg(long, env = "TSUNAGU_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
@@ -144,6 +152,7 @@ impl Options {
             tls12: self.tls12.or(lower.tls12),
             behind_proxy: self.behind_proxy.or(lower.behind_proxy),
             public_url: self.public_url.or(lower.public_url),
+            allowed_origins: self.allowed_origins.or(lower.allowed_origins),
             log_format: self.log_format.or(lower.log_format),
             access_token_seconds: self.access_token_seconds.or(lower.access_token_seconds),
             session_idle_minutes: self.session_idle_minutes.or(lower.session_idle_minutes),
@@ -182,6 +191,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub tls: Option<TlsSettings>,
     pub behind_proxy: bool,
+    /// Origins allowed to open WebSockets from a browser.
+    pub allowed_origins: Vec<String>,
     pub log_format: LogFormat,
     pub auth: AuthSettings,
 }
@@ -240,6 +251,21 @@ impl Settings {
         }
         // Every node of a cluster must issue and accept the same issuer, so the default is a
         // constant rather than something derived from this node's address.
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let allowed_origins = options.allowed_origins.unwrap_or_else(|| {
+            let mut origins = vec![format!("{scheme}://{listen}")];
+            if listen.ip().is_loopback() {
+                origins.push(format!("{scheme}://localhost:{}", listen.port()));
+            }
+            if let Some(url) = options
+                .public_url
+                .as_deref()
+                .filter(|u| u.starts_with("http"))
+            {
+                origins.push(url.trim_end_matches('/').to_owned());
+            }
+            origins
+        });
         let issuer = options.public_url.unwrap_or_else(|| "tsunagu".to_owned());
         let auth = AuthSettings {
             issuer,
@@ -272,6 +298,7 @@ impl Settings {
             listen,
             tls,
             behind_proxy,
+            allowed_origins,
             log_format: options.log_format.unwrap_or(LogFormat::Text),
             auth,
         })

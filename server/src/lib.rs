@@ -13,6 +13,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod http;
+pub mod hub;
 pub mod identity;
 pub mod rooms;
 pub mod server;
@@ -20,6 +21,7 @@ pub mod state;
 pub mod store;
 pub mod time;
 pub mod timeline;
+pub mod ws;
 
 pub use server::Listener;
 pub use state::AppState;
@@ -37,6 +39,12 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let store = state.store.clone();
+    let hub = state.timeline.hub().clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Upgraded connections are not drained by the HTTP server: tell them to close.
+        hub.close_all();
+    };
     server::serve(listener, app(state), shutdown).await;
     store.close().await;
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::auth::AuthService;
 use crate::config::Settings;
 use crate::crypto::ServerKeys;
+use crate::hub::Hub;
 use crate::identity::IdentityService;
 use crate::rooms::RoomService;
 use crate::store::Store;
@@ -29,8 +30,9 @@ impl AppState {
     pub fn new(store: Store, keys: ServerKeys, settings: Settings) -> crate::error::Result<Self> {
         let auth = AuthService::new(store.clone(), keys, settings.auth.clone())?;
         let identity = IdentityService::new(store.clone(), auth.clone());
-        let rooms = RoomService::new(store.clone());
-        let timeline = TimelineService::new(store.clone());
+        let hub = Hub::new();
+        let rooms = RoomService::new(store.clone(), hub.clone());
+        let timeline = TimelineService::new(store.clone(), hub);
         Ok(Self {
             store,
             auth,

@@ -11,11 +11,13 @@
 mod support;
 
 mod cli;
+mod live;
 mod onboarding;
 mod process;
 mod rejections;
 mod rooms;
 mod scope;
+mod timeline;
 
 /// Defines `sqlite::NAME` and `postgres::NAME` tests that start a server with the given
 /// arguments and run `MODULE::run(server)`.
@@ -53,5 +55,7 @@ both_backends! {
     documented_rejections => rejections ["--lockout-threshold", "3", "--lockout-seconds", "3"];
     organisation_admin_scope => scope;
     patient_rooms_membership_and_consent => rooms;
+    timeline_streams_versions_and_acknowledgements => timeline;
+    websocket_live_delivery_and_resume => live;
     cli_walkthrough => cli;
 }

@@ -25,6 +25,8 @@ use crate::time::{from_micros, now_micros, now_seconds, seconds};
 use tokens::{TokenError, TokenKeys};
 
 const RECOVERY_CODES: usize = 10;
+/// Seconds a WebSocket ticket stays valid.
+pub const WS_TICKET_SECONDS: u64 = 30;
 const RECOVERY_CODE_CHARS: usize = 12;
 /// Activity is written back at most this often per session (idle-timeout precision).
 const TOUCH_INTERVAL_MICROS: i64 = seconds(60);
@@ -480,25 +482,43 @@ impl AuthService {
                 TokenError::Expired => AppError::TokenExpired,
                 TokenError::Invalid | TokenError::Key => AppError::TokenInvalid,
             })?;
+        self.session(claims.sid, Some(claims.sub), origin, true)
+            .await
+    }
+
+    /// The principal of a live session. `expected_user` guards against a token whose `sub`
+    /// and `sid` disagree; `touch` notes activity for the idle timeout. An idle session found
+    /// here is revoked (and the expiry audited).
+    ///
+    /// # Errors
+    /// `session_expired`, `token_invalid`.
+    pub async fn session(
+        &self,
+        session_id: SessionId,
+        expected_user: Option<UserId>,
+        origin: Origin,
+        touch: bool,
+    ) -> Result<Principal> {
         let row = self
             .store
-            .session_principal(claims.sid)
+            .session_principal(session_id)
             .await?
             .ok_or(AppError::SessionExpired)?;
-        if row.user.user_id != claims.sub.to_string() {
+        let user_id: UserId = parse_id(&row.user.user_id)?;
+        if expected_user.is_some_and(|expected| expected != user_id) {
             return Err(AppError::TokenInvalid);
         }
         let now = now_micros();
         if let Err(reason) = self.check_session_live(&row, now) {
             if reason == "idle_timeout" {
                 let actor = Actor {
-                    session_id: Some(claims.sid),
+                    session_id: Some(session_id),
                     ..actor_of_row(&row.user)?
                 };
                 let mut tx = self.store.begin().await?;
-                if tx.revoke_session(claims.sid, reason, now).await? > 0 {
+                if tx.revoke_session(session_id, reason, now).await? > 0 {
                     Event::new(Action::SessionExpire, Outcome::Success, &actor, &origin)
-                        .object("session", claims.sid)
+                        .object("session", session_id)
                         .reason(reason)
                         .append(&mut tx)
                         .await?;
@@ -507,14 +527,14 @@ impl AuthService {
             }
             return Err(AppError::SessionExpired);
         }
-        if now - row.last_seen_at > TOUCH_INTERVAL_MICROS {
+        if touch && now - row.last_seen_at > TOUCH_INTERVAL_MICROS {
             let mut tx = self.store.begin().await?;
-            tx.touch_session(claims.sid, now).await?;
+            tx.touch_session(session_id, now).await?;
             tx.commit().await?;
         }
         let role = stored_role(&row.user)?;
         Ok(Principal {
-            user_id: claims.sub,
+            user_id,
             username: row.user.username.clone(),
             role,
             organisation_id: row
@@ -523,10 +543,51 @@ impl AuthService {
                 .as_deref()
                 .map(parse_id)
                 .transpose()?,
-            session_id: claims.sid,
+            session_id,
             pending: pending_steps(role, &row.user),
             origin,
         })
+    }
+
+    /// A one-time ticket, valid for [`WS_TICKET_SECONDS`], for opening a WebSocket as the
+    /// caller's session. Stored as a keyed digest.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn issue_ws_ticket(
+        &self,
+        principal: &Principal,
+    ) -> Result<tsunagu_protocol::ws::WsTicket> {
+        let ticket = random_token();
+        let digest = self.keys.digester().digest("ws-ticket", ticket.as_bytes());
+        let mut tx = self.store.begin().await?;
+        tx.insert_ws_ticket(
+            &digest,
+            principal.session_id,
+            now_micros() + seconds(WS_TICKET_SECONDS),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(tsunagu_protocol::ws::WsTicket {
+            ticket: ticket.to_string(),
+            expires_in: WS_TICKET_SECONDS,
+        })
+    }
+
+    /// Redeems a WebSocket ticket (once) for its session's principal, which must be full.
+    ///
+    /// # Errors
+    /// `token_invalid` for an unknown, used or expired ticket; `session_expired`; a pending
+    /// step.
+    pub async fn redeem_ws_ticket(&self, ticket: &str, origin: Origin) -> Result<Principal> {
+        let digest = self.keys.digester().digest("ws-ticket", ticket.as_bytes());
+        let mut tx = self.store.begin().await?;
+        let session = tx.redeem_ws_ticket(&digest, now_micros()).await?;
+        tx.commit().await?;
+        let session: SessionId = parse_id(&session.ok_or(AppError::TokenInvalid)?)?;
+        let principal = self.session(session, None, origin, false).await?;
+        principal.require_full()?;
+        Ok(principal)
     }
 
     // ---- logout, password, sessions ------------------------------------------------------

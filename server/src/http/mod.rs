@@ -9,6 +9,8 @@ mod health;
 mod rooms;
 mod timeline;
 
+pub(crate) use extract::{FullSession, Query, origin_of};
+
 use std::time::Duration;
 
 use axum::Router;
@@ -122,6 +124,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             timeline::acknowledge
         ))
         .routes(routes!(timeline::mark_read))
+        .routes(routes!(crate::ws::ticket))
         .split_for_parts()
 }
 
@@ -147,6 +150,7 @@ pub fn router(state: AppState) -> Router {
                 move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi_json) },
             ),
         )
+        .route(tsunagu_protocol::routes::WS, get(crate::ws::upgrade))
         .fallback(|| async { AppError::NotFound })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
@@ -270,12 +274,13 @@ mod tests {
             r::ENTRY_VERSIONS,
             r::ENTRY_ACKS,
             r::ROOM_READ,
+            r::WS_TICKET,
         ] {
             assert!(doc.paths.paths.contains_key(path), "OpenAPI lacks {path}");
         }
         assert_eq!(
             doc.paths.paths.len(),
-            40,
+            41,
             "a route is missing from protocol::routes"
         );
     }

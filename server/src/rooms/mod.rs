@@ -19,9 +19,10 @@ use tsunagu_protocol::{ConsentId, RoomId, UserId};
 use crate::audit::{Action, Event, Outcome};
 use crate::auth::Principal;
 use crate::error::{AppError, Result, field_error};
+use crate::hub::Hub;
 use crate::store::{self, ConsentRow, MemberRow, RoomRow, Store};
 use crate::time::{from_micros, now_micros};
-use crate::timeline::{append_system_event, stream_of};
+use crate::timeline::{append_system_event, publish_committed, stream_of};
 
 use details::{validate_consent, validate_patient};
 
@@ -58,12 +59,13 @@ fn consent_state(stored: Option<&str>) -> ConsentState {
 #[derive(Debug, Clone)]
 pub struct RoomService {
     store: Store,
+    hub: Hub,
 }
 
 impl RoomService {
-    /// The service over `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// The service over `store`, publishing system events to `hub`.
+    pub fn new(store: Store, hub: Hub) -> Self {
+        Self { store, hub }
     }
 
     /// Records a refusal and returns `forbidden`.
@@ -150,12 +152,14 @@ impl RoomService {
         };
         let mut tx = self.store.begin().await?;
         tx.insert_room(&row).await?;
-        append_system_event(&mut tx, principal, room_id, SystemEvent::RoomCreated).await?;
+        let published =
+            append_system_event(&mut tx, principal, room_id, SystemEvent::RoomCreated).await?;
         Event::by(principal, Action::RoomCreate, Outcome::Success)
             .object("room", room_id)
             .append(&mut tx)
             .await?;
         tx.commit().await?;
+        publish_committed(&self.store, &self.hub, room_id, published, published).await?;
         Self::room_from_row(&row)
     }
 
@@ -298,18 +302,23 @@ impl RoomService {
         {
             return Err(AppError::NotFound);
         }
-        if accept {
-            let joined = SystemEvent::MemberJoined {
-                user_id: principal.user_id,
-            };
-            append_system_event(&mut tx, principal, room, joined).await?;
-        }
+        let joined = SystemEvent::MemberJoined {
+            user_id: principal.user_id,
+        };
+        let published = if accept {
+            Some(append_system_event(&mut tx, principal, room, joined).await?)
+        } else {
+            None
+        };
         Event::by(principal, Action::MemberRespond, Outcome::Success)
             .object("room", room)
             .reason(to)
             .append(&mut tx)
             .await?;
         tx.commit().await?;
+        if let Some(seq) = published {
+            publish_committed(&self.store, &self.hub, room, seq, seq).await?;
+        }
         self.member(room, principal.user_id).await
     }
 
@@ -354,12 +363,13 @@ impl RoomService {
         let left = SystemEvent::MemberLeft {
             user_id: principal.user_id,
         };
-        append_system_event(&mut tx, principal, room, left).await?;
+        let published = append_system_event(&mut tx, principal, room, left).await?;
         Event::by(principal, Action::MemberLeave, Outcome::Success)
             .object("room", room)
             .append(&mut tx)
             .await?;
         tx.commit().await?;
+        publish_committed(&self.store, &self.hub, room, published, published).await?;
         Ok(())
     }
 
@@ -392,13 +402,14 @@ impl RoomService {
             return Err(AppError::NotFound);
         }
         let revoked = SystemEvent::MemberRevoked { user_id: user };
-        append_system_event(&mut tx, principal, room, revoked).await?;
+        let published = append_system_event(&mut tx, principal, room, revoked).await?;
         Event::by(principal, Action::MemberRevoke, Outcome::Success)
             .object("room", room)
             .reason(format!("member={user}"))
             .append(&mut tx)
             .await?;
         tx.commit().await?;
+        publish_committed(&self.store, &self.hub, room, published, published).await?;
         Ok(())
     }
 
@@ -441,13 +452,14 @@ impl RoomService {
         let recorded = SystemEvent::ConsentRecorded {
             consent_id: parse(&consent.consent_id, "consent id")?,
         };
-        append_system_event(&mut tx, principal, room, recorded).await?;
+        let published = append_system_event(&mut tx, principal, room, recorded).await?;
         Event::by(principal, Action::ConsentRecord, Outcome::Success)
             .object("room", room)
             .reason(format!("consent={}", consent.consent_id))
             .append(&mut tx)
             .await?;
         tx.commit().await?;
+        publish_committed(&self.store, &self.hub, room, published, published).await?;
         details::consent_from_row(&consent)
     }
 
@@ -515,13 +527,14 @@ impl RoomService {
         let withdrawn = SystemEvent::ConsentWithdrawn {
             consent_id: consent,
         };
-        append_system_event(&mut tx, principal, room, withdrawn).await?;
+        let published = append_system_event(&mut tx, principal, room, withdrawn).await?;
         Event::by(principal, Action::ConsentWithdraw, Outcome::Success)
             .object("room", room)
             .reason(format!("consent={consent}"))
             .append(&mut tx)
             .await?;
         tx.commit().await?;
+        publish_committed(&self.store, &self.hub, room, published, published).await?;
         let row = self
             .store
             .consent(consent)

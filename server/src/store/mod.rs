@@ -950,6 +950,38 @@ impl StoreTx {
         })
     }
 
+    /// Stores a WebSocket ticket for a session.
+    pub async fn insert_ws_ticket(
+        &mut self,
+        digest: &[u8],
+        session: SessionId,
+        expires_at: i64,
+    ) -> Result<()> {
+        self.execute(
+            sqlx::query(
+                "insert into ws_ticket (ticket_digest, session_id, expires_at) values ($1, $2, $3)",
+            )
+            .bind(digest.to_vec())
+            .bind(session.to_string())
+            .bind(expires_at),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Uses up a WebSocket ticket that has not expired; returns its session.
+    pub async fn redeem_ws_ticket(&mut self, digest: &[u8], now: i64) -> Result<Option<String>> {
+        let session: Option<String> = sqlx::query_scalar(
+            "update ws_ticket set used_at = $2 where ticket_digest = $1 and used_at is null \
+             and expires_at > $2 returning session_id",
+        )
+        .bind(digest.to_vec())
+        .bind(now)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(session)
+    }
+
     /// Notes activity on a session (for the idle timeout).
     pub async fn touch_session(&mut self, id: SessionId, now: i64) -> Result<u64> {
         self.execute(

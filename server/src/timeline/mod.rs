@@ -23,6 +23,7 @@ use tsunagu_protocol::{ClientPostId, EntryId, RoomId};
 use crate::audit::{Action, Event, Outcome};
 use crate::auth::Principal;
 use crate::error::{AppError, Result, field_error};
+use crate::hub::Hub;
 use crate::store::{self, EventRow, NewEvent, RoomRow, Store, StoreTx, Stream};
 use crate::time::{from_micros, now_micros};
 
@@ -141,6 +142,22 @@ fn event_from_row(row: &EventRow, stream: Stream, viewer: &Principal) -> Result<
     })
 }
 
+/// The frame carrying a stored event to `viewer`, numbered in `stream`.
+///
+/// # Errors
+/// `internal` if the stored event is damaged.
+pub fn event_frame(
+    room: RoomId,
+    row: &EventRow,
+    stream: Stream,
+    viewer: &Principal,
+) -> Result<tsunagu_protocol::ws::ServerFrame> {
+    Ok(tsunagu_protocol::ws::ServerFrame::Event {
+        room,
+        event: event_from_row(row, stream, viewer)?,
+    })
+}
+
 fn checked_text(text: &str, field: &str, max: usize) -> Result<String> {
     let count = text.chars().count();
     if text.trim().is_empty()
@@ -163,12 +180,13 @@ fn checked_text(text: &str, field: &str, max: usize) -> Result<String> {
 ///
 /// # Errors
 /// Database failures.
+/// Returns its sequence number, to publish once the transaction commits.
 pub async fn append_system_event(
     tx: &mut StoreTx,
     principal: &Principal,
     room: RoomId,
     event: SystemEvent,
-) -> Result<()> {
+) -> Result<i64> {
     let body = encode(&Body {
         system: Some(event),
         ..Body::default()
@@ -187,7 +205,27 @@ pub async fn append_system_event(
         body,
         created_at: now_micros(),
     })
-    .await?;
+    .await
+    .map(|(seq, _)| seq)
+    .map_err(AppError::from)
+}
+
+/// Publishes the committed events `first..=last` of a room to its live subscribers.
+///
+/// # Errors
+/// Database failures (reading the events back with their authors' names).
+pub async fn publish_committed(
+    store: &Store,
+    hub: &Hub,
+    room: RoomId,
+    first: i64,
+    last: i64,
+) -> Result<()> {
+    let count = last - first + 1;
+    if count > 0 {
+        let events = store.timeline(room, Stream::Full, first - 1, count).await?;
+        hub.publish(room, events);
+    }
     Ok(())
 }
 
@@ -195,12 +233,23 @@ pub async fn append_system_event(
 #[derive(Debug, Clone)]
 pub struct TimelineService {
     store: Store,
+    hub: Hub,
 }
 
 impl TimelineService {
-    /// The service over `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// The service over `store`, publishing to `hub`.
+    pub fn new(store: Store, hub: Hub) -> Self {
+        Self { store, hub }
+    }
+
+    /// The store, for the WebSocket catch-up.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The hub, for WebSocket subscriptions.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
     }
 
     async fn refuse(&self, principal: &Principal, action: Action, room: RoomId) -> AppError {
@@ -332,6 +381,7 @@ impl TimelineService {
             .append(&mut tx)
             .await?;
         tx.commit().await?;
+        publish_committed(&self.store, &self.hub, room, seq, seq).await?;
         let seq = match stream {
             Stream::Full => seq,
             Stream::Public => public_seq.ok_or_else(|| corrupt("public sequence"))?,
@@ -462,6 +512,7 @@ impl TimelineService {
             .iter()
             .find(|e| e.seq == seq)
             .ok_or_else(|| corrupt("appended event"))?;
+        self.hub.publish(room, vec![appended.clone()]);
         event_from_row(appended, stream_of(principal.role), principal)
     }
 

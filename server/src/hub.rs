@@ -1,0 +1,83 @@
+//! The room hub: live fan-out of committed timeline events to the sockets subscribed to a
+//! room, on this node. Writers publish after their transaction commits; each subscriber reads
+//! from a bounded broadcast channel and falls back to the database when it falls behind, so
+//! the hub may drop nothing that a client then misses (see [`crate::ws`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::{broadcast, watch};
+use tsunagu_protocol::RoomId;
+
+use crate::store::EventRow;
+
+/// Events buffered per room before slow subscribers are told to catch up from the database.
+const ROOM_CAPACITY: usize = 1024;
+
+/// Handle to the hub. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    rooms: Arc<Mutex<HashMap<RoomId, broadcast::Sender<Arc<EventRow>>>>>,
+    closing: Arc<watch::Sender<bool>>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            rooms: Arc::default(),
+            closing: Arc::new(watch::channel(false).0),
+        }
+    }
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Changes once, when the server starts shutting down: live connections close.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Tells every live connection to close.
+    pub fn close_all(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Receives the room's events published from now on.
+    pub fn subscribe(&self, room: RoomId) -> broadcast::Receiver<Arc<EventRow>> {
+        // A poisoned lock only means another thread panicked while holding it; the map is
+        // still consistent (every operation on it is a single insert, get or remove).
+        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        rooms
+            .entry(room)
+            .or_insert_with(|| broadcast::channel(ROOM_CAPACITY).0)
+            .subscribe()
+    }
+
+    /// Publishes committed events of a room, in sequence order.
+    pub fn publish(&self, room: RoomId, events: Vec<EventRow>) {
+        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(sender) = rooms.get(&room) else {
+            return;
+        };
+        if sender.receiver_count() == 0 {
+            rooms.remove(&room);
+            return;
+        }
+        for event in events {
+            // Fails only when every receiver is gone, which is fine.
+            let _ = sender.send(Arc::new(event));
+        }
+    }
+
+    /// Rooms with a channel (for tests and metrics).
+    pub fn room_count(&self) -> usize {
+        self.rooms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}

@@ -1,0 +1,382 @@
+//! The WebSocket transport (`/api/ws`): live timeline delivery, posting and acknowledging over
+//! one socket per device. Protocol and guarantees: [`tsunagu_protocol::ws`].
+//!
+//! One task reads the client's frames and runs them through the same services as the HTTP
+//! API; one task writes the connection's bounded queue to the socket; one task per subscribed
+//! room forwards that room's events: first from the database after the client's `since`,
+//! then live from the hub, returning to the database whenever it misses anything. A client
+//! that does not drain its queue in time gets `resume` instead of silently missing events.
+
+mod subscription;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tsunagu_protocol::timeline::PostEntryRequest;
+use tsunagu_protocol::ws::{ClientFrame, MAX_FRAME_BYTES, ServerFrame, WsTicket};
+use tsunagu_protocol::{ErrorBody, RoomId};
+
+use crate::auth::Principal;
+use crate::error::{AppError, Result};
+use crate::http::origin_of;
+use crate::state::AppState;
+
+/// Frames queued for one connection before it counts as too slow.
+const QUEUE: usize = 256;
+/// How often the server pings, and checks that the session is still live.
+const HEARTBEAT: Duration = Duration::from_secs(20);
+/// A connection silent for this long is closed.
+const SILENCE_LIMIT: Duration = Duration::from_secs(60);
+/// Sustained frames per second a client may send, and the burst above it.
+const FRAMES_PER_SECOND: f64 = 20.0;
+const FRAME_BURST: f64 = 60.0;
+
+/// The query of the upgrade request.
+#[derive(Debug, Deserialize)]
+pub(crate) struct TicketQuery {
+    ticket: String,
+}
+
+/// `POST /api/ws/ticket`
+///
+/// - A one-time ticket (30 s) for opening a socket, so that no long-lived token is put in a
+///   URL.
+#[utoipa::path(post, path = "/api/ws/ticket", tag = "timeline", security(("bearer" = [])),
+    responses((status = 200, description = "A ticket", body = WsTicket), (status = 401, body = ErrorBody)))]
+pub(crate) async fn ticket(
+    State(state): State<AppState>,
+    crate::http::FullSession(principal): crate::http::FullSession,
+) -> Result<axum::Json<WsTicket>> {
+    state.auth.issue_ws_ticket(&principal).await.map(axum::Json)
+}
+
+/// `GET /api/ws?ticket=…`
+///
+/// - Refused (403) when a browser's `Origin` is not on the allow-list; the ticket must be
+///   unused and unexpired, its session live and full.
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    parts: UpgradeRequest,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response> {
+    let UpgradeRequest {
+        headers,
+        origin,
+        query,
+    } = parts;
+    if !origin_allowed(&headers, &state.settings.allowed_origins) {
+        return Err(AppError::Forbidden);
+    }
+    let principal = state.auth.redeem_ws_ticket(&query.ticket, origin).await?;
+    Ok(upgrade
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| run(socket, state, principal)))
+}
+
+/// What the upgrade handler needs of the request besides the upgrade itself.
+#[derive(Debug)]
+pub(crate) struct UpgradeRequest {
+    headers: HeaderMap,
+    origin: crate::audit::Origin,
+    query: TicketQuery,
+}
+
+impl FromRequestParts<AppState> for UpgradeRequest {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let crate::http::Query(query) =
+            crate::http::Query::<TicketQuery>::from_request_parts(parts, state).await?;
+        Ok(UpgradeRequest {
+            headers: parts.headers.clone(),
+            origin: origin_of(parts, state.settings.behind_proxy),
+            query,
+        })
+    }
+}
+
+/// Browsers always send `Origin` on a WebSocket upgrade; it must be allowed. Clients that are
+/// not browsers (the CLI, the SDK) send none and cannot be driven by a hostile page.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    match headers.get(header::ORIGIN).map(|value| value.to_str()) {
+        None => true,
+        Some(Ok(origin)) => allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)),
+        Some(Err(_)) => false,
+    }
+}
+
+fn error_frame(
+    error: &AppError,
+    room: Option<RoomId>,
+    client_id: Option<tsunagu_protocol::ClientPostId>,
+) -> ServerFrame {
+    let body = error.body();
+    ServerFrame::Error {
+        code: body.code,
+        message_ja: body.message_ja,
+        message_en: body.message_en,
+        room,
+        client_id,
+        retry_after_seconds: body.retry_after_seconds,
+    }
+}
+
+/// A token bucket for the frames a client sends.
+#[derive(Debug)]
+struct RateLimit {
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateLimit {
+    fn new() -> Self {
+        Self {
+            tokens: FRAME_BURST,
+            at: Instant::now(),
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * FRAMES_PER_SECOND)
+            .min(FRAME_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Runs one connection until the client leaves, the session ends or the server shuts down.
+async fn run(socket: WebSocket, state: AppState, principal: Principal) {
+    let (mut sink, mut stream) = socket.split();
+    let (out, mut queue) = mpsc::channel::<ServerFrame>(QUEUE);
+    let (close_tx, mut close_rx) = mpsc::channel::<CloseFrame>(1);
+    let writer = tokio::spawn(async move {
+        let mut ping = tokio::time::interval(HEARTBEAT);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                frame = queue.recv() => {
+                    let Some(frame) = frame else { break };
+                    let Ok(text) = serde_json::to_string(&frame) else { continue };
+                    if sink.send(Message::Text(Utf8Bytes::from(text))).await.is_err() {
+                        return;
+                    }
+                }
+                _ = ping.tick() => {
+                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
+                }
+                close = close_rx.recv() => {
+                    // Drain what is queued, then say goodbye.
+                    while let Ok(frame) = queue.try_recv() {
+                        let Ok(text) = serde_json::to_string(&frame) else { continue };
+                        if sink.send(Message::Text(Utf8Bytes::from(text))).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = sink.send(Message::Close(close)).await;
+                    return;
+                }
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    let mut connection = Connection {
+        state,
+        principal,
+        out,
+        subscriptions: HashMap::new(),
+        limit: RateLimit::new(),
+    };
+    let mut check = tokio::time::interval(HEARTBEAT);
+    check.tick().await;
+    let mut heard = Instant::now();
+    let mut shutdown = connection.state.timeline.hub().closing();
+    let close = loop {
+        tokio::select! {
+            message = stream.next() => {
+                heard = Instant::now();
+                match message {
+                    Some(Ok(Message::Text(text))) => connection.handle_text(text.as_str()).await,
+                    Some(Ok(Message::Binary(_))) => {
+                        let error = AppError::invalid("frame", "binary", "テキストで送ってください。", "Send text frames.");
+                        connection.send(error_frame(&error, None, None)).await;
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                    Some(Ok(_)) => {}
+                }
+            }
+            _ = check.tick() => {
+                if heard.elapsed() > SILENCE_LIMIT {
+                    break Some(close_frame(1001, "silent too long"));
+                }
+                let live = connection
+                    .state
+                    .auth
+                    .session(connection.principal.session_id, None, connection.principal.origin.clone(), false)
+                    .await;
+                if live.is_err() {
+                    connection.send(ServerFrame::SessionEnded).await;
+                    break Some(close_frame(4001, "session ended"));
+                }
+            }
+            _ = shutdown.changed() => break Some(close_frame(1001, "server shutting down")),
+        }
+    };
+    for (_, task) in connection.subscriptions.drain() {
+        task.abort();
+    }
+    if let Some(frame) = close {
+        let _ = close_tx.send(frame).await;
+    }
+    drop(connection);
+    let _ = writer.await;
+}
+
+fn close_frame(code: u16, reason: &'static str) -> CloseFrame {
+    CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }
+}
+
+/// The state of one connection.
+struct Connection {
+    state: AppState,
+    principal: Principal,
+    out: mpsc::Sender<ServerFrame>,
+    subscriptions: HashMap<RoomId, JoinHandle<()>>,
+    limit: RateLimit,
+}
+
+impl Connection {
+    async fn send(&self, frame: ServerFrame) {
+        // Fails only when the writer has gone, i.e. the connection is closing.
+        let _ = self.out.send(frame).await;
+    }
+
+    async fn handle_text(&mut self, text: &str) {
+        if !self.limit.allow() {
+            let error = AppError::RateLimited {
+                retry_after_seconds: 1,
+            };
+            self.send(error_frame(&error, None, None)).await;
+            return;
+        }
+        let frame: ClientFrame = match serde_json::from_str(text) {
+            Ok(frame) => frame,
+            Err(_) => {
+                let error = AppError::invalid(
+                    "frame",
+                    "invalid_frame",
+                    "フレームの形式が正しくありません。",
+                    "The frame is not valid.",
+                );
+                self.send(error_frame(&error, None, None)).await;
+                return;
+            }
+        };
+        match frame {
+            ClientFrame::Subscribe { room, since } => self.subscribe(room, since).await,
+            ClientFrame::Unsubscribe { room } => {
+                if let Some(task) = self.subscriptions.remove(&room) {
+                    task.abort();
+                }
+            }
+            ClientFrame::Post {
+                room,
+                client_id,
+                kind,
+                visibility,
+                text,
+            } => {
+                let request = PostEntryRequest {
+                    client_id,
+                    kind,
+                    visibility,
+                    text,
+                };
+                let frame = match self
+                    .state
+                    .timeline
+                    .post(&self.principal, room, request)
+                    .await
+                {
+                    Ok(entry) => ServerFrame::Posted { room, entry },
+                    Err(error) => error_frame(&error, Some(room), Some(client_id)),
+                };
+                self.send(frame).await;
+            }
+            ClientFrame::Ack { room, entry_id } => {
+                let frame = match self
+                    .state
+                    .timeline
+                    .acknowledge(&self.principal, room, entry_id)
+                    .await
+                {
+                    Ok(acknowledgements) => ServerFrame::Acknowledged {
+                        room,
+                        entry_id,
+                        acknowledgements,
+                    },
+                    Err(error) => error_frame(&error, Some(room), None),
+                };
+                self.send(frame).await;
+            }
+            ClientFrame::Ping { nonce } => self.send(ServerFrame::Pong { nonce }).await,
+        }
+    }
+
+    async fn subscribe(&mut self, room: RoomId, since: u64) {
+        if let Some(task) = self.subscriptions.remove(&room) {
+            task.abort();
+        }
+        // Read access is checked (and audited) like an HTTP history read.
+        let head = match self
+            .state
+            .timeline
+            .history(&self.principal, room, since, 1)
+            .await
+        {
+            Ok(page) => page.head,
+            Err(error) => {
+                self.send(error_frame(&error, Some(room), None)).await;
+                return;
+            }
+        };
+        let receiver = self.state.timeline.hub().subscribe(room);
+        self.send(ServerFrame::Subscribed { room, since, head })
+            .await;
+        let task = subscription::Forwarder {
+            room,
+            viewer: self.principal.clone(),
+            store: self.state.timeline.store().clone(),
+            out: self.out.clone(),
+        }
+        .spawn(since, receiver);
+        self.subscriptions.insert(room, task);
+    }
+}

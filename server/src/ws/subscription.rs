@@ -1,0 +1,124 @@
+//! One room subscription of one connection: catch-up from the database, then live events
+//! from the hub, back to the database whenever a number is missing, and `resume` when the
+//! connection's queue stays full.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tsunagu_protocol::RoomId;
+use tsunagu_protocol::ws::ServerFrame;
+
+use crate::auth::Principal;
+use crate::store::{EventRow, Store, Stream};
+use crate::timeline::{event_frame, stream_of};
+
+/// Events read from the database per page while catching up.
+const PAGE: i64 = 500;
+/// How long a live event may wait for room in the queue before the client is told to resume.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Forwards one room's events to one connection.
+pub(super) struct Forwarder {
+    pub(super) room: RoomId,
+    pub(super) viewer: Principal,
+    pub(super) store: Store,
+    pub(super) out: mpsc::Sender<ServerFrame>,
+}
+
+/// Why forwarding stopped.
+enum Stop {
+    /// The connection is gone.
+    Closed,
+    /// The client is too slow: tell it where to resume.
+    Resume,
+}
+
+impl Forwarder {
+    pub(super) fn spawn(
+        self,
+        since: u64,
+        receiver: broadcast::Receiver<Arc<EventRow>>,
+    ) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut last = i64::try_from(since).unwrap_or(i64::MAX);
+            if let Stop::Resume = self.forward(&mut last, receiver).await {
+                let after = u64::try_from(last).unwrap_or(0);
+                let _ = self
+                    .out
+                    .send(ServerFrame::Resume {
+                        room: self.room,
+                        after,
+                    })
+                    .await;
+            }
+        })
+    }
+
+    fn seq_of(&self, row: &EventRow) -> Option<i64> {
+        match stream_of(self.viewer.role) {
+            Stream::Full => Some(row.seq),
+            Stream::Public => row.public_seq,
+        }
+    }
+
+    async fn forward(
+        &self,
+        last: &mut i64,
+        mut receiver: broadcast::Receiver<Arc<EventRow>>,
+    ) -> Stop {
+        let stream = stream_of(self.viewer.role);
+        loop {
+            // Catch up from the database: waits for room in the queue rather than dropping.
+            loop {
+                let Ok(rows) = self.store.timeline(self.room, stream, *last, PAGE).await else {
+                    return Stop::Resume;
+                };
+                if rows.is_empty() {
+                    break;
+                }
+                for row in &rows {
+                    let Some(seq) = self.seq_of(row) else {
+                        continue;
+                    };
+                    let Ok(frame) = event_frame(self.room, row, stream, &self.viewer) else {
+                        return Stop::Resume;
+                    };
+                    if self.out.send(frame).await.is_err() {
+                        return Stop::Closed;
+                    }
+                    *last = seq;
+                }
+            }
+            // Live, until something is missed.
+            loop {
+                match receiver.recv().await {
+                    Ok(row) => {
+                        let Some(seq) = self.seq_of(&row) else {
+                            continue;
+                        };
+                        if seq <= *last {
+                            continue;
+                        }
+                        if seq > *last + 1 {
+                            // A number is missing here (published before we subscribed, or out of
+                            // order across writers): the database has it.
+                            break;
+                        }
+                        let Ok(frame) = event_frame(self.room, &row, stream, &self.viewer) else {
+                            return Stop::Resume;
+                        };
+                        match tokio::time::timeout(SEND_TIMEOUT, self.out.send(frame)).await {
+                            Ok(Ok(())) => *last = seq,
+                            Ok(Err(_)) => return Stop::Closed,
+                            Err(_) => return Stop::Resume,
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => return Stop::Closed,
+                }
+            }
+        }
+    }
+}
