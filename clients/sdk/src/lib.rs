@@ -9,7 +9,9 @@
 //!   and invitation acceptance. Build it with [`Client::new`] or [`Client::builder`].
 //! * [`Session`] is a logged-in client: one typed method per authenticated endpoint. When the
 //!   access token has expired it refreshes the token pair once and retries the request once;
-//!   [`Session::tokens`] returns the latest pair so that callers can persist it.
+//!   [`Session::tokens`] returns the latest pair so that callers can persist it. Room timelines
+//!   are read a page at a time ([`Session::timeline`], at most [`MAX_TIMELINE_PAGE`] events) or
+//!   up to their head at once ([`Session::timeline_all`]).
 //! * [`ClientError`] is what every call may fail with; [`ClientError::code`] gives the server's
 //!   stable [`ErrorCode`] when there is one.
 //!
@@ -40,7 +42,7 @@ mod session;
 
 pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, USER_AGENT};
 pub use error::{BuildError, ClientError};
-pub use session::{Session, Tokens};
+pub use session::{MAX_TIMELINE_PAGE, Session, Tokens};
 
 /// The protocol crate this client speaks, re-exported so that callers need only one dependency.
 pub use tsunagu_protocol as protocol;

@@ -1,6 +1,6 @@
 //! A logged-in session: the current token pair, the automatic refresh on an expired access
 //! token, and one typed method per authenticated endpoint (own account, administration,
-//! patient rooms and the directory).
+//! patient rooms, the directory and the room timeline).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -19,12 +19,19 @@ use tsunagu_protocol::rooms::{
     Consent, CreateRoomRequest, DirectoryEntry, InviteMemberRequest, Member, RecordConsentRequest,
     RespondToInvitationRequest, Room, RoomSummary, WithdrawConsentRequest,
 };
+use tsunagu_protocol::timeline::{
+    Acknowledgement, DeleteEntryRequest, EditEntryRequest, EntryVersion, MarkReadRequest,
+    PostEntryRequest, PostedEntry, TimelineEvent, TimelinePage,
+};
 use tsunagu_protocol::{
-    ConsentId, ErrorCode, InvitationId, OrganisationId, RoomId, SessionId, UserId, routes,
+    ConsentId, EntryId, ErrorCode, InvitationId, OrganisationId, RoomId, SessionId, UserId, routes,
 };
 
 use crate::client::{Client, encode, path, path2};
 use crate::error::ClientError;
+
+/// The most events one timeline page may hold: the server refuses a larger `limit`.
+pub const MAX_TIMELINE_PAGE: u32 = 500;
 
 /// The credentials of a session: what a caller needs to keep to resume it later.
 ///
@@ -559,6 +566,172 @@ impl Session {
         self.call_with_query(Method::GET, routes::DIRECTORY, &[("q", query)], None)
             .await
     }
+
+    // ----- Timeline -----
+    //
+    // Sequence numbers are always those of the caller's own stream: care professionals see
+    // every event, family members and patients only those visible to everyone, numbered apart
+    // and without gaps (see `tsunagu_protocol::timeline`).
+
+    /// `GET /api/rooms/{id}/timeline?after=SEQ&limit=N` (accepted members): at most `limit`
+    /// events (1–[`MAX_TIMELINE_PAGE`]) after sequence number `after` (exclusive; 0 for the
+    /// start), oldest first, with the stream's current head. Every read is audited.
+    pub async fn timeline(
+        &self,
+        room: RoomId,
+        after: u64,
+        limit: u32,
+    ) -> Result<TimelinePage, ClientError> {
+        let (after, limit) = (after.to_string(), limit.to_string());
+        self.call_with_query(
+            Method::GET,
+            &path(routes::TIMELINE, room),
+            &[("after", &after), ("limit", &limit)],
+            None,
+        )
+        .await
+    }
+
+    /// Every event after `after` up to the stream's head, fetched in pages of
+    /// [`MAX_TIMELINE_PAGE`] until a page reaches the head it reports. Events posted while
+    /// paging may or may not be included; none is ever skipped or repeated.
+    pub async fn timeline_all(
+        &self,
+        room: RoomId,
+        after: u64,
+    ) -> Result<Vec<TimelineEvent>, ClientError> {
+        let mut events = Vec::new();
+        let mut cursor = after;
+        loop {
+            let page = self.timeline(room, cursor, MAX_TIMELINE_PAGE).await?;
+            let Some(last) = page.events.last().map(|event| event.seq) else {
+                return Ok(events);
+            };
+            if last <= cursor {
+                // A server that does not move forward would otherwise keep us here forever.
+                return Err(ClientError::Decode {
+                    status: 200,
+                    message: format!(
+                        "the timeline page after {cursor} ends at {last}: sequence numbers must \
+                         increase"
+                    ),
+                });
+            }
+            cursor = last;
+            events.extend(page.events);
+            if cursor >= page.head {
+                return Ok(events);
+            }
+        }
+    }
+
+    /// The newest sequence number of the caller's stream (one audited, one-event timeline
+    /// read).
+    pub async fn timeline_head(&self, room: RoomId) -> Result<u64, ClientError> {
+        Ok(self.timeline(room, 0, 1).await?.head)
+    }
+
+    /// `POST /api/rooms/{id}/entries`: posts an entry (needs consent in force). The answer
+    /// comes after the entry is durably stored. Sending the same `client_id` again (a retry
+    /// after a lost answer) stores nothing new and answers the stored entry with
+    /// `duplicate: true`.
+    pub async fn post_entry(
+        &self,
+        room: RoomId,
+        request: &PostEntryRequest,
+    ) -> Result<PostedEntry, ClientError> {
+        self.call(
+            Method::POST,
+            &path(routes::ENTRIES, room),
+            Some(encode(request)?),
+        )
+        .await
+    }
+
+    /// `POST /api/rooms/{id}/entries/{entry_id}/edit` (the author): a correction, stored as a
+    /// new version with its reason; the answer is the correction's timeline event.
+    pub async fn edit_entry(
+        &self,
+        room: RoomId,
+        entry: EntryId,
+        request: &EditEntryRequest,
+    ) -> Result<TimelineEvent, ClientError> {
+        self.call(
+            Method::POST,
+            &path2(routes::ENTRY_EDIT, room, entry),
+            Some(encode(request)?),
+        )
+        .await
+    }
+
+    /// `POST /api/rooms/{id}/entries/{entry_id}/delete` (the author): a tombstone with its
+    /// reason (earlier versions stay readable to professionals); the answer is the deletion's
+    /// timeline event.
+    pub async fn delete_entry(
+        &self,
+        room: RoomId,
+        entry: EntryId,
+        reason: &str,
+    ) -> Result<TimelineEvent, ClientError> {
+        let request = DeleteEntryRequest {
+            reason: reason.to_owned(),
+        };
+        self.call(
+            Method::POST,
+            &path2(routes::ENTRY_DELETE, room, entry),
+            Some(encode(&request)?),
+        )
+        .await
+    }
+
+    /// `GET /api/rooms/{id}/entries/{entry_id}/versions` (care professionals): every version
+    /// of an entry, oldest first, the deletion included. Audited.
+    pub async fn entry_versions(
+        &self,
+        room: RoomId,
+        entry: EntryId,
+    ) -> Result<Vec<EntryVersion>, ClientError> {
+        self.call(
+            Method::GET,
+            &path2(routes::ENTRY_VERSIONS, room, entry),
+            None,
+        )
+        .await
+    }
+
+    /// `GET /api/rooms/{id}/entries/{entry_id}/acks`: who has acknowledged an entry (見ました),
+    /// and when.
+    pub async fn acknowledgements(
+        &self,
+        room: RoomId,
+        entry: EntryId,
+    ) -> Result<Vec<Acknowledgement>, ClientError> {
+        self.call(Method::GET, &path2(routes::ENTRY_ACKS, room, entry), None)
+            .await
+    }
+
+    /// `POST /api/rooms/{id}/entries/{entry_id}/acks`: acknowledges an entry (見ました;
+    /// doing it twice is harmless); the answer is the updated list.
+    pub async fn acknowledge(
+        &self,
+        room: RoomId,
+        entry: EntryId,
+    ) -> Result<Vec<Acknowledgement>, ClientError> {
+        self.call(Method::POST, &path2(routes::ENTRY_ACKS, room, entry), None)
+            .await
+    }
+
+    /// `PUT /api/rooms/{id}/read`: marks the caller's stream read up to `seq` (not beyond its
+    /// head; an older position than the stored one changes nothing). Drives the unread counts
+    /// of [`Session::rooms`].
+    pub async fn mark_read(&self, room: RoomId, seq: u64) -> Result<(), ClientError> {
+        self.call_empty(
+            Method::PUT,
+            &path(routes::ROOM_READ, room),
+            Some(encode(&MarkReadRequest { seq })?),
+        )
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -973,6 +1146,241 @@ mod tests {
         assert_eq!(bodies[0], serde_json::json!({ "patient": patient }));
         assert_eq!(log[1].path, format!("/api/rooms/{ROOM}/consents"));
         assert_eq!(bodies[1], consent_body);
+    }
+
+    const ENTRY: &str = "0190a5b4-0000-7000-8000-0000000000e1";
+    const CLIENT_POST: &str = "0190a5b4-0000-7000-8000-0000000000f1";
+
+    /// A post by [`USER`] with sequence number `seq`, as the server sends it.
+    fn posted_event(seq: u64) -> serde_json::Value {
+        serde_json::json!({
+            "seq": seq, "entry_id": ENTRY, "visibility": "care_team",
+            "author": {"user_id": USER, "display_name": "佐藤 花子", "role": "nurse",
+                       "organisation_id": null, "organisation_name": null},
+            "created_at": "2026-11-21T00:00:00Z",
+            "type": "posted", "kind": "text", "text": format!("投稿 {seq}")
+        })
+    }
+
+    /// The value of query parameter `name` in a request target.
+    fn query_param(target: &str, name: &str) -> Option<u64> {
+        let (_, query) = target.split_once('?')?;
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|value| value.parse().ok())
+    }
+
+    /// Serves a timeline of `head` events (answering `after` and `limit` like the server).
+    fn timeline_server(head: u64) -> Handler {
+        Arc::new(move |req: &Seen| {
+            let after = query_param(&req.path, "after").unwrap_or(0);
+            let limit = query_param(&req.path, "limit").unwrap_or(100);
+            let events: Vec<_> = (after + 1..=head)
+                .take(limit as usize)
+                .map(posted_event)
+                .collect();
+            (
+                200,
+                serde_json::json!({"events": events, "head": head}).to_string(),
+            )
+        })
+    }
+
+    #[tokio::test]
+    async fn timeline_pages_by_after_and_limit() {
+        let (url, log) = serve(timeline_server(3)).await;
+        let session = Client::new(&url).unwrap().authed(tokens("t", "r"));
+        let room: RoomId = ROOM.parse().unwrap();
+
+        let page = session.timeline(room, 1, 1).await.unwrap();
+        assert_eq!(page.head, 3);
+        assert_eq!(page.events.len(), 1);
+        assert_eq!(page.events[0].seq, 2);
+        assert!(matches!(
+            &page.events[0].change,
+            tsunagu_protocol::timeline::Change::Posted { text, .. } if text == "投稿 2"
+        ));
+        assert_eq!(session.timeline_head(room).await.unwrap(), 3);
+
+        let log = log.lock().unwrap();
+        let seen: Vec<_> = log
+            .iter()
+            .map(|s| (s.method.as_str(), s.path.as_str(), s.body.as_str()))
+            .collect();
+        let first = format!("/api/rooms/{ROOM}/timeline?after=1&limit=1");
+        let head = format!("/api/rooms/{ROOM}/timeline?after=0&limit=1");
+        assert_eq!(
+            seen,
+            [("GET", first.as_str(), ""), ("GET", head.as_str(), "")]
+        );
+    }
+
+    #[tokio::test]
+    async fn timeline_all_pages_until_the_head() {
+        let (url, log) = serve(timeline_server(1_200)).await;
+        let session = Client::new(&url).unwrap().authed(tokens("t", "r"));
+        let room: RoomId = ROOM.parse().unwrap();
+
+        let events = session.timeline_all(room, 0).await.unwrap();
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=1_200).collect::<Vec<_>>());
+        let events = session.timeline_all(room, 1_000).await.unwrap();
+        assert_eq!(events.len(), 200);
+        // Already at the head: one request, nothing returned.
+        assert!(session.timeline_all(room, 1_200).await.unwrap().is_empty());
+
+        let paths: Vec<_> = log.lock().unwrap().iter().map(|s| s.path.clone()).collect();
+        let page = |after: u64| format!("/api/rooms/{ROOM}/timeline?after={after}&limit=500");
+        assert_eq!(
+            paths,
+            [page(0), page(500), page(1_000), page(1_000), page(1_200)]
+        );
+    }
+
+    #[tokio::test]
+    async fn timeline_all_stops_at_a_full_page_that_reaches_the_head() {
+        let (url, log) = serve(timeline_server(500)).await;
+        let session = Client::new(&url).unwrap().authed(tokens("t", "r"));
+        let room: RoomId = ROOM.parse().unwrap();
+        assert_eq!(session.timeline_all(room, 0).await.unwrap().len(), 500);
+        assert_eq!(log.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn timeline_all_refuses_a_page_that_does_not_advance() {
+        // Always answers event 1 with head 5, whatever `after` says.
+        let handler: Handler = Arc::new(|_: &Seen| {
+            let page = serde_json::json!({"events": [posted_event(1)], "head": 5});
+            (200, page.to_string())
+        });
+        let (url, log) = serve(handler).await;
+        let session = Client::new(&url).unwrap().authed(tokens("t", "r"));
+        let err = session
+            .timeline_all(ROOM.parse().unwrap(), 0)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Decode { .. }), "{err:?}");
+        assert_eq!(log.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn entry_calls_use_the_routes_methods_and_bodies_of_the_contract() {
+        let handler: Handler = Arc::new(|req: &Seen| {
+            let last = req.path.rsplit('/').next().unwrap_or("");
+            match (req.method.as_str(), last) {
+                ("PUT", "read") => (204, String::new()),
+                (_, "entries") => (
+                    201,
+                    serde_json::json!({"entry_id": ENTRY, "client_id": CLIENT_POST, "seq": 7,
+                        "created_at": "2026-11-21T00:00:00Z", "duplicate": true})
+                    .to_string(),
+                ),
+                (_, "edit") => {
+                    let mut event = posted_event(8);
+                    event["type"] = "edited".into();
+                    event["version"] = 2.into();
+                    event["reason"] = "誤記".into();
+                    (201, event.to_string())
+                }
+                (_, "delete") => {
+                    let mut event = posted_event(9);
+                    event["type"] = "deleted".into();
+                    event["reason"] = "誤投稿".into();
+                    (201, event.to_string())
+                }
+                (_, "versions") => (
+                    200,
+                    serde_json::json!([{"version": 1, "text": "a", "reason": null,
+                        "deleted": false, "author": posted_event(1)["author"],
+                        "created_at": "2026-11-21T00:00:00Z"}])
+                    .to_string(),
+                ),
+                (_, "acks") => (
+                    200,
+                    serde_json::json!([{"entry_id": ENTRY, "user_id": USER,
+                        "display_name": "佐藤 花子", "role": "nurse",
+                        "acknowledged_at": "2026-11-21T00:00:00Z"}])
+                    .to_string(),
+                ),
+                _ => (404, error(ErrorCode::NotFound)),
+            }
+        });
+        let (url, log) = serve(handler).await;
+        let session = Client::new(&url).unwrap().authed(tokens("t", "r"));
+        let room: RoomId = ROOM.parse().unwrap();
+        let entry: EntryId = ENTRY.parse().unwrap();
+
+        let request = PostEntryRequest {
+            client_id: CLIENT_POST.parse().unwrap(),
+            kind: tsunagu_protocol::timeline::EntryKind::Urgent,
+            visibility: tsunagu_protocol::timeline::Visibility::Everyone,
+            text: "発熱 38.5℃".into(),
+        };
+        let posted = session.post_entry(room, &request).await.unwrap();
+        assert_eq!((posted.seq, posted.duplicate), (7, true));
+        let edit = EditEntryRequest {
+            text: "発熱 37.5℃".into(),
+            reason: "誤記".into(),
+        };
+        let edited = session.edit_entry(room, entry, &edit).await.unwrap();
+        assert_eq!(edited.seq, 8);
+        let deleted = session.delete_entry(room, entry, "誤投稿").await.unwrap();
+        assert!(matches!(
+            deleted.change,
+            tsunagu_protocol::timeline::Change::Deleted { ref reason } if reason == "誤投稿"
+        ));
+        assert_eq!(session.entry_versions(room, entry).await.unwrap().len(), 1);
+        assert_eq!(
+            session.acknowledgements(room, entry).await.unwrap().len(),
+            1
+        );
+        let acks = session.acknowledge(room, entry).await.unwrap();
+        assert_eq!(acks[0].display_name, "佐藤 花子");
+        session.mark_read(room, 9).await.unwrap();
+
+        let log = log.lock().unwrap();
+        let seen: Vec<_> = log
+            .iter()
+            .map(|s| (s.method.as_str(), s.path.as_str()))
+            .collect();
+        let entries = format!("/api/rooms/{ROOM}/entries");
+        let edit_path = format!("/api/rooms/{ROOM}/entries/{ENTRY}/edit");
+        let delete = format!("/api/rooms/{ROOM}/entries/{ENTRY}/delete");
+        let versions = format!("/api/rooms/{ROOM}/entries/{ENTRY}/versions");
+        let acks = format!("/api/rooms/{ROOM}/entries/{ENTRY}/acks");
+        let read = format!("/api/rooms/{ROOM}/read");
+        assert_eq!(
+            seen,
+            [
+                ("POST", entries.as_str()),
+                ("POST", edit_path.as_str()),
+                ("POST", delete.as_str()),
+                ("GET", versions.as_str()),
+                ("GET", acks.as_str()),
+                ("POST", acks.as_str()),
+                ("PUT", read.as_str()),
+            ]
+        );
+        let bodies: Vec<serde_json::Value> = log
+            .iter()
+            .map(|s| {
+                serde_json::from_str(if s.body.is_empty() { "null" } else { &s.body }).unwrap()
+            })
+            .collect();
+        assert_eq!(
+            bodies,
+            [
+                serde_json::json!({"client_id": CLIENT_POST, "kind": "urgent",
+                    "visibility": "everyone", "text": "発熱 38.5℃"}),
+                serde_json::json!({"text": "発熱 37.5℃", "reason": "誤記"}),
+                serde_json::json!({"reason": "誤投稿"}),
+                serde_json::Value::Null,
+                serde_json::Value::Null,
+                serde_json::Value::Null,
+                serde_json::json!({"seq": 9}),
+            ]
+        );
     }
 
     #[tokio::test]
