@@ -1,17 +1,20 @@
 //! The command line: every command, argument and global option as clap derive types, and the
 //! value parsers: roles, organisation kinds, consent givers and insurance kinds by wire name
-//! (so that `--help` shows every wire name with its label), dates as `YYYY-MM-DD` and
-//! insurance numbers as `KIND:NUMBER`.
+//! (so that `--help` shows every wire name with its label), dates as `YYYY-MM-DD`, insurance
+//! numbers as `KIND:NUMBER` and timeline sequence numbers as `12` or `#12`.
 
 use std::ffi::OsStr;
 use std::marker::PhantomData;
 use std::path::PathBuf;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use tsunagu_protocol::identity::{OrganisationKind, Role};
 use tsunagu_protocol::rooms::{ConsentGiver, Date, InsurerKind, InsurerNumber};
-use tsunagu_protocol::{ConsentId, InvitationId, OrganisationId, RoomId, SessionId, UserId};
+use tsunagu_protocol::timeline::Visibility;
+use tsunagu_protocol::{
+    ClientPostId, ConsentId, InvitationId, OrganisationId, RoomId, SessionId, UserId,
+};
 
 /// The server used when neither `--server`, `TSUNAGU_SERVER` nor a stored login names one.
 pub(crate) const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
@@ -93,6 +96,140 @@ pub(crate) enum Command {
         /// (1–100 characters)
         query: String,
     },
+    /// 部屋に投稿する / Post to a room's timeline
+    Post(PostArgs),
+    /// 部屋のタイムラインを表示する / Show a room's timeline
+    History(HistoryArgs),
+    /// 新しい投稿を待ち受けて表示する（Ctrl-C で終了）/ Follow a room's timeline as events
+    /// arrive (Ctrl-C to stop)
+    Tail(TailArgs),
+    /// 投稿に「見ました」を記録し、確認した人を表示する / Acknowledge a post (見ました) and
+    /// show who has acknowledged it
+    Ack(EntryArgs),
+    /// 投稿を確認した人を表示する / Show who has acknowledged a post
+    Acks(EntryArgs),
+    /// 自分の投稿を訂正する（新しい版として記録）/ Correct your post (stored as a new version)
+    Edit(EditArgs),
+    /// 自分の投稿を削除する（以前の版は専門職が閲覧可能）/ Delete your post (earlier versions
+    /// stay readable to professionals)
+    Delete(DeleteArgs),
+    /// 投稿の全版を表示する（専門職）/ Show every version of a post (professionals)
+    Versions(EntryArgs),
+    /// 既読にする / Mark a room's timeline read
+    Read {
+        /// 部屋 ID / Room id
+        room: RoomId,
+        /// この番号まで既読にする（省略時は最新まで）/ Mark read up to this number [default:
+        /// the newest]
+        #[arg(value_name = "SEQ", value_parser = parse_seq)]
+        seq: Option<u64>,
+    },
+}
+
+/// Who may see a post, as given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum VisibilityArg {
+    /// ケアチーム（専門職）のみ / Care professionals only
+    #[value(alias = "care_team")]
+    CareTeam,
+    /// 家族・本人にも見える / The family and the patient too
+    Everyone,
+}
+
+impl From<VisibilityArg> for Visibility {
+    fn from(value: VisibilityArg) -> Self {
+        match value {
+            VisibilityArg::CareTeam => Self::CareTeam,
+            VisibilityArg::Everyone => Self::Everyone,
+        }
+    }
+}
+
+/// `tsunagu post`.
+#[derive(Debug, Args)]
+pub(crate) struct PostArgs {
+    /// 部屋 ID / Room id
+    pub(crate) room: RoomId,
+    /// 本文（`-` なら標準入力から読む）/ The text (`-`: read it from stdin)
+    pub(crate) text: String,
+    /// 緊急の連絡として投稿する（急変など）/ Post as an urgent notice
+    #[arg(long)]
+    pub(crate) urgent: bool,
+    /// 公開範囲（家族・本人は everyone のみ投稿可）/ Who may see it (family members and
+    /// patients may post for everyone only)
+    #[arg(long, value_enum, default_value_t = VisibilityArg::CareTeam)]
+    pub(crate) visibility: VisibilityArg,
+    /// 投稿 ID。再送時に同じ値を指定すると二重投稿になりません（省略時は新規発行）/
+    /// The post's id: retrying with the same id never posts twice [default: a fresh one]
+    #[arg(long, value_name = "UUID")]
+    pub(crate) client_id: Option<ClientPostId>,
+}
+
+/// `tsunagu history`.
+#[derive(Debug, Args)]
+pub(crate) struct HistoryArgs {
+    /// 部屋 ID / Room id
+    pub(crate) room: RoomId,
+    /// この番号より後から表示する / Show events after this number
+    #[arg(long, value_name = "SEQ", value_parser = parse_seq_or_zero, default_value_t = 0)]
+    pub(crate) after: u64,
+    /// 最大件数（1〜500、省略時は最新まですべて）/ At most this many (1–500) [default: all up
+    /// to the newest]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub(crate) limit: Option<u32>,
+}
+
+/// `tsunagu tail`.
+#[derive(Debug, Args)]
+pub(crate) struct TailArgs {
+    /// 部屋 ID / Room id
+    pub(crate) room: RoomId,
+    /// この番号より後から表示する（省略時は最新の次から）/ Start after this number
+    /// [default: the newest]
+    #[arg(long, value_name = "SEQ", value_parser = parse_seq_or_zero)]
+    pub(crate) after: Option<u64>,
+    /// 確認の間隔（秒、1〜3600）/ Seconds between polls (1–3600)
+    #[arg(long, value_name = "SECS", default_value_t = 3,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub(crate) interval: u64,
+}
+
+/// A post named by its number: `tsunagu ack`, `acks` and `versions`.
+#[derive(Debug, Args)]
+pub(crate) struct EntryArgs {
+    /// 部屋 ID / Room id
+    pub(crate) room: RoomId,
+    /// 投稿の番号（`tsunagu history` の #）/ The post's number (the # in `tsunagu history`)
+    #[arg(value_name = "SEQ", value_parser = parse_seq)]
+    pub(crate) seq: u64,
+}
+
+/// `tsunagu edit`.
+#[derive(Debug, Args)]
+pub(crate) struct EditArgs {
+    /// 部屋 ID / Room id
+    pub(crate) room: RoomId,
+    /// 元の投稿の番号（訂正の番号ではなく）/ The original post's number (not a correction's)
+    #[arg(value_name = "SEQ", value_parser = parse_seq)]
+    pub(crate) seq: u64,
+    /// 訂正後の本文（`-` なら標準入力から読む）/ The corrected text (`-`: read it from stdin)
+    pub(crate) text: String,
+    /// 訂正の理由（記録されます）/ Why (recorded with the correction)
+    #[arg(long)]
+    pub(crate) reason: String,
+}
+
+/// `tsunagu delete`.
+#[derive(Debug, Args)]
+pub(crate) struct DeleteArgs {
+    /// 部屋 ID / Room id
+    pub(crate) room: RoomId,
+    /// 元の投稿の番号 / The original post's number
+    #[arg(value_name = "SEQ", value_parser = parse_seq)]
+    pub(crate) seq: u64,
+    /// 削除の理由（記録されます）/ Why (recorded with the deletion)
+    #[arg(long)]
+    pub(crate) reason: String,
 }
 
 /// `tsunagu login`.
@@ -464,6 +601,30 @@ pub(crate) fn parse_insurer(text: &str) -> Result<InsurerNumber, String> {
         kind,
         number: number.to_owned(),
     })
+}
+
+/// Parses a timeline sequence number, `12` or `#12` (as `tsunagu history` shows it; a
+/// full-width `＃` is accepted too). Numbers start at 1.
+pub(crate) fn parse_seq(text: &str) -> Result<u64, String> {
+    match parse_seq_or_zero(text)? {
+        0 => Err("番号は1以上です / numbers start at 1".to_owned()),
+        seq => Ok(seq),
+    }
+}
+
+/// [`parse_seq`], also accepting 0 (for `--after`: from the start).
+pub(crate) fn parse_seq_or_zero(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text.strip_prefix(['#', '＃']).unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(
+            "番号（12 または #12）を指定してください / expected a number such as 12 or #12"
+                .to_owned(),
+        );
+    }
+    digits
+        .parse()
+        .map_err(|_| "番号が大きすぎます / the number is too large".to_owned())
 }
 
 /// A protocol enum given on the command line by its wire name.
@@ -917,6 +1078,155 @@ mod tests {
             &["room", "invite", &room, "sato"],
             &["room", "withdraw-consent", &room, &consent],
             &["directory"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn parses_post_with_defaults_and_options() {
+        let room = RoomId::generate();
+        let cli = parse(&["post", &room.to_string(), "熱あり"]).unwrap();
+        let Command::Post(args) = cli.command else {
+            panic!("not post")
+        };
+        assert_eq!(
+            (
+                args.room,
+                args.text.as_str(),
+                args.urgent,
+                args.visibility,
+                args.client_id
+            ),
+            (room, "熱あり", false, VisibilityArg::CareTeam, None)
+        );
+
+        let client_id = ClientPostId::generate();
+        let cli = parse(&[
+            "post",
+            &room.to_string(),
+            "-",
+            "--urgent",
+            "--visibility",
+            "everyone",
+            "--client-id",
+            &client_id.to_string(),
+        ])
+        .unwrap();
+        let Command::Post(args) = cli.command else {
+            panic!("not post")
+        };
+        assert_eq!(
+            args.text, "-",
+            "`-` is the text argument (stdin), not an option"
+        );
+        assert!(args.urgent);
+        assert_eq!(Visibility::from(args.visibility), Visibility::Everyone);
+        assert_eq!(args.client_id, Some(client_id));
+
+        // The wire spelling is accepted too; anything else is refused with the choices.
+        let cli = parse(&["post", &room.to_string(), "x", "--visibility", "care_team"]).unwrap();
+        let Command::Post(args) = cli.command else {
+            panic!("not post")
+        };
+        assert_eq!(Visibility::from(args.visibility), Visibility::CareTeam);
+        let err = parse(&["post", &room.to_string(), "x", "--visibility", "family"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+        assert!(err.to_string().contains("care-team"), "{err}");
+        assert!(parse(&["post", &room.to_string(), "x", "--client-id", "abc"]).is_err());
+        assert!(parse(&["post", &room.to_string()]).is_err());
+    }
+
+    #[test]
+    fn sequence_numbers_may_carry_a_hash() {
+        assert_eq!(parse_seq("12"), Ok(12));
+        assert_eq!(parse_seq("#12"), Ok(12));
+        assert_eq!(parse_seq("＃7"), Ok(7));
+        for bad in [
+            "0",
+            "#0",
+            "",
+            "#",
+            "##1",
+            "-1",
+            "+1",
+            "1.5",
+            "十二",
+            "99999999999999999999",
+        ] {
+            assert!(parse_seq(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_seq_or_zero("0"), Ok(0));
+    }
+
+    #[test]
+    fn parses_the_timeline_commands() {
+        let room = RoomId::generate();
+        let r = room.to_string();
+
+        let Command::History(args) = parse(&["history", &r]).unwrap().command else {
+            panic!("not history")
+        };
+        assert_eq!((args.room, args.after, args.limit), (room, 0, None));
+        let Command::History(args) = parse(&["history", &r, "--after", "#40", "--limit", "500"])
+            .unwrap()
+            .command
+        else {
+            panic!("not history")
+        };
+        assert_eq!((args.after, args.limit), (40, Some(500)));
+
+        let Command::Tail(args) = parse(&["tail", &r]).unwrap().command else {
+            panic!("not tail")
+        };
+        assert_eq!((args.after, args.interval), (None, 3));
+        let Command::Tail(args) = parse(&["tail", &r, "--after", "0", "--interval", "10"])
+            .unwrap()
+            .command
+        else {
+            panic!("not tail")
+        };
+        assert_eq!((args.after, args.interval), (Some(0), 10));
+
+        let Command::Edit(args) = parse(&["edit", &r, "#12", "37.5℃", "--reason", "誤記"])
+            .unwrap()
+            .command
+        else {
+            panic!("not edit")
+        };
+        assert_eq!(
+            (args.seq, args.text.as_str(), args.reason.as_str()),
+            (12, "37.5℃", "誤記")
+        );
+        let Command::Read { seq, .. } = parse(&["read", &r]).unwrap().command else {
+            panic!("not read")
+        };
+        assert_eq!(seq, None);
+        let Command::Read { seq, .. } = parse(&["read", &r, "9"]).unwrap().command else {
+            panic!("not read")
+        };
+        assert_eq!(seq, Some(9));
+
+        for ok in [
+            &["ack", &r, "12"][..],
+            &["acks", &r, "#12"],
+            &["versions", &r, "12"],
+            &["delete", &r, "12", "--reason", "重複"],
+            &["edit", &r, "12", "-", "--reason", "誤記"],
+        ] {
+            assert!(parse(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            &["history", &r, "--limit", "0"][..],
+            &["history", &r, "--limit", "501"],
+            &["history", &r, "--after", "x"],
+            &["tail", &r, "--interval", "0"],
+            &["ack", &r],
+            &["ack", &r, "0"],
+            &["acks", "not-a-room", "1"],
+            &["edit", &r, "12", "text"],
+            &["delete", &r, "12"],
+            &["read", &r, "0"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }

@@ -7,8 +7,8 @@
 //! | 2 | usage error (reported by clap before anything runs) |
 //! | 3 | not logged in, authentication failed (including TOTP), session expired, token invalid |
 //! | 4 | forbidden, or a pending step (password change, TOTP enrolment) is required |
-//! | 5 | not found |
-//! | 6 | invalid input or conflict (`invalid_request`, `weak_password`, `conflict`, `invitation_invalid`, `payload_too_large`, and local input checks such as mismatched passwords) |
+//! | 5 | not found (also a timeline number with no event) |
+//! | 6 | invalid input or conflict (`invalid_request`, `weak_password`, `conflict`, `invitation_invalid`, `payload_too_large`, and local input checks such as mismatched passwords, an empty text or a timeline number that is not a post) |
 //! | 7 | server unreachable or unavailable (connection/TLS failure, timeout, 408 and 502–504 without an error body, `service_unavailable`) |
 //! | 8 | account locked or rate limited |
 
@@ -102,6 +102,16 @@ pub(crate) enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// No event has this number in the caller's stream of a room's timeline.
+    #[error("there is no event #{seq} in this room (the newest is #{head})")]
+    NoSuchEvent { seq: u64, head: u64 },
+    /// The event with this number is not the post the command needs: `found` says what it is,
+    /// as (Japanese, English).
+    #[error("#{seq} is {}, not a post", found.1)]
+    NotAPost {
+        seq: u64,
+        found: (&'static str, &'static str),
+    },
 }
 
 /// How an error is shown: Japanese first, then English with the machine code, then details.
@@ -116,6 +126,11 @@ pub(crate) struct Report {
     pub(crate) hint: Option<(&'static str, &'static str)>,
 }
 
+const HISTORY_NUMBERS: (&str, &str) = (
+    "元の投稿の番号（`tsunagu history` で表示される #）を指定してください。",
+    "Give the number of the original post (the # shown by `tsunagu history`).",
+);
+
 const LOGIN_AGAIN: (&str, &str) = (
     "`tsunagu login` でログインし直してください。",
     "Log in again with `tsunagu login`.",
@@ -127,7 +142,8 @@ impl CliError {
         match self {
             Self::Client(err) => client_exit_code(err),
             Self::NotLoggedIn | Self::ServerMismatch { .. } | Self::TotpCodeNeeded => exit::AUTH,
-            Self::Input { .. } => exit::INVALID,
+            Self::Input { .. } | Self::NotAPost { .. } => exit::INVALID,
+            Self::NoSuchEvent { .. } => exit::NOT_FOUND,
             Self::Build(_)
             | Self::Credentials(_)
             | Self::Prompt(_)
@@ -207,11 +223,27 @@ impl CliError {
                 en: chain(self),
                 ..Report::default()
             },
+            Self::NoSuchEvent { seq, head } => Report {
+                ja: format!("#{seq} はこの部屋のタイムラインにありません（最新は #{head}）。"),
+                en: format!(
+                    "There is no event #{seq} in this room's timeline (the newest is #{head})."
+                ),
+                code: Some(ErrorCode::NotFound.as_str().to_owned()),
+                hint: Some(HISTORY_NUMBERS),
+                ..Report::default()
+            },
+            Self::NotAPost { seq, found } => Report {
+                ja: format!("#{seq} は投稿ではなく{}です。", found.0),
+                en: format!("#{seq} is {}, not a post.", found.1),
+                hint: Some(HISTORY_NUMBERS),
+                ..Report::default()
+            },
         }
     }
 }
 
-fn client_exit_code(err: &ClientError) -> u8 {
+/// The exit code for a failed call.
+pub(crate) fn client_exit_code(err: &ClientError) -> u8 {
     match err {
         ClientError::Api { body, .. } => exit_code_for(body.code),
         ClientError::Transport(_) => exit::UNAVAILABLE,
@@ -339,6 +371,20 @@ mod tests {
             3
         );
         assert_eq!(CliError::Input { ja: "x", en: "y" }.exit_code(), 6);
+        assert_eq!(CliError::NoSuchEvent { seq: 9, head: 8 }.exit_code(), 5);
+        let correction = CliError::NotAPost {
+            seq: 9,
+            found: ("訂正", "a correction"),
+        };
+        assert_eq!(correction.exit_code(), 6);
+        let report = correction.report();
+        assert_eq!(report.ja, "#9 は投稿ではなく訂正です。");
+        assert_eq!(report.en, "#9 is a correction, not a post.");
+        assert!(
+            report
+                .hint
+                .is_some_and(|(_, en)| en.contains("tsunagu history"))
+        );
         let bad_gateway = ClientError::Decode {
             status: 502,
             message: "html".into(),

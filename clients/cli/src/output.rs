@@ -1,8 +1,13 @@
 //! Rendering: pretty JSON of protocol values for `--json`, and otherwise short human-readable
 //! lines and aligned tables with Japanese labels first. Also the error report on stderr.
+//! Timeline events, versions and acknowledgements are rendered in [`timeline`].
 //!
 //! Timestamps are shown in RFC 3339, UTC, to the second; calendar dates as `YYYY-MM-DD`.
 //! Column alignment counts East Asian wide characters as two columns.
+
+mod timeline;
+
+pub(crate) use timeline::{TimelineView, acknowledgements, posted, versions};
 
 use std::io::{self, Write};
 
@@ -51,6 +56,34 @@ impl Output {
         }
     }
 
+    /// Prints one item of a stream that may go on indefinitely (`tsunagu tail`): one line of
+    /// compact JSON with `--json` (JSON Lines), otherwise `human()`. Returns `false` once
+    /// stdout is closed (`tsunagu tail … | head`), so that the caller can stop.
+    pub(crate) fn stream_item<T: Serialize + ?Sized>(
+        self,
+        value: &T,
+        human: impl FnOnce() -> String,
+    ) -> Result<bool, CliError> {
+        let text = if self.json {
+            let mut line = serde_json::to_string(value).map_err(|err| CliError::Io {
+                what: "could not encode the output as JSON".to_owned(),
+                source: io::Error::other(err),
+            })?;
+            line.push('\n');
+            line
+        } else {
+            human()
+        };
+        match write_stdout(&text) {
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+            Err(source) => Err(CliError::Io {
+                what: "could not write the output".to_owned(),
+                source,
+            }),
+        }
+    }
+
     /// A message for people (confirmation, next steps): stdout normally, stderr with `--json`
     /// so that stdout holds only JSON.
     pub(crate) fn notice(self, text: &str) -> Result<(), CliError> {
@@ -65,14 +98,19 @@ impl Output {
 
 /// Writes to stdout. A closed pipe (`tsunagu … | head`) is not an error.
 fn stdout(text: &str) -> Result<(), CliError> {
-    let mut out = io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    match write_stdout(text) {
         Err(err) if err.kind() != io::ErrorKind::BrokenPipe => Err(CliError::Io {
             what: "could not write the output".to_owned(),
             source: err,
         }),
         _ => Ok(()),
     }
+}
+
+/// Writes to stdout and flushes.
+fn write_stdout(text: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush())
 }
 
 /// Writes to stderr; there is nowhere to report a failure to.
@@ -536,7 +574,18 @@ pub(crate) fn room_created(room: &Room) -> String {
     )
 }
 
-/// `tsunagu room list`: the patient's name only, and a hint when invitations are waiting.
+/// The unread column of `tsunagu room list`: `3`, `3 (緊急 1)` with urgent notices among
+/// them, `－` for an invitation (nothing can be read before accepting).
+fn unread(room: &RoomSummary) -> String {
+    match (room.my_state, room.urgent_unread) {
+        (MemberState::Invited, _) => none(),
+        (_, 0) => room.unread.to_string(),
+        (_, urgent) => format!("{} (緊急 {urgent})", room.unread),
+    }
+}
+
+/// `tsunagu room list`: the patient's name only, the unread counts, and hints when
+/// invitations or urgent notices are waiting.
 pub(crate) fn room_summaries(rooms: &[RoomSummary]) -> String {
     let rows: Vec<Vec<String>> = rooms
         .iter()
@@ -544,6 +593,7 @@ pub(crate) fn room_summaries(rooms: &[RoomSummary]) -> String {
             vec![
                 room.id.to_string(),
                 room.patient_name.clone(),
+                unread(room),
                 consent_state(room.consent).to_owned(),
                 member_state(room.my_state).to_owned(),
                 timestamp(room.created_at),
@@ -554,12 +604,24 @@ pub(crate) fn room_summaries(rooms: &[RoomSummary]) -> String {
         &[
             "ID",
             "患者 Patient",
+            "未読 Unread (緊急 urgent)",
             "同意 Consent",
             "参加状況 My state",
             "作成 Created",
         ],
         &rows,
     );
+    if rooms
+        .iter()
+        .any(|room| room.my_state == MemberState::Accepted && room.urgent_unread > 0)
+    {
+        text.push_str(
+            "\n⚠ 未読の緊急連絡があります: `tsunagu history ID` で確認し、`tsunagu read ID` で既読に\
+             してください。\n\
+             ⚠ Urgent notices are unread: see them with `tsunagu history ID`, then mark them read \
+             with `tsunagu read ID`.\n",
+        );
+    }
     if rooms
         .iter()
         .any(|room| room.my_state == MemberState::Invited)
@@ -948,12 +1010,29 @@ mod tests {
             urgent_unread: 0,
             created_at: room.created_at,
         };
-        let text = room_summaries(&[summary]);
+        let text = room_summaries(std::slice::from_ref(&summary));
         assert!(text.contains("山田 太郎"), "{text}");
         assert!(text.contains("同意あり Given"), "{text}");
         assert!(text.contains("招待中 Invited"), "{text}");
         assert!(text.contains("tsunagu room accept"), "{text}");
+        assert!(text.contains("未読 Unread"), "{text}");
         assert_eq!(room_summaries(&[]), "（なし） None\n");
+
+        let member = |unread, urgent_unread| RoomSummary {
+            my_state: MemberState::Accepted,
+            head: 9,
+            unread,
+            urgent_unread,
+            ..summary.clone()
+        };
+        assert_eq!(self::unread(&summary), "－");
+        assert_eq!(self::unread(&member(0, 0)), "0");
+        assert_eq!(self::unread(&member(3, 0)), "3");
+        assert_eq!(self::unread(&member(3, 1)), "3 (緊急 1)");
+        let text = room_summaries(&[member(3, 1)]);
+        assert!(text.contains("3 (緊急 1)"), "{text}");
+        assert!(text.contains("Urgent notices are unread"), "{text}");
+        assert!(!room_summaries(&[member(3, 0)]).contains("Urgent"));
     }
 
     #[test]

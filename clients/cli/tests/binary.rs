@@ -53,6 +53,15 @@ fn help_lists_the_commands_and_the_exit_codes() {
         "admin",
         "room",
         "directory",
+        "post",
+        "history",
+        "tail",
+        "ack",
+        "acks",
+        "edit",
+        "delete",
+        "versions",
+        "read",
     ] {
         assert!(
             help.lines()
@@ -162,10 +171,57 @@ fn bad_dates_and_insurance_numbers_are_usage_errors() {
 }
 
 #[test]
+fn timeline_usage_errors_exit_2_and_an_empty_text_exits_6_before_anything_is_sent() {
+    let room = "01a1fea3-100b-74ec-a746-bb66a7b64778";
+    let output = tsunagu(&["post", room, "x", "--visibility", "family"], None);
+    assert_eq!(code(&output), 2);
+    assert!(text(&output.stderr).contains("care-team"));
+    let output = tsunagu(&["ack", room, "twelve"], None);
+    assert_eq!(code(&output), 2);
+    assert!(text(&output.stderr).contains("#12"));
+    let output = tsunagu(&["edit", room, "3", "x"], None);
+    assert_eq!(code(&output), 2);
+    assert!(text(&output.stderr).contains("--reason"));
+
+    // An empty text on stdin is refused locally (nothing listens on the server either).
+    let dir = tempfile::tempdir().unwrap();
+    let output = tsunagu(
+        &[
+            "--config-dir",
+            dir.path().to_str().unwrap(),
+            "--server",
+            "http://127.0.0.1:9",
+            "post",
+            room,
+            "-",
+        ],
+        Some("\n\n"),
+    );
+    assert_eq!(code(&output), 6);
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("本文が空です"), "{stderr}");
+    assert!(stderr.contains("The text is empty"), "{stderr}");
+
+    let output = tsunagu(&["post", "--help"], None);
+    assert_eq!(code(&output), 0);
+    let help = text(&output.stdout);
+    for expected in [
+        "care-team",
+        "everyone",
+        "--urgent",
+        "--client-id",
+        "標準入力",
+    ] {
+        assert!(help.contains(expected), "{expected}: {help}");
+    }
+}
+
+#[test]
 fn a_command_needing_a_login_without_one_exits_3_in_both_languages() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tsunagu");
     let config = config.to_str().unwrap();
+    let room = "01a1fea3-100b-74ec-a746-bb66a7b64778";
     for args in [
         &["whoami"][..],
         &["sessions", "--json"],
@@ -173,6 +229,10 @@ fn a_command_needing_a_login_without_one_exits_3_in_both_languages() {
         &["logout"],
         &["room", "list"],
         &["directory", "山田"],
+        &["history", room],
+        &["tail", room],
+        &["ack", room, "1"],
+        &["read", room],
     ] {
         let output = tsunagu(&[&["--config-dir", config], args].concat(), None);
         assert_eq!(code(&output), 3, "{args:?}");

@@ -1,6 +1,6 @@
 //! Running commands: the shared context (which server, which credentials, how to print) and the
-//! dispatch to the account commands ([`auth`]), the administration commands ([`admin`]) and
-//! the patient-room and directory commands ([`rooms`]).
+//! dispatch to the account commands ([`auth`]), the administration commands ([`admin`]), the
+//! patient-room and directory commands ([`rooms`]) and the timeline commands ([`timeline`]).
 //!
 //! Tokens are only ever sent to the server that issued them: a logged-in command refuses a
 //! `--server` other than the stored one. After every logged-in command the stored credentials
@@ -10,6 +10,7 @@
 mod admin;
 mod auth;
 mod rooms;
+mod timeline;
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,15 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Admin(command) => admin::run(&ctx, command).await,
         Command::Room(command) => rooms::run(&ctx, command).await,
         Command::Directory { query } => rooms::directory(&ctx, query).await,
+        Command::Post(args) => timeline::post(&ctx, args).await,
+        Command::History(args) => timeline::history(&ctx, args).await,
+        Command::Tail(args) => timeline::tail(&ctx, args).await,
+        Command::Ack(args) => timeline::ack(&ctx, args).await,
+        Command::Acks(args) => timeline::acks(&ctx, args).await,
+        Command::Edit(args) => timeline::edit(&ctx, args).await,
+        Command::Delete(args) => timeline::delete(&ctx, args).await,
+        Command::Versions(args) => timeline::versions(&ctx, args).await,
+        Command::Read { room, seq } => timeline::read(&ctx, room, seq).await,
     }
 }
 
@@ -157,6 +167,19 @@ impl Context {
             credentials.set_tokens(tokens);
             self.store.save(&credentials)?;
         }
+        Ok(())
+    }
+
+    /// Saves `tokens` over those of `credentials` while a long-running command goes on (so
+    /// that a refresh is not lost if the process is then killed).
+    pub(crate) fn save_tokens(
+        &self,
+        credentials: &Credentials,
+        tokens: &Tokens,
+    ) -> Result<(), CliError> {
+        let mut credentials = credentials.clone();
+        credentials.set_tokens(tokens.clone());
+        self.store.save(&credentials)?;
         Ok(())
     }
 
