@@ -128,6 +128,16 @@ pub async fn run(server: TestServer) {
     let retry = nurse.session.post_entry(room, &wound).await.unwrap();
     assert!(!first.duplicate && retry.duplicate);
     assert_eq!((retry.seq, retry.entry_id), (first.seq, first.entry_id));
+    // The same client id for a different post is refused, not silently dropped.
+    let reused = PostEntryRequest {
+        text: "MARKER-other text".into(),
+        ..wound.clone()
+    };
+    let conflict = assert_code(
+        nurse.session.post_entry(room, &reused).await,
+        ErrorCode::Conflict,
+    );
+    assert_eq!(conflict.body().unwrap().fields[0].code, "reused");
 
     let shared = nurse
         .session
@@ -324,6 +334,10 @@ pub async fn run(server: TestServer) {
             .await,
         ErrorCode::Conflict,
     );
+    assert_code(
+        family.session.acknowledge(room, shared.entry_id).await,
+        ErrorCode::Conflict,
+    );
     let versions = doctor
         .session
         .entry_versions(room, first.entry_id)
@@ -396,6 +410,9 @@ pub async fn run(server: TestServer) {
         .withdraw_consent(room, consent.id, "家族の希望")
         .await
         .unwrap();
+    // A retry of a post stored before the withdrawal is answered with what was stored.
+    let retried = nurse.session.post_entry(room, &wound).await.unwrap();
+    assert!(retried.duplicate && retried.seq == first.seq);
     let after = post(
         "MARKER-after-withdrawal",
         EntryKind::Text,

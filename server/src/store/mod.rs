@@ -397,7 +397,8 @@ impl Store {
             sqlx::query(concat!(
                 "select r.room_id, r.patient_details, r.created_at, m.state as my_state, ",
                 rows::CONSENT_STATE_COLUMN!(),
-                ", case when $2 = 1 then r.last_seq else r.last_public_seq end as head, \
+                ", case when m.state <> 'accepted' then 0 \
+                 when $2 = 1 then r.last_seq else r.last_public_seq end as head, \
                  (select count(*) from timeline_event e where e.room_id = r.room_id \
                   and e.change = 'posted' and e.author_id <> m.user_id and m.state = 'accepted' \
                   and (case when $2 = 1 then e.seq else e.public_seq end) > m.read_seq) as unread, \

@@ -317,6 +317,24 @@ impl TimelineService {
         request: PostEntryRequest,
     ) -> Result<PostedEntry> {
         let row = self.member_room(principal, room, Action::EntryPost).await?;
+        let stream = stream_of(principal.role);
+        let client_id = request.client_id.to_string();
+        // A retry is answered with what was stored, even if consent has been withdrawn since;
+        // a different post under a used client id is refused rather than dropped.
+        let mut tx = self.store.begin().await?;
+        if let Some(existing) = tx.client_post(room, principal.user_id, &client_id).await? {
+            drop(tx);
+            if !same_post(&existing, &request)? {
+                return Err(AppError::Conflict(vec![field_error(
+                    "client_id",
+                    "reused",
+                    "このIDは別の投稿に使われています。",
+                    "This client_id was used for a different post.",
+                )]));
+            }
+            return posted(&existing, stream, request.client_id, true);
+        }
+        drop(tx);
         let lay = !principal.role.is_care_professional();
         if lay && (request.visibility != Visibility::Everyone || request.kind != EntryKind::Text) {
             return Err(self.refuse(principal, Action::EntryPost, room).await);
@@ -325,13 +343,7 @@ impl TimelineService {
             return Err(no_consent());
         }
         let text = checked_text(&request.text, "text", MAX_TEXT_CHARS)?;
-        let stream = stream_of(principal.role);
-        let client_id = request.client_id.to_string();
         let mut tx = self.store.begin().await?;
-        if let Some(existing) = tx.client_post(room, principal.user_id, &client_id).await? {
-            drop(tx);
-            return posted(&existing, stream, request.client_id, true);
-        }
         let entry_id = EntryId::generate();
         let created_at = now_micros();
         let event = NewEvent {
@@ -432,10 +444,12 @@ impl TimelineService {
             .reason(format!("after={after};count={}", events.len()))
             .record(&self.store)
             .await?;
-        Ok(TimelinePage {
-            events,
-            head: u64::try_from(Self::head(&row, stream)).unwrap_or(0),
-        })
+        // The room row was read before the events: a page may hold newer ones.
+        let newest = events.last().map_or(0, |event| event.seq);
+        let head = u64::try_from(Self::head(&row, stream))
+            .unwrap_or(0)
+            .max(newest);
+        Ok(TimelinePage { events, head })
     }
 
     /// Corrects or deletes an entry: a new version, never an overwrite. Only its author may,
@@ -596,7 +610,15 @@ impl TimelineService {
     ) -> Result<Vec<Acknowledgement>> {
         self.member_room(principal, room, Action::EntryAcknowledge)
             .await?;
-        self.visible_entry(principal, room, entry).await?;
+        let events = self.visible_entry(principal, room, entry).await?;
+        if events.last().is_some_and(|last| last.change == "deleted") {
+            return Err(AppError::Conflict(vec![field_error(
+                "entry_id",
+                "deleted",
+                "削除済みの投稿には「見ました」を付けられません。",
+                "A deleted entry cannot be acknowledged.",
+            )]));
+        }
         let mut tx = self.store.begin().await?;
         if tx
             .acknowledge(room, entry, principal.user_id, now_micros())
@@ -688,6 +710,17 @@ fn no_consent() -> AppError {
         "患者（家族）の同意が記録されていないため投稿できません。",
         "No consent to sharing is in force: nothing can be posted.",
     )])
+}
+
+/// Whether a stored post is the one `request` describes (a true retry).
+fn same_post(row: &EventRow, request: &PostEntryRequest) -> Result<bool> {
+    let kind = match request.kind {
+        EntryKind::Text => "text",
+        EntryKind::Urgent => "urgent",
+    };
+    Ok(row.entry_kind.as_deref() == Some(kind)
+        && row.visibility == visibility_name(request.visibility)
+        && decode(&row.body)?.text.as_deref() == Some(request.text.as_str()))
 }
 
 fn posted(
