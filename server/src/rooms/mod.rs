@@ -6,6 +6,7 @@
 //! every change, is audited in the same transaction. Non-members are refused (and the refusal
 //! is audited) whatever they try.
 
+pub(crate) mod access;
 mod details;
 
 use tsunagu_protocol::identity::Role;
@@ -24,6 +25,7 @@ use crate::store::{self, ConsentRow, MemberRow, RoomRow, Store};
 use crate::time::{from_micros, now_micros};
 use crate::timeline::{append_system_event, publish_committed, stream_of};
 
+use access::consent_state;
 use details::{validate_consent, validate_patient};
 
 const DIRECTORY_LIMIT: i64 = 20;
@@ -47,14 +49,6 @@ fn member_state(state: &str) -> Result<MemberState> {
     })
 }
 
-fn consent_state(stored: Option<&str>) -> ConsentState {
-    match stored {
-        Some("given") => ConsentState::Given,
-        Some(_) => ConsentState::Withdrawn,
-        None => ConsentState::Missing,
-    }
-}
-
 /// The room service.
 #[derive(Debug, Clone)]
 pub struct RoomService {
@@ -68,32 +62,17 @@ impl RoomService {
         Self { store, hub }
     }
 
-    /// Records a refusal and returns `forbidden`.
     async fn refuse(&self, principal: &Principal, action: Action, room: RoomId) -> AppError {
-        match Event::by(principal, action, Outcome::Refused)
-            .object("room", room)
-            .record(&self.store)
-            .await
-        {
-            Ok(()) => AppError::Forbidden,
-            Err(error) => AppError::Store(error),
-        }
+        access::refuse(&self.store, principal, action, room).await
     }
 
-    /// The room and the caller's accepted membership, or a refusal.
     async fn accepted_room(
         &self,
         principal: &Principal,
         room: RoomId,
         action: Action,
     ) -> Result<RoomRow> {
-        let row = self.store.room(room).await?.ok_or(AppError::NotFound)?;
-        let membership = self.store.membership(room, principal.user_id).await?;
-        if membership.is_some_and(|m| m.state == "accepted") {
-            Ok(row)
-        } else {
-            Err(self.refuse(principal, action, room).await)
-        }
+        access::accepted_room(&self.store, principal, room, action).await
     }
 
     /// As [`Self::accepted_room`], and the caller must be a care professional.

@@ -24,6 +24,7 @@ use crate::audit::{Action, Event, Outcome};
 use crate::auth::Principal;
 use crate::error::{AppError, Result, field_error};
 use crate::hub::Hub;
+use crate::rooms::access;
 use crate::store::{self, EventRow, NewEvent, RoomRow, Store, StoreTx, Stream};
 use crate::time::{from_micros, now_micros};
 
@@ -253,30 +254,16 @@ impl TimelineService {
     }
 
     async fn refuse(&self, principal: &Principal, action: Action, room: RoomId) -> AppError {
-        match Event::by(principal, action, Outcome::Refused)
-            .object("room", room)
-            .record(&self.store)
-            .await
-        {
-            Ok(()) => AppError::Forbidden,
-            Err(error) => AppError::Store(error),
-        }
+        access::refuse(&self.store, principal, action, room).await
     }
 
-    /// The room, if the caller is an accepted member.
     async fn member_room(
         &self,
         principal: &Principal,
         room: RoomId,
         action: Action,
     ) -> Result<RoomRow> {
-        let row = self.store.room(room).await?.ok_or(AppError::NotFound)?;
-        let membership = self.store.membership(room, principal.user_id).await?;
-        if membership.is_some_and(|m| m.state == "accepted") {
-            Ok(row)
-        } else {
-            Err(self.refuse(principal, action, room).await)
-        }
+        access::accepted_room(&self.store, principal, room, action).await
     }
 
     /// The events of one entry that the caller may see (none: not found).
@@ -696,11 +683,7 @@ impl TimelineService {
 }
 
 fn consent_state(row: &RoomRow) -> ConsentState {
-    match row.consent_state.as_deref() {
-        Some("given") => ConsentState::Given,
-        Some(_) => ConsentState::Withdrawn,
-        None => ConsentState::Missing,
-    }
+    access::consent_state(row.consent_state.as_deref())
 }
 
 fn no_consent() -> AppError {
