@@ -12,7 +12,9 @@
 //!   stored once and answered with the stored sequence number;
 //! - a client too slow to keep up receives `resume { room, after }` and no further events of
 //!   that room until it subscribes again with `since = after`; nothing is skipped silently;
-//! - the server closes the socket within 60 seconds of the session ending (`session_ended`).
+//! - the server closes the socket within 60 seconds of the session ending (`session_ended`);
+//! - a member who leaves or is removed receives that system event, then `error` (forbidden)
+//!   for the room, and nothing more of it.
 
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +93,9 @@ pub enum ServerFrame {
         code: ErrorCode,
         message_ja: String,
         message_en: String,
+        /// Per-field problems, as in the HTTP error body.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        fields: Vec<crate::FieldError>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<RoomId>,
         #[serde(default, skip_serializing_if = "Option::is_none")]

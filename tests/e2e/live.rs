@@ -21,7 +21,49 @@ use tsunagu_protocol::{ClientPostId, ErrorCode, RoomId};
 
 use crate::support::{Person, bootstrap_admin, onboard, organisation};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// A client socket: a task reads it continuously (so that pings are answered and frames are
+/// taken off the wire as they come) and hands the frames over; `None` marks its end.
+struct Socket {
+    sink: futures_util::stream::SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>,
+    frames: tokio::sync::mpsc::UnboundedReceiver<Option<ServerFrame>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Socket {
+    /// Dropping the socket closes the connection, as a device going away does.
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl Socket {
+    fn new(socket: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        let (sink, mut stream) = socket.split();
+        let (tx, frames) = tokio::sync::mpsc::unbounded_channel();
+        let reader = tokio::spawn(async move {
+            while let Some(Ok(message)) = stream.next().await {
+                let frame = match message {
+                    Message::Text(text) => serde_json::from_str(&text).unwrap(),
+                    Message::Close(_) => break,
+                    _ => continue,
+                };
+                if tx.send(Some(frame)).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(None);
+        });
+        Socket {
+            sink,
+            frames,
+            reader,
+        }
+    }
+
+    async fn send_raw(&mut self, text: &str) {
+        self.sink.send(Message::Text(text.into())).await.unwrap();
+    }
+}
 
 async fn ticket(server: &TestServer, person: &Person) -> String {
     let response = reqwest::Client::new()
@@ -43,32 +85,29 @@ fn ws_url(server: &TestServer, ticket: &str) -> String {
 
 async fn connect(server: &TestServer, person: &Person) -> Socket {
     let ticket = ticket(server, person).await;
-    tokio_tungstenite::connect_async(ws_url(server, &ticket))
-        .await
-        .unwrap()
-        .0
+    Socket::new(
+        tokio_tungstenite::connect_async(ws_url(server, &ticket))
+            .await
+            .unwrap()
+            .0,
+    )
 }
 
 async fn send(socket: &mut Socket, frame: &ClientFrame) {
     socket
+        .sink
         .send(Message::Text(serde_json::to_string(frame).unwrap().into()))
         .await
         .unwrap();
 }
 
-/// The next server frame, or `None` if none comes within `wait`.
+/// The next server frame, or `None` if none comes within `wait` or the socket closed.
 async fn next(socket: &mut Socket, wait: Duration) -> Option<ServerFrame> {
-    loop {
-        let message = tokio::time::timeout(wait, socket.next())
-            .await
-            .ok()??
-            .ok()?;
-        match message {
-            Message::Text(text) => return Some(serde_json::from_str(&text).unwrap()),
-            Message::Close(_) => return None,
-            _ => {}
-        }
-    }
+    tokio::time::timeout(wait, socket.frames.recv())
+        .await
+        .ok()
+        .flatten()
+        .flatten()
 }
 
 /// Reads frames until `n` events have arrived.
@@ -301,10 +340,7 @@ pub async fn run(server: TestServer) {
         next(&mut family_socket, Duration::from_secs(10)).await,
         Some(ServerFrame::Pong { nonce: 7 })
     );
-    family_socket
-        .send(Message::Text("{\"type\":\"shout\"}".into()))
-        .await
-        .unwrap();
+    family_socket.send_raw("{\"type\":\"shout\"}").await;
     assert!(matches!(
         next(&mut family_socket, Duration::from_secs(10)).await,
         Some(ServerFrame::Error {
@@ -312,6 +348,38 @@ pub async fn run(server: TestServer) {
             ..
         })
     ));
+
+    // A member removed while subscribed gets that event, then a refusal, then nothing more.
+    let family_id = family.session.me().await.unwrap().user.id;
+    nurse.session.revoke_member(room, family_id).await.unwrap();
+    let mut saw_revoked = false;
+    loop {
+        match next(&mut family_socket, Duration::from_secs(10)).await {
+            Some(ServerFrame::Event { event, .. }) => {
+                saw_revoked |= matches!(event.change, Change::System { event: tsunagu_protocol::timeline::SystemEvent::MemberRevoked { user_id } } if user_id == family_id);
+            }
+            Some(ServerFrame::Error {
+                code: ErrorCode::Forbidden,
+                room: Some(r),
+                ..
+            }) if r == room => break,
+            other => panic!("expected the removal, got {other:?}"),
+        }
+    }
+    assert!(saw_revoked);
+    let request = PostEntryRequest {
+        client_id: ClientPostId::generate(),
+        kind: EntryKind::Text,
+        visibility: Visibility::Everyone,
+        text: "LIVE-after-removal".into(),
+    };
+    nurse.session.post_entry(room, &request).await.unwrap();
+    assert!(
+        next(&mut family_socket, Duration::from_millis(700))
+            .await
+            .is_none(),
+        "nothing after removal"
+    );
 
     // A revoked session's socket is told and closed within 60 s.
     family.session.logout().await.unwrap();

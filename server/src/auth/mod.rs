@@ -561,6 +561,9 @@ impl AuthService {
         let ticket = random_token();
         let digest = self.keys.digester().digest("ws-ticket", ticket.as_bytes());
         let mut tx = self.store.begin().await?;
+        // Expired tickets are useless; keep the table small.
+        tx.delete_expired_ws_tickets(now_micros() - seconds(3600))
+            .await?;
         tx.insert_ws_ticket(
             &digest,
             principal.session_id,

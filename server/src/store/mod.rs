@@ -970,6 +970,12 @@ impl StoreTx {
         Ok(())
     }
 
+    /// Forgets tickets that expired before `before`.
+    pub async fn delete_expired_ws_tickets(&mut self, before: i64) -> Result<u64> {
+        self.execute(sqlx::query("delete from ws_ticket where expires_at < $1").bind(before))
+            .await
+    }
+
     /// Uses up a WebSocket ticket that has not expired; returns its session.
     pub async fn redeem_ws_ticket(&mut self, digest: &[u8], now: i64) -> Result<Option<String>> {
         let session: Option<String> = sqlx::query_scalar(

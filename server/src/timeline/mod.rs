@@ -143,6 +143,17 @@ fn event_from_row(row: &EventRow, stream: Stream, viewer: &Principal) -> Result<
     })
 }
 
+/// Whether a stored event ends `user`'s membership of its room (they left or were removed).
+pub fn ends_membership_of(row: &EventRow, user: tsunagu_protocol::UserId) -> bool {
+    row.change == "system"
+        && decode(&row.body).is_ok_and(|body| {
+            matches!(
+                body.system,
+                Some(SystemEvent::MemberLeft { user_id } | SystemEvent::MemberRevoked { user_id }) if user_id == user
+            )
+        })
+}
+
 /// The frame carrying a stored event to `viewer`, numbered in `stream`.
 ///
 /// # Errors

@@ -40,6 +40,8 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 /// Sustained frames per second a client may send, and the burst above it.
 const FRAMES_PER_SECOND: f64 = 20.0;
 const FRAME_BURST: f64 = 60.0;
+/// Frames refused in a row before a flooding connection is closed.
+const FLOOD_LIMIT: u32 = 100;
 
 /// The query of the upgrade request.
 #[derive(Debug, Deserialize)]
@@ -131,6 +133,7 @@ fn error_frame(
         code: body.code,
         message_ja: body.message_ja,
         message_en: body.message_en,
+        fields: body.fields,
         room,
         client_id,
         retry_after_seconds: body.retry_after_seconds,
@@ -210,6 +213,8 @@ async fn run(socket: WebSocket, state: AppState, principal: Principal) {
         out,
         subscriptions: HashMap::new(),
         limit: RateLimit::new(),
+        refused_in_a_row: 0,
+        acted: false,
     };
     let mut check = tokio::time::interval(HEARTBEAT);
     check.tick().await;
@@ -219,6 +224,18 @@ async fn run(socket: WebSocket, state: AppState, principal: Principal) {
         tokio::select! {
             message = stream.next() => {
                 heard = Instant::now();
+                let data = matches!(message, Some(Ok(Message::Text(_) | Message::Binary(_))));
+                if data && !connection.limit.allow() {
+                    connection.refused_in_a_row += 1;
+                    if connection.refused_in_a_row > FLOOD_LIMIT {
+                        tracing::warn!(user = %connection.principal.user_id, "closing a flooding WebSocket");
+                        break Some(close_frame(1008, "too many frames"));
+                    }
+                    let error = AppError::RateLimited { retry_after_seconds: 1 };
+                    connection.send(error_frame(&error, None, None)).await;
+                    continue;
+                }
+                connection.refused_in_a_row = 0;
                 match message {
                     Some(Ok(Message::Text(text))) => connection.handle_text(text.as_str()).await,
                     Some(Ok(Message::Binary(_))) => {
@@ -233,10 +250,13 @@ async fn run(socket: WebSocket, state: AppState, principal: Principal) {
                 if heard.elapsed() > SILENCE_LIMIT {
                     break Some(close_frame(1001, "silent too long"));
                 }
+                // Posts and acknowledgements are the user's actions: they keep the session
+                // from idling out; merely receiving does not.
+                let touch = std::mem::take(&mut connection.acted);
                 let live = connection
                     .state
                     .auth
-                    .session(connection.principal.session_id, None, connection.principal.origin.clone(), false)
+                    .session(connection.principal.session_id, None, connection.principal.origin.clone(), touch)
                     .await;
                 if live.is_err() {
                     connection.send(ServerFrame::SessionEnded).await;
@@ -270,6 +290,11 @@ struct Connection {
     out: mpsc::Sender<ServerFrame>,
     subscriptions: HashMap<RoomId, JoinHandle<()>>,
     limit: RateLimit,
+    /// Frames refused by the rate limit without a pause; past [`FLOOD_LIMIT`] the
+    /// connection is closed.
+    refused_in_a_row: u32,
+    /// Whether the user posted or acknowledged since the last session check.
+    acted: bool,
 }
 
 impl Connection {
@@ -279,13 +304,6 @@ impl Connection {
     }
 
     async fn handle_text(&mut self, text: &str) {
-        if !self.limit.allow() {
-            let error = AppError::RateLimited {
-                retry_after_seconds: 1,
-            };
-            self.send(error_frame(&error, None, None)).await;
-            return;
-        }
         let frame: ClientFrame = match serde_json::from_str(text) {
             Ok(frame) => frame,
             Err(_) => {
@@ -299,6 +317,9 @@ impl Connection {
                 return;
             }
         };
+        if matches!(frame, ClientFrame::Post { .. } | ClientFrame::Ack { .. }) {
+            self.acted = true;
+        }
         match frame {
             ClientFrame::Subscribe { room, since } => self.subscribe(room, since).await,
             ClientFrame::Unsubscribe { room } => {

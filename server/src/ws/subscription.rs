@@ -12,7 +12,7 @@ use tsunagu_protocol::ws::ServerFrame;
 
 use crate::auth::Principal;
 use crate::store::{EventRow, Store, Stream};
-use crate::timeline::{event_frame, stream_of};
+use crate::timeline::{ends_membership_of, event_frame, stream_of};
 
 /// Events read from the database per page while catching up.
 const PAGE: i64 = 500;
@@ -33,6 +33,8 @@ enum Stop {
     Closed,
     /// The client is too slow: tell it where to resume.
     Resume,
+    /// The viewer is no longer a member: nothing more of this room.
+    Removed,
 }
 
 impl Forwarder {
@@ -43,15 +45,31 @@ impl Forwarder {
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
             let mut last = i64::try_from(since).unwrap_or(i64::MAX);
-            if let Stop::Resume = self.forward(&mut last, receiver).await {
-                let after = u64::try_from(last).unwrap_or(0);
-                let _ = self
-                    .out
-                    .send(ServerFrame::Resume {
-                        room: self.room,
-                        after,
-                    })
-                    .await;
+            match self.forward(&mut last, receiver).await {
+                Stop::Resume => {
+                    let after = u64::try_from(last).unwrap_or(0);
+                    let _ = self
+                        .out
+                        .send(ServerFrame::Resume {
+                            room: self.room,
+                            after,
+                        })
+                        .await;
+                }
+                Stop::Removed => {
+                    let body = crate::error::AppError::Forbidden.body();
+                    let frame = ServerFrame::Error {
+                        code: body.code,
+                        message_ja: body.message_ja,
+                        message_en: body.message_en,
+                        fields: Vec::new(),
+                        room: Some(self.room),
+                        client_id: None,
+                        retry_after_seconds: None,
+                    };
+                    let _ = self.out.send(frame).await;
+                }
+                Stop::Closed => {}
             }
         })
     }
@@ -89,6 +107,9 @@ impl Forwarder {
                         return Stop::Closed;
                     }
                     *last = seq;
+                    if ends_membership_of(row, self.viewer.user_id) {
+                        return Stop::Removed;
+                    }
                 }
             }
             // Live, until something is missed.
@@ -113,6 +134,9 @@ impl Forwarder {
                             Ok(Ok(())) => *last = seq,
                             Ok(Err(_)) => return Stop::Closed,
                             Err(_) => return Stop::Resume,
+                        }
+                        if ends_membership_of(&row, self.viewer.user_id) {
+                            return Stop::Removed;
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => break,
