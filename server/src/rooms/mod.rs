@@ -62,19 +62,6 @@ impl RoomService {
         Self { store, hub }
     }
 
-    async fn refuse(&self, principal: &Principal, action: Action, room: RoomId) -> AppError {
-        access::refuse(&self.store, principal, action, room).await
-    }
-
-    async fn accepted_room(
-        &self,
-        principal: &Principal,
-        room: RoomId,
-        action: Action,
-    ) -> Result<RoomRow> {
-        access::accepted_room(&self.store, principal, room, action).await
-    }
-
     /// As [`Self::accepted_room`], and the caller must be a care professional.
     async fn professional_room(
         &self,
@@ -86,9 +73,9 @@ impl RoomService {
             if self.store.room(room).await?.is_none() {
                 return Err(AppError::NotFound);
             }
-            return Err(self.refuse(principal, action, room).await);
+            return Err(access::refuse(&self.store, principal, action, room).await);
         }
-        self.accepted_room(principal, room, action).await
+        access::accepted_room(&self.store, principal, room, action).await
     }
 
     fn room_from_row(row: &RoomRow) -> Result<Room> {
@@ -178,9 +165,7 @@ impl RoomService {
     /// # Errors
     /// `not_found`, `forbidden`.
     pub async fn room(&self, principal: &Principal, room: RoomId) -> Result<Room> {
-        let row = self
-            .accepted_room(principal, room, Action::RoomView)
-            .await?;
+        let row = access::accepted_room(&self.store, principal, room, Action::RoomView).await?;
         let view = Self::room_from_row(&row)?;
         Event::by(principal, Action::RoomView, Outcome::Success)
             .object("room", room)
@@ -196,8 +181,7 @@ impl RoomService {
     /// # Errors
     /// `not_found`, `forbidden`.
     pub async fn members(&self, principal: &Principal, room: RoomId) -> Result<Vec<Member>> {
-        self.accepted_room(principal, room, Action::MemberList)
-            .await?;
+        access::accepted_room(&self.store, principal, room, Action::MemberList).await?;
         let rows = self.store.room_members(room).await?;
         let members = rows
             .iter()
@@ -447,8 +431,7 @@ impl RoomService {
     /// # Errors
     /// `forbidden`, `not_found`.
     pub async fn consents(&self, principal: &Principal, room: RoomId) -> Result<Vec<Consent>> {
-        self.accepted_room(principal, room, Action::ConsentList)
-            .await?;
+        access::accepted_room(&self.store, principal, room, Action::ConsentList).await?;
         let consents = self
             .store
             .consents(room)
@@ -475,8 +458,7 @@ impl RoomService {
         consent: ConsentId,
         reason: &str,
     ) -> Result<Consent> {
-        self.accepted_room(principal, room, Action::ConsentWithdraw)
-            .await?;
+        access::accepted_room(&self.store, principal, room, Action::ConsentWithdraw).await?;
         let stored = self
             .store
             .consent(consent)

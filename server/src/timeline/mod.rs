@@ -264,19 +264,6 @@ impl TimelineService {
         &self.hub
     }
 
-    async fn refuse(&self, principal: &Principal, action: Action, room: RoomId) -> AppError {
-        access::refuse(&self.store, principal, action, room).await
-    }
-
-    async fn member_room(
-        &self,
-        principal: &Principal,
-        room: RoomId,
-        action: Action,
-    ) -> Result<RoomRow> {
-        access::accepted_room(&self.store, principal, room, action).await
-    }
-
     /// The events of one entry that the caller may see (none: not found).
     async fn visible_entry(
         &self,
@@ -314,7 +301,7 @@ impl TimelineService {
         room: RoomId,
         request: PostEntryRequest,
     ) -> Result<PostedEntry> {
-        let row = self.member_room(principal, room, Action::EntryPost).await?;
+        let row = access::accepted_room(&self.store, principal, room, Action::EntryPost).await?;
         let stream = stream_of(principal.role);
         let client_id = request.client_id.to_string();
         // A retry is answered with what was stored, even if consent has been withdrawn since;
@@ -335,7 +322,7 @@ impl TimelineService {
         drop(tx);
         let lay = !principal.role.is_care_professional();
         if lay && (request.visibility != Visibility::Everyone || request.kind != EntryKind::Text) {
-            return Err(self.refuse(principal, Action::EntryPost, room).await);
+            return Err(access::refuse(&self.store, principal, Action::EntryPost, room).await);
         }
         if ConsentState::Given != consent_state(&row) {
             return Err(no_consent());
@@ -424,9 +411,7 @@ impl TimelineService {
                 "limit must be between 1 and 500.",
             ));
         }
-        let row = self
-            .member_room(principal, room, Action::TimelineRead)
-            .await?;
+        let row = access::accepted_room(&self.store, principal, room, Action::TimelineRead).await?;
         let stream = stream_of(principal.role);
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let rows = self
@@ -465,13 +450,13 @@ impl TimelineService {
         } else {
             Action::EntryDelete
         };
-        let row = self.member_room(principal, room, action).await?;
+        let row = access::accepted_room(&self.store, principal, room, action).await?;
         let events = self.visible_entry(principal, room, entry).await?;
         let (Some(first), Some(last)) = (events.first(), events.last()) else {
             return Err(AppError::NotFound);
         };
         if first.author_id != principal.user_id.to_string() {
-            return Err(self.refuse(principal, action, room).await);
+            return Err(access::refuse(&self.store, principal, action, room).await);
         }
         if last.change == "deleted" {
             return Err(AppError::Conflict(vec![field_error(
@@ -568,10 +553,9 @@ impl TimelineService {
         room: RoomId,
         entry: EntryId,
     ) -> Result<Vec<EntryVersion>> {
-        self.member_room(principal, room, Action::EntryVersions)
-            .await?;
+        access::accepted_room(&self.store, principal, room, Action::EntryVersions).await?;
         if !principal.role.is_care_professional() {
-            return Err(self.refuse(principal, Action::EntryVersions, room).await);
+            return Err(access::refuse(&self.store, principal, Action::EntryVersions, room).await);
         }
         let events = self.visible_entry(principal, room, entry).await?;
         let versions = events
@@ -606,8 +590,7 @@ impl TimelineService {
         room: RoomId,
         entry: EntryId,
     ) -> Result<Vec<Acknowledgement>> {
-        self.member_room(principal, room, Action::EntryAcknowledge)
-            .await?;
+        access::accepted_room(&self.store, principal, room, Action::EntryAcknowledge).await?;
         let events = self.visible_entry(principal, room, entry).await?;
         if events.last().is_some_and(|last| last.change == "deleted") {
             return Err(AppError::Conflict(vec![field_error(
@@ -642,8 +625,7 @@ impl TimelineService {
         room: RoomId,
         entry: EntryId,
     ) -> Result<Vec<Acknowledgement>> {
-        self.member_room(principal, room, Action::EntryAcknowledge)
-            .await?;
+        access::accepted_room(&self.store, principal, room, Action::EntryAcknowledge).await?;
         self.visible_entry(principal, room, entry).await?;
         self.acknowledgement_list(room, entry).await
     }
@@ -674,9 +656,7 @@ impl TimelineService {
     /// # Errors
     /// `forbidden`, `not_found`, `invalid_request` beyond the head.
     pub async fn mark_read(&self, principal: &Principal, room: RoomId, seq: u64) -> Result<()> {
-        let row = self
-            .member_room(principal, room, Action::TimelineRead)
-            .await?;
+        let row = access::accepted_room(&self.store, principal, room, Action::TimelineRead).await?;
         let seq = i64::try_from(seq).unwrap_or(i64::MAX);
         if seq > Self::head(&row, stream_of(principal.role)) {
             return Err(AppError::invalid(
