@@ -11,6 +11,7 @@
 mod support;
 
 mod cli;
+mod durability;
 mod live;
 mod onboarding;
 mod process;
@@ -57,5 +58,6 @@ both_backends! {
     patient_rooms_membership_and_consent => rooms;
     timeline_streams_versions_and_acknowledgements => timeline;
     websocket_live_delivery_and_resume => live;
+    acknowledged_posts_survive_sigkill => durability;
     cli_walkthrough => cli;
 }

@@ -28,6 +28,7 @@ pub struct TestServer {
     data_dir: tempfile::TempDir,
     logs: Arc<Mutex<Vec<String>>>,
     database: Option<TestDatabase>,
+    args: Vec<String>,
 }
 
 /// Path of a binary built by `cargo test --workspace` in the same target directory as the
@@ -60,60 +61,37 @@ impl TestServer {
             Backend::Postgres => Some(fresh_database(test).await?),
         };
         let data_dir = tempfile::tempdir().expect("temporary data directory");
-        let mut command = Command::new(binary("tsunagu-server"));
-        command
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-            .arg("--data-dir")
-            .arg(data_dir.path())
-            .args(args)
-            .env("TSUNAGU_LOG", "debug")
-            .env_remove("TSUNAGU_DATABASE_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if let Some(database) = &database {
-            command.args(["--database-url", &database.url]);
-        }
-        let mut child = command.spawn().expect("spawn tsunagu-server");
         let logs = Arc::new(Mutex::new(Vec::new()));
-        let (address_tx, address_rx) = tokio::sync::oneshot::channel();
-        let mut address_tx = Some(address_tx);
-        let stderr = child.stderr.take().expect("stderr");
-        let stdout = child.stdout.take().expect("stdout");
-        let sink = logs.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(address) = listening_address(&line)
-                    && let Some(tx) = address_tx.take()
-                {
-                    let _ = tx.send(address);
-                }
-                sink.lock().expect("log lock").push(line);
-            }
-        });
-        let sink = logs.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                sink.lock().expect("log lock").push(line);
-            }
-        });
-        let base_url = match tokio::time::timeout(Duration::from_secs(60), address_rx).await {
-            Ok(Ok(url)) => url,
-            _ => panic!(
-                "server did not start; its output:\n{}",
-                logs.lock().expect("log lock").join("\n")
-            ),
-        };
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let (child, base_url) = spawn(data_dir.path(), database.as_ref(), &args, &logs).await;
         Some(TestServer {
             child,
             base_url,
             data_dir,
             logs,
             database,
+            args,
         })
+    }
+
+    /// Kills the server with SIGKILL (no shutdown at all) and waits for it to be gone.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().expect("SIGKILL the server");
+        self.child.wait().await.expect("wait for the killed server");
+    }
+
+    /// Starts the server again on the same data directory and database (after [`Self::kill`]);
+    /// `base_url` changes to the new port.
+    pub async fn restart(&mut self) {
+        let (child, base_url) = spawn(
+            self.data_dir.path(),
+            self.database.as_ref(),
+            &self.args,
+            &self.logs,
+        )
+        .await;
+        self.child = child;
+        self.base_url = base_url;
     }
 
     /// The data directory (SQLite file and key files).
@@ -271,6 +249,62 @@ impl TestServer {
         if let Some(database) = self.database.take() {
             database.drop_database().await;
         }
+    }
+}
+
+/// Spawns `tsunagu-server` on `data_dir` (and `database`), collecting its output into `logs`;
+/// returns the process and its URL once it listens.
+async fn spawn(
+    data_dir: &Path,
+    database: Option<&TestDatabase>,
+    args: &[String],
+    logs: &Arc<Mutex<Vec<String>>>,
+) -> (Child, String) {
+    let mut command = Command::new(binary("tsunagu-server"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("TSUNAGU_LOG", "debug")
+        .env_remove("TSUNAGU_DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(database) = database {
+        command.args(["--database-url", &database.url]);
+    }
+    let mut child = command.spawn().expect("spawn tsunagu-server");
+    let (address_tx, address_rx) = tokio::sync::oneshot::channel();
+    let mut address_tx = Some(address_tx);
+    let stderr = child.stderr.take().expect("stderr");
+    let stdout = child.stdout.take().expect("stdout");
+    let sink = logs.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(address) = listening_address(&line)
+                && let Some(tx) = address_tx.take()
+            {
+                let _ = tx.send(address);
+            }
+            sink.lock().expect("log lock").push(line);
+        }
+    });
+    let sink = logs.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            sink.lock().expect("log lock").push(line);
+        }
+    });
+    match tokio::time::timeout(Duration::from_secs(60), address_rx).await {
+        Ok(Ok(url)) => (child, url),
+        _ => panic!(
+            "server did not start; its output:\n{}",
+            logs.lock().expect("log lock").join("\n")
+        ),
     }
 }
 
