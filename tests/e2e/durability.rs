@@ -129,5 +129,31 @@ pub async fn run(mut server: TestServer) {
     // And the client carries on.
     let after = session.post_entry(room, &post(1_000_000)).await.unwrap();
     assert_eq!(after.seq, events.len() as u64 + 1);
+
+    // Concurrent posts (committed together by the group-commit writer) get distinct numbers
+    // without gaps.
+    let posters = (0..20).map(|p| {
+        let session = session.clone();
+        tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..10 {
+                seqs.push(
+                    session
+                        .post_entry(room, &post(2_000_000 + p * 100 + i))
+                        .await
+                        .unwrap()
+                        .seq,
+                );
+            }
+            seqs
+        })
+    });
+    let mut seqs = Vec::new();
+    for poster in posters.collect::<Vec<_>>() {
+        seqs.extend(poster.await.unwrap());
+    }
+    seqs.sort_unstable();
+    let expected: Vec<u64> = (after.seq + 1..=after.seq + 200).collect();
+    assert_eq!(seqs, expected);
     server.stop().await;
 }

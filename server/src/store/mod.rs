@@ -451,6 +451,26 @@ impl Store {
         .await
     }
 
+    /// The post an author already made with `client_id`, if committed (the read-side check
+    /// for retries; the writer checks again inside its transaction).
+    pub async fn client_post(
+        &self,
+        room: RoomId,
+        author: UserId,
+        client_id: &str,
+    ) -> Result<Option<EventRow>> {
+        self.fetch_optional(
+            sqlx::query(concat!(
+                rows::EVENT_SELECT!(),
+                " where e.room_id = $1 and e.author_id = $2 and e.client_id = $3"
+            ))
+            .bind(room.to_string())
+            .bind(author.to_string())
+            .bind(client_id.to_owned()),
+        )
+        .await
+    }
+
     /// Who acknowledged an entry, in order.
     pub async fn acknowledgements(&self, room: RoomId, entry: EntryId) -> Result<Vec<AckRow>> {
         self.fetch_all(

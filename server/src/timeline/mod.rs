@@ -23,6 +23,8 @@ use tsunagu_protocol::{ClientPostId, EntryId, RoomId};
 use crate::audit::{Action, Event, Outcome};
 use crate::auth::Principal;
 use crate::error::{AppError, Result, field_error};
+mod writer;
+
 use crate::hub::Hub;
 use crate::rooms::access;
 use crate::store::{self, EventRow, NewEvent, RoomRow, Store, StoreTx, Stream};
@@ -246,12 +248,16 @@ pub async fn publish_committed(
 pub struct TimelineService {
     store: Store,
     hub: Hub,
+    writer: writer::PostWriter,
 }
 
 impl TimelineService {
     /// The service over `store`, publishing to `hub`.
+    ///
+    /// Starts the group-commit writer: call within a Tokio runtime.
     pub fn new(store: Store, hub: Hub) -> Self {
-        Self { store, hub }
+        let writer = writer::PostWriter::start(store.clone(), hub.clone());
+        Self { store, hub, writer }
     }
 
     /// The store, for the WebSocket catch-up.
@@ -306,20 +312,13 @@ impl TimelineService {
         let client_id = request.client_id.to_string();
         // A retry is answered with what was stored, even if consent has been withdrawn since;
         // a different post under a used client id is refused rather than dropped.
-        let mut tx = self.store.begin().await?;
-        if let Some(existing) = tx.client_post(room, principal.user_id, &client_id).await? {
-            drop(tx);
-            if !same_post(&existing, &request)? {
-                return Err(AppError::Conflict(vec![field_error(
-                    "client_id",
-                    "reused",
-                    "このIDは別の投稿に使われています。",
-                    "This client_id was used for a different post.",
-                )]));
-            }
-            return posted(&existing, stream, request.client_id, true);
+        if let Some(existing) = self
+            .store
+            .client_post(room, principal.user_id, &client_id)
+            .await?
+        {
+            return answer_duplicate(&existing, &request, stream);
         }
-        drop(tx);
         let lay = !principal.role.is_care_professional();
         if lay && (request.visibility != Visibility::Everyone || request.kind != EntryKind::Text) {
             return Err(access::refuse(&self.store, principal, Action::EntryPost, room).await);
@@ -328,7 +327,6 @@ impl TimelineService {
             return Err(no_consent());
         }
         let text = checked_text(&request.text, "text", MAX_TEXT_CHARS)?;
-        let mut tx = self.store.begin().await?;
         let entry_id = EntryId::generate();
         let created_at = now_micros();
         let event = NewEvent {
@@ -351,45 +349,28 @@ impl TimelineService {
             })?,
             created_at,
         };
-        let (seq, public_seq) = match tx.append_event(&event).await {
-            Ok(numbers) => numbers,
-            // The same post arrived twice at once (two nodes, or a retry racing the first
-            // attempt): the other one won; answer with it.
-            Err(store::Error::UniqueViolation) => {
-                drop(tx);
-                let mut tx = self.store.begin().await?;
-                let existing = tx
-                    .client_post(
-                        room,
-                        principal.user_id,
-                        &event.client_id.clone().unwrap_or_default(),
-                    )
-                    .await?;
-                return match existing {
-                    Some(existing) => posted(&existing, stream, request.client_id, true),
-                    None => Err(AppError::Store(store::Error::UniqueViolation)),
+        let audit = Event::by(principal, Action::EntryPost, Outcome::Success).object("room", room);
+        // Numbered, stored and audited by the group-commit writer; answered after the commit.
+        match self
+            .writer
+            .submit(room, principal.user_id, event, audit)
+            .await?
+        {
+            writer::Outcome::Duplicate(existing) => answer_duplicate(&existing, &request, stream),
+            writer::Outcome::Stored { seq, public_seq } => {
+                let seq = match stream {
+                    Stream::Full => seq,
+                    Stream::Public => public_seq.ok_or_else(|| corrupt("public sequence"))?,
                 };
+                Ok(PostedEntry {
+                    entry_id,
+                    client_id: request.client_id,
+                    seq: u64::try_from(seq).map_err(|_| corrupt("sequence"))?,
+                    created_at: from_micros(created_at),
+                    duplicate: false,
+                })
             }
-            Err(error) => return Err(error.into()),
-        };
-        Event::by(principal, Action::EntryPost, Outcome::Success)
-            .object("room", room)
-            .reason(format!("entry={entry_id};seq={seq}"))
-            .append(&mut tx)
-            .await?;
-        tx.commit().await?;
-        publish_committed(&self.store, &self.hub, room, seq, seq).await?;
-        let seq = match stream {
-            Stream::Full => seq,
-            Stream::Public => public_seq.ok_or_else(|| corrupt("public sequence"))?,
-        };
-        Ok(PostedEntry {
-            entry_id,
-            client_id: request.client_id,
-            seq: u64::try_from(seq).map_err(|_| corrupt("sequence"))?,
-            created_at: from_micros(created_at),
-            duplicate: false,
-        })
+        }
     }
 
     /// Events of the caller's stream after `after`, at most `limit` (audited).
@@ -695,6 +676,23 @@ fn same_post(row: &EventRow, request: &PostEntryRequest) -> Result<bool> {
     Ok(row.entry_kind.as_deref() == Some(kind)
         && row.visibility == visibility_name(request.visibility)
         && decode(&row.body)?.text.as_deref() == Some(request.text.as_str()))
+}
+
+/// The answer to a retried post: what was stored, if it is the same post.
+fn answer_duplicate(
+    existing: &EventRow,
+    request: &PostEntryRequest,
+    stream: Stream,
+) -> Result<PostedEntry> {
+    if !same_post(existing, request)? {
+        return Err(AppError::Conflict(vec![field_error(
+            "client_id",
+            "reused",
+            "このIDは別の投稿に使われています。",
+            "This client_id was used for a different post.",
+        )]));
+    }
+    posted(existing, stream, request.client_id, true)
 }
 
 fn posted(
