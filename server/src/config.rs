@@ -101,6 +101,10 @@ pub struct Options {
         value_delimiter = ','
     )]
     pub allowed_origins: Option<Vec<String>>,
+    /// Frames per second one WebSocket may send, sustained; bursts of five times as many are
+    /// allowed [default: 100].
+    #[arg(long, env = "TSUNAGU_WS_FRAMES_PER_SECOND")]
+    pub ws_frames_per_second: Option<u32>,
     /// Log format [default: text].
     #[arg(long, env = "TSUNAGU_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
@@ -153,6 +157,7 @@ impl Options {
             behind_proxy: self.behind_proxy.or(lower.behind_proxy),
             public_url: self.public_url.or(lower.public_url),
             allowed_origins: self.allowed_origins.or(lower.allowed_origins),
+            ws_frames_per_second: self.ws_frames_per_second.or(lower.ws_frames_per_second),
             log_format: self.log_format.or(lower.log_format),
             access_token_seconds: self.access_token_seconds.or(lower.access_token_seconds),
             session_idle_minutes: self.session_idle_minutes.or(lower.session_idle_minutes),
@@ -193,6 +198,8 @@ pub struct Settings {
     pub behind_proxy: bool,
     /// Origins allowed to open WebSockets from a browser.
     pub allowed_origins: Vec<String>,
+    /// Sustained frames per second per WebSocket.
+    pub ws_frames_per_second: u32,
     pub log_format: LogFormat,
     pub auth: AuthSettings,
 }
@@ -299,6 +306,12 @@ impl Settings {
             tls,
             behind_proxy,
             allowed_origins,
+            ws_frames_per_second: in_range(
+                options.ws_frames_per_second.map(u64::from),
+                100,
+                1..=1_000_000,
+                "ws_frames_per_second",
+            )? as u32,
             log_format: options.log_format.unwrap_or(LogFormat::Text),
             auth,
         })

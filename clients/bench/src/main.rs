@@ -44,12 +44,13 @@ enum Db {
 #[derive(Debug, Parser)]
 #[command(name = "tsunagu-bench", version)]
 struct Args {
-    #[arg(long, value_enum)]
+    /// S1, S2, S3, S4, S5 or all.
+    #[arg(long, value_enum, ignore_case = true)]
     scenario: Scenario,
     /// A running server; without it one is started on a fresh data directory.
     #[arg(long)]
     server: Option<String>,
-    #[arg(long, value_enum, default_value = "sqlite")]
+    #[arg(long, value_enum, ignore_case = true, default_value = "sqlite")]
     db: Db,
     /// PostgreSQL URL for `--db postgres`.
     #[arg(long)]
@@ -73,7 +74,10 @@ const SIZE: usize = 200;
 
 fn body(marker: &str, room: usize, i: usize) -> String {
     let mut text = format!("{marker}-room-{room} {i} ");
-    for c in "訪問看護: vitals stable, 食欲あり。BP 128/76 ".chars().cycle() {
+    for c in "訪問看護: vitals stable, 食欲あり。BP 128/76 "
+        .chars()
+        .cycle()
+    {
         if text.len() + c.len_utf8() > SIZE {
             break;
         }
@@ -104,7 +108,13 @@ struct Figures {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let scenarios = match args.scenario {
-        Scenario::All => vec![Scenario::S1, Scenario::S2, Scenario::S3, Scenario::S4, Scenario::S5],
+        Scenario::All => vec![
+            Scenario::S1,
+            Scenario::S2,
+            Scenario::S3,
+            Scenario::S4,
+            Scenario::S5,
+        ],
         one => vec![one],
     };
     for scenario in scenarios {
@@ -128,7 +138,11 @@ async fn run(args: &Args, scenario: Scenario) -> Result<()> {
     let (rooms, posts) = (args.rooms.unwrap_or(rooms), args.posts.unwrap_or(posts));
     let database_url = match args.db {
         Db::Sqlite => None,
-        Db::Postgres => Some(args.database_url.clone().ok_or_else(|| anyhow::anyhow!("--db postgres needs --database-url"))?),
+        Db::Postgres => Some(
+            args.database_url
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("--db postgres needs --database-url"))?,
+        ),
     };
     let server = match &args.server {
         Some(url) => Server::external(url.clone(), args.data_dir.clone(), database_url),
@@ -144,7 +158,8 @@ async fn run(args: &Args, scenario: Scenario) -> Result<()> {
     };
     let rss = server.rss_mb();
     let (mut acks, mut fanouts) = (figures.acks, figures.fanouts);
-    let per_second = (figures.posts > 0).then(|| figures.posts as f64 / figures.elapsed.as_secs_f64());
+    let per_second =
+        (figures.posts > 0).then(|| figures.posts as f64 / figures.elapsed.as_secs_f64());
     let line = json!({
         "scenario": format!("{scenario:?}"),
         "db": match args.db { Db::Sqlite => "sqlite", Db::Postgres => "postgres" },
@@ -191,7 +206,9 @@ async fn connect_all(rooms: &[BenchRoom], skip_reader: bool) -> Result<Vec<Vec<O
 }
 
 async fn subscribe(socket: &mut Socket, room: RoomId) -> Result<()> {
-    socket.send(&ClientFrame::Subscribe { room, since: 0 }).await?;
+    socket
+        .send(&ClientFrame::Subscribe { room, since: 0 })
+        .await?;
     loop {
         match socket.frames.recv().await {
             Some((_, ServerFrame::Subscribed { .. })) => return Ok(()),
@@ -209,7 +226,14 @@ async fn live(rooms: &[BenchRoom], posts: usize, marker: &str) -> Result<Figures
     if posts == 0 {
         // S4: idle connections only; give the server a moment to settle.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        return Ok(Figures { posts: 0, elapsed: Duration::ZERO, acks: Vec::new(), fanouts: Vec::new(), connections, catchup: None });
+        return Ok(Figures {
+            posts: 0,
+            elapsed: Duration::ZERO,
+            acks: Vec::new(),
+            fanouts: Vec::new(),
+            connections,
+            catchup: None,
+        });
     }
     let epoch = Instant::now();
     let mut posters = Vec::new();
@@ -221,9 +245,15 @@ async fn live(rooms: &[BenchRoom], posts: usize, marker: &str) -> Result<Figures
             let Some(socket) = slot.take() else { continue };
             let (marker, sent, room_id) = (marker.to_owned(), sent.clone(), room.id);
             match i {
-                POSTER => posters.push(tokio::spawn(post_all(socket, room_id, n, posts, marker, sent, epoch))),
-                READER => readers.push(tokio::spawn(read_all(socket, n, posts, marker, sent, epoch))),
-                _ => drains.push(tokio::spawn(read_all(socket, n, posts, marker, sent, epoch))),
+                POSTER => posters.push(tokio::spawn(post_all(
+                    socket, room_id, n, posts, marker, sent, epoch,
+                ))),
+                READER => readers.push(tokio::spawn(read_all(
+                    socket, n, posts, marker, sent, epoch,
+                ))),
+                _ => drains.push(tokio::spawn(read_all(
+                    socket, n, posts, marker, sent, epoch,
+                ))),
             }
         }
     }
@@ -241,7 +271,14 @@ async fn live(rooms: &[BenchRoom], posts: usize, marker: &str) -> Result<Figures
     for drain in drains {
         drain.await??;
     }
-    Ok(Figures { posts: acks.len(), elapsed: last_ack, acks, fanouts, connections, catchup: None })
+    Ok(Figures {
+        posts: acks.len(),
+        elapsed: last_ack,
+        acks,
+        fanouts,
+        connections,
+        catchup: None,
+    })
 }
 
 async fn post_all(
@@ -257,21 +294,36 @@ async fn post_all(
     let mut previous: Option<u64> = None;
     for i in 0..posts {
         let client_id = ClientPostId::generate();
-        let frame = ClientFrame::Post { room, client_id, kind: EntryKind::Text, visibility: Visibility::Everyone, text: body(&marker, n, i) };
+        let frame = ClientFrame::Post {
+            room,
+            client_id,
+            kind: EntryKind::Text,
+            visibility: Visibility::Everyone,
+            text: body(&marker, n, i),
+        };
         let started = Instant::now();
-        sent[i].store(u64::try_from(started.duration_since(epoch).as_nanos()).unwrap_or(u64::MAX), Ordering::Release);
+        sent[i].store(
+            u64::try_from(started.duration_since(epoch).as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Release,
+        );
         socket.send(&frame).await?;
         loop {
             match socket.frames.recv().await {
                 Some((at, ServerFrame::Posted { entry, .. })) if entry.client_id == client_id => {
                     if entry.duplicate || previous.is_some_and(|p| entry.seq != p + 1) {
-                        bail!("room {n}: post {i} got seq {} after {previous:?} (duplicate: {})", entry.seq, entry.duplicate);
+                        bail!(
+                            "room {n}: post {i} got seq {} after {previous:?} (duplicate: {})",
+                            entry.seq,
+                            entry.duplicate
+                        );
                     }
                     previous = Some(entry.seq);
                     acks.push(at.duration_since(started));
                     break;
                 }
-                Some((_, ServerFrame::Error { code, .. })) => bail!("room {n}: post {i} refused: {code}"),
+                Some((_, ServerFrame::Error { code, .. })) => {
+                    bail!("room {n}: post {i} refused: {code}")
+                }
                 Some(_) => {}
                 None => bail!("room {n}: the poster's socket closed"),
             }
@@ -301,7 +353,9 @@ async fn read_all(
             && let Some(i) = post_number(text, &marker, n)
         {
             if i != expected {
-                bail!("room {n}: post {i} arrived when {expected} was due (lost, duplicated or reordered)");
+                bail!(
+                    "room {n}: post {i} arrived when {expected} was due (lost, duplicated or reordered)"
+                );
             }
             let sent_at = Duration::from_nanos(sent[i].load(Ordering::Acquire));
             fanouts.push(at.duration_since(epoch).saturating_sub(sent_at));
@@ -314,17 +368,41 @@ async fn read_all(
 /// S5: the reader is offline while `posts` are posted; then it connects and catches up.
 async fn catch_up(rooms: &[BenchRoom], posts: usize, marker: &str) -> Result<Figures> {
     let mut sockets = connect_all(rooms, true).await?;
-    let connections = sockets.iter().map(|r| r.iter().flatten().count()).sum::<usize>() + rooms.len();
+    let connections = sockets
+        .iter()
+        .map(|r| r.iter().flatten().count())
+        .sum::<usize>()
+        + rooms.len();
     let epoch = Instant::now();
     let room = &rooms[0];
     let sent: Arc<Vec<AtomicU64>> = Arc::new((0..posts).map(|_| AtomicU64::new(0)).collect());
-    let poster = sockets[0][POSTER].take().ok_or_else(|| anyhow::anyhow!("no poster socket"))?;
+    let poster = sockets[0][POSTER]
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no poster socket"))?;
     let drains: Vec<_> = sockets[0]
         .iter_mut()
         .filter_map(Option::take)
-        .map(|socket| tokio::spawn(read_all(socket, 0, posts, marker.to_owned(), sent.clone(), epoch)))
+        .map(|socket| {
+            tokio::spawn(read_all(
+                socket,
+                0,
+                posts,
+                marker.to_owned(),
+                sent.clone(),
+                epoch,
+            ))
+        })
         .collect();
-    let (acks, finished) = post_all(poster, room.id, 0, posts, marker.to_owned(), sent.clone(), epoch).await?;
+    let (acks, finished) = post_all(
+        poster,
+        room.id,
+        0,
+        posts,
+        marker.to_owned(),
+        sent.clone(),
+        epoch,
+    )
+    .await?;
     for drain in drains {
         drain.await??;
     }
@@ -333,7 +411,14 @@ async fn catch_up(rooms: &[BenchRoom], posts: usize, marker: &str) -> Result<Fig
     subscribe(&mut reader, room.id).await?;
     read_all(reader, 0, posts, marker.to_owned(), sent, epoch).await?;
     let catchup = started.elapsed();
-    Ok(Figures { posts: acks.len(), elapsed: finished, acks, fanouts: Vec::new(), connections, catchup: Some(catchup) })
+    Ok(Figures {
+        posts: acks.len(),
+        elapsed: finished,
+        acks,
+        fanouts: Vec::new(),
+        connections,
+        catchup: Some(catchup),
+    })
 }
 
 #[cfg(test)]

@@ -25,8 +25,13 @@ use tsunagu_protocol::rooms::{
 
 /// The members of every room, in this order; the nurse posts and the care manager is the
 /// measured reader.
-pub(crate) const ROLES: [Role; 5] =
-    [Role::Physician, Role::Nurse, Role::Pharmacist, Role::CareManager, Role::Family];
+pub(crate) const ROLES: [Role; 5] = [
+    Role::Physician,
+    Role::Nurse,
+    Role::Pharmacist,
+    Role::CareManager,
+    Role::Family,
+];
 pub(crate) const POSTER: usize = 1;
 pub(crate) const READER: usize = 3;
 
@@ -41,7 +46,10 @@ pub(crate) struct Server {
 
 impl Server {
     /// Starts `tsunagu-server` (the binary beside this one) on a fresh data directory.
-    pub(crate) async fn spawn(data_dir: Option<PathBuf>, database_url: Option<String>) -> Result<Server> {
+    pub(crate) async fn spawn(
+        data_dir: Option<PathBuf>,
+        database_url: Option<String>,
+    ) -> Result<Server> {
         let (temp, data_dir) = match data_dir {
             Some(dir) => (None, dir),
             None => {
@@ -51,10 +59,15 @@ impl Server {
             }
         };
         let exe = std::env::current_exe()?;
-        let binary = exe.parent().context("binary directory")?.join("tsunagu-server");
+        let binary = exe
+            .parent()
+            .context("binary directory")?
+            .join("tsunagu-server");
         let mut command = Command::new(&binary);
         command
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            // A poster sends as fast as it is acknowledged; lift the per-socket rate limit.
+            .args(["--ws-frames-per-second", "1000000"])
             .arg("--data-dir")
             .arg(&data_dir)
             .env("TSUNAGU_LOG", "warn,tsunagu_server=info")
@@ -65,13 +78,17 @@ impl Server {
         if let Some(url) = &database_url {
             command.args(["--database-url", url]);
         }
-        let mut child = command.spawn().with_context(|| format!("cannot start {}", binary.display()))?;
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
         let stderr = child.stderr.take().context("server stderr")?;
         let mut lines = BufReader::new(stderr).lines();
         let url = tokio::time::timeout(Duration::from_secs(60), async {
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
-                    && let Some(url) = value["message"].as_str().and_then(|m| m.strip_prefix("listening on "))
+                    && let Some(url) = value["message"]
+                        .as_str()
+                        .and_then(|m| m.strip_prefix("listening on "))
                 {
                     return Some(url.to_owned());
                 }
@@ -84,35 +101,68 @@ impl Server {
         .context("the server did not start")?;
         // Keep draining its log so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Server { url, child: Some(child), data_dir, database_url, _temp: temp })
+        Ok(Server {
+            url,
+            child: Some(child),
+            data_dir,
+            database_url,
+            _temp: temp,
+        })
     }
 
     /// A server that is already running.
-    pub(crate) fn external(url: String, data_dir: Option<PathBuf>, database_url: Option<String>) -> Server {
-        Server { url, child: None, data_dir: data_dir.unwrap_or_default(), database_url, _temp: None }
+    pub(crate) fn external(
+        url: String,
+        data_dir: Option<PathBuf>,
+        database_url: Option<String>,
+    ) -> Server {
+        Server {
+            url,
+            child: None,
+            data_dir: data_dir.unwrap_or_default(),
+            database_url,
+            _temp: None,
+        }
     }
 
     /// The server's resident memory, when we started it.
     pub(crate) fn rss_mb(&self) -> Option<f64> {
         let pid = self.child.as_ref()?.id()?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let kb: f64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()?;
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
         Some(kb / 1024.0)
     }
 
     /// Creates the first system administrator and returns their one-time password.
     async fn create_admin(&self, username: &str) -> Result<String> {
         let exe = std::env::current_exe()?;
-        let binary = exe.parent().context("binary directory")?.join("tsunagu-server");
+        let binary = exe
+            .parent()
+            .context("binary directory")?
+            .join("tsunagu-server");
         let mut command = Command::new(binary);
-        command.arg("--data-dir").arg(&self.data_dir).args(["--log-format", "json", "admin", "create-system-admin"]);
+        command.arg("--data-dir").arg(&self.data_dir).args([
+            "--log-format",
+            "json",
+            "admin",
+            "create-system-admin",
+        ]);
         command.args(["--username", username, "--display-name", "ベンチ管理者"]);
         if let Some(url) = &self.database_url {
             command.args(["--database-url", url]);
         }
         let output = command.output().await?;
         if !output.status.success() {
-            bail!("create-system-admin failed: {}", String::from_utf8_lossy(&output.stderr));
+            bail!(
+                "create-system-admin failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         let stdout = String::from_utf8_lossy(&output.stdout);
         stdout
@@ -137,9 +187,13 @@ fn data_dir_exists(path: &Path) -> bool {
 /// Enrols TOTP on a session that must enrol it.
 async fn enrol(session: &Session) -> Result<()> {
     let enrolment = session.enrol_totp().await?;
-    let seed = Secret::Encoded(enrolment.secret_base32.clone()).to_bytes().map_err(|e| anyhow!("{e:?}"))?;
+    let seed = Secret::Encoded(enrolment.secret_base32.clone())
+        .to_bytes()
+        .map_err(|e| anyhow!("{e:?}"))?;
     let totp = TOTP::new(Algorithm::SHA1, 6, 1, 30, seed, None, "bench".to_owned())?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
     session.confirm_totp(&totp.generate(now)).await?;
     Ok(())
 }
@@ -159,10 +213,17 @@ pub(crate) async fn rooms(server: &Server, count: usize) -> Result<Vec<BenchRoom
     let admin_name = format!("bench.admin.{}", std::process::id());
     let one_time = server.create_admin(&admin_name).await?;
     let first = client
-        .login(&LoginRequest { username: admin_name.clone(), password: one_time.clone(), totp_code: None, recovery_code: None })
+        .login(&LoginRequest {
+            username: admin_name.clone(),
+            password: one_time.clone(),
+            totp_code: None,
+            recovery_code: None,
+        })
         .await?;
     let admin = client.authed(first);
-    admin.change_password(&one_time, "bench-Kanri-2026-Tsunagu!").await?;
+    admin
+        .change_password(&one_time, "Kanri-Sora-2026-Umi!")
+        .await?;
     enrol(&admin).await?;
     let org = admin
         .create_organisation(&CreateOrganisationRequest {
@@ -187,10 +248,19 @@ pub(crate) async fn rooms(server: &Server, count: usize) -> Result<Vec<BenchRoom
     Ok(rooms)
 }
 
-async fn room(client: &Client, admin: &Session, org: tsunagu_protocol::OrganisationId, n: usize) -> Result<BenchRoom> {
+async fn room(
+    client: &Client,
+    admin: &Session,
+    org: tsunagu_protocol::OrganisationId,
+    n: usize,
+) -> Result<BenchRoom> {
     let mut members = Vec::with_capacity(ROLES.len());
     for (i, role) in ROLES.into_iter().enumerate() {
-        let invite = CreateInvitationRequest { role, invitee_name: None, valid_hours: Some(24) };
+        let invite = CreateInvitationRequest {
+            role,
+            invitee_name: None,
+            valid_hours: Some(24),
+        };
         let code = admin.create_invitation(org, &invite).await?.code;
         let username = format!("b{}.r{n}.m{i}", std::process::id());
         let tokens = client
@@ -198,7 +268,7 @@ async fn room(client: &Client, admin: &Session, org: tsunagu_protocol::Organisat
                 code,
                 username: username.clone(),
                 display_name: format!("メンバー {n}-{i}"),
-                password: format!("Bench-{username}-Passw0rd-2026"),
+                password: format!("Midori-Kawa-{n}x{i}-2026!"),
             })
             .await?;
         let session = client.authed(tokens);
@@ -218,11 +288,15 @@ async fn room(client: &Client, admin: &Session, org: tsunagu_protocol::Organisat
     let room = poster.create_room(&CreateRoomRequest { patient }).await?.id;
     for (i, member) in members.iter().enumerate() {
         if i != POSTER {
-            poster.invite_member(room, member.me().await?.user.id).await?;
+            poster
+                .invite_member(room, member.me().await?.user.id)
+                .await?;
             member.respond_to_invitation(room, true).await?;
         }
     }
-    let today = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+9)).date();
+    let today = time::OffsetDateTime::now_utc()
+        .to_offset(time::macros::offset!(+9))
+        .date();
     poster
         .record_consent(
             room,

@@ -36,8 +36,11 @@ impl Socket {
             .error_for_status()?
             .json()
             .await?;
-        let url = format!("{}?ticket={}", client.url(routes::WS), ticket.ticket).replacen("http", "ws", 1);
-        let (stream, _) = tokio_tungstenite::connect_async(url).await.context("WebSocket upgrade")?;
+        let url = format!("{}?ticket={}", client.url(routes::WS), ticket.ticket)
+            .replacen("http", "ws", 1);
+        let (stream, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .context("WebSocket upgrade")?;
         let (sink, mut stream) = stream.split();
         let (tx, frames) = mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -60,7 +63,9 @@ impl Socket {
 
     /// Sends one frame.
     pub(crate) async fn send(&mut self, frame: &ClientFrame) -> Result<()> {
-        self.sink.send(Message::Text(serde_json::to_string(frame)?.into())).await?;
+        self.sink
+            .send(Message::Text(serde_json::to_string(frame)?.into()))
+            .await?;
         Ok(())
     }
 }

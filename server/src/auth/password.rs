@@ -36,11 +36,16 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+/// At most this many hashes run at once: each takes 19 MiB and a core, and without a bound a
+/// burst of logins would take hundreds of blocking threads and gigabytes of memory.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
 /// Hashes a password on the blocking pool.
 ///
 /// # Errors
 /// [`HashError`] if the worker failed.
 pub async fn hash(password: Zeroizing<String>) -> Result<String, HashError> {
+    let _permit = HASHING.acquire().await.map_err(|_| HashError)?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         argon2()
@@ -58,6 +63,7 @@ pub async fn hash(password: Zeroizing<String>) -> Result<String, HashError> {
 /// # Errors
 /// [`HashError`] if the worker failed.
 pub async fn verify(password: Zeroizing<String>, stored: String) -> Result<bool, HashError> {
+    let _permit = HASHING.acquire().await.map_err(|_| HashError)?;
     tokio::task::spawn_blocking(move || match PasswordHash::new(&stored) {
         Ok(parsed) => argon2()
             .verify_password(password.as_bytes(), &parsed)

@@ -37,9 +37,8 @@ const QUEUE: usize = 256;
 const HEARTBEAT: Duration = Duration::from_secs(20);
 /// A connection silent for this long is closed.
 const SILENCE_LIMIT: Duration = Duration::from_secs(60);
-/// Sustained frames per second a client may send, and the burst above it.
-const FRAMES_PER_SECOND: f64 = 20.0;
-const FRAME_BURST: f64 = 60.0;
+/// The burst a client may send above its sustained rate, as a multiple of that rate.
+const BURST_SECONDS: f64 = 5.0;
 /// Frames refused in a row before a flooding connection is closed.
 const FLOOD_LIMIT: u32 = 100;
 
@@ -143,22 +142,25 @@ fn error_frame(
 /// A token bucket for the frames a client sends.
 #[derive(Debug)]
 struct RateLimit {
+    per_second: f64,
     tokens: f64,
     at: Instant,
 }
 
 impl RateLimit {
-    fn new() -> Self {
+    fn new(per_second: u32) -> Self {
+        let per_second = f64::from(per_second);
         Self {
-            tokens: FRAME_BURST,
+            per_second,
+            tokens: per_second * BURST_SECONDS,
             at: Instant::now(),
         }
     }
 
     fn allow(&mut self) -> bool {
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * FRAMES_PER_SECOND)
-            .min(FRAME_BURST);
+        let refill = now.duration_since(self.at).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.per_second * BURST_SECONDS);
         self.at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -207,12 +209,13 @@ async fn run(socket: WebSocket, state: AppState, principal: Principal) {
         let _ = sink.close().await;
     });
 
+    let frames_per_second = state.settings.ws_frames_per_second;
     let mut connection = Connection {
         state,
         principal,
         out,
         subscriptions: HashMap::new(),
-        limit: RateLimit::new(),
+        limit: RateLimit::new(frames_per_second),
         refused_in_a_row: 0,
         acted: false,
     };
