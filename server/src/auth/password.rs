@@ -2,7 +2,8 @@
 //!
 //! Parameters (RFC 9106 / OWASP): Argon2id, 19 MiB memory, 2 passes, 1 lane, 16-byte random
 //! salt, 32-byte output, stored as a PHC string so parameters can be raised later and old
-//! hashes still verify. On this machine class one hash takes about 25 ms of one core.
+//! hashes still verify. On this machine class one hash takes about 25 ms of one core; hashes
+//! run on two dedicated threads (see `HASH_THREADS`).
 //!
 //! Policy (NIST SP 800-63B; MHLW Q&A シQ-54 example (c)): at least 8 characters for accounts
 //! that must use a second factor, at least 15 for accounts that may log in with the password
@@ -36,42 +37,85 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// At most this many hashes run at once: each takes 19 MiB and a core, and without a bound a
-/// burst of logins would take hundreds of blocking threads and gigabytes of memory.
-static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+/// Threads that compute Argon2. Each hash takes 19 MiB and most of a core; doing them on a
+/// few long-lived threads bounds both the work in flight under a burst of logins and the
+/// memory the allocator keeps afterwards (every new thread would otherwise keep its own
+/// 19 MiB arena).
+const HASH_THREADS: usize = 2;
 
-/// Hashes a password on the blocking pool.
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// Runs `work` on the hashing threads and waits for its result without blocking the runtime.
+async fn on_hash_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, HashError> {
+    static POOL: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<HashJob>>> =
+        std::sync::OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        let (sender, receiver) = std::sync::mpsc::channel::<HashJob>();
+        let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
+        for n in 0..HASH_THREADS {
+            let receiver = receiver.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    loop {
+                        // A poisoned lock only means another hashing thread panicked mid-job.
+                        let job = receiver
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start a password-hashing thread");
+            }
+        }
+        std::sync::Mutex::new(sender)
+    });
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let job: HashJob = Box::new(move || {
+        let _ = reply.send(work());
+    });
+    pool.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .send(job)
+        .map_err(|_| HashError)?;
+    answer.await.map_err(|_| HashError)
+}
+
+/// Hashes a password on the hashing threads.
 ///
 /// # Errors
 /// [`HashError`] if the worker failed.
 pub async fn hash(password: Zeroizing<String>) -> Result<String, HashError> {
-    let _permit = HASHING.acquire().await.map_err(|_| HashError)?;
-    tokio::task::spawn_blocking(move || {
+    on_hash_thread(move || {
         let salt = SaltString::generate(&mut OsRng);
         argon2()
             .hash_password(password.as_bytes(), &salt)
             .map(|hash| hash.to_string())
             .map_err(|_| HashError)
     })
-    .await
-    .map_err(|_| HashError)?
+    .await?
 }
 
-/// Checks a password against a stored PHC hash on the blocking pool. A malformed stored hash
-/// never matches.
+/// Checks a password against a stored PHC hash on the hashing threads. A malformed stored
+/// hash never matches.
 ///
 /// # Errors
 /// [`HashError`] if the worker failed.
 pub async fn verify(password: Zeroizing<String>, stored: String) -> Result<bool, HashError> {
-    let _permit = HASHING.acquire().await.map_err(|_| HashError)?;
-    tokio::task::spawn_blocking(move || match PasswordHash::new(&stored) {
+    on_hash_thread(move || match PasswordHash::new(&stored) {
         Ok(parsed) => argon2()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok(),
         Err(_) => false,
     })
     .await
-    .map_err(|_| HashError)
 }
 
 /// A hash of a random password, verified against when the login name is unknown so that a
