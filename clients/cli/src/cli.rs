@@ -188,8 +188,13 @@ pub(crate) struct TailArgs {
     /// [default: the newest]
     #[arg(long, value_name = "SEQ", value_parser = parse_seq_or_zero)]
     pub(crate) after: Option<u64>,
-    /// 確認の間隔（秒、1〜3600）/ Seconds between polls (1–3600)
-    #[arg(long, value_name = "SECS", default_value_t = 3,
+    /// WebSocket を使わず、一定間隔で問い合わせる / Poll every few seconds instead of
+    /// following over the WebSocket
+    #[arg(long)]
+    pub(crate) poll: bool,
+    /// 問い合わせの間隔（秒、1〜3600、--poll のとき）/ Seconds between polls (1–3600, with
+    /// --poll)
+    #[arg(long, value_name = "SECS", default_value_t = 3, requires = "poll",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub(crate) interval: u64,
 }
@@ -1179,14 +1184,21 @@ mod tests {
         let Command::Tail(args) = parse(&["tail", &r]).unwrap().command else {
             panic!("not tail")
         };
-        assert_eq!((args.after, args.interval), (None, 3));
-        let Command::Tail(args) = parse(&["tail", &r, "--after", "0", "--interval", "10"])
+        assert_eq!((args.after, args.poll, args.interval), (None, false, 3));
+        let Command::Tail(args) = parse(&["tail", &r, "--after", "0", "--poll"])
             .unwrap()
             .command
         else {
             panic!("not tail")
         };
-        assert_eq!((args.after, args.interval), (Some(0), 10));
+        assert_eq!((args.after, args.poll, args.interval), (Some(0), true, 3));
+        let Command::Tail(args) = parse(&["tail", &r, "--poll", "--interval", "10"])
+            .unwrap()
+            .command
+        else {
+            panic!("not tail")
+        };
+        assert_eq!((args.poll, args.interval), (true, 10));
 
         let Command::Edit(args) = parse(&["edit", &r, "#12", "37.5℃", "--reason", "誤記"])
             .unwrap()
@@ -1220,7 +1232,9 @@ mod tests {
             &["history", &r, "--limit", "0"][..],
             &["history", &r, "--limit", "501"],
             &["history", &r, "--after", "x"],
-            &["tail", &r, "--interval", "0"],
+            &["tail", &r, "--poll", "--interval", "0"],
+            // The interval is for polling only.
+            &["tail", &r, "--interval", "10"],
             &["ack", &r],
             &["ack", &r, "0"],
             &["acks", "not-a-room", "1"],

@@ -5,16 +5,16 @@
 //! | 0 | success |
 //! | 1 | other error (local I/O, unexpected server answer, server-side internal error) |
 //! | 2 | usage error (reported by clap before anything runs) |
-//! | 3 | not logged in, authentication failed (including TOTP), session expired, token invalid |
+//! | 3 | not logged in, authentication failed (including TOTP), session expired, token invalid (also a session that ends while `tail` follows a room) |
 //! | 4 | forbidden, or a pending step (password change, TOTP enrolment) is required |
 //! | 5 | not found (also a timeline number with no event) |
 //! | 6 | invalid input or conflict (`invalid_request`, `weak_password`, `conflict`, `invitation_invalid`, `payload_too_large`, and local input checks such as mismatched passwords, an empty text or a timeline number that is not a post) |
-//! | 7 | server unreachable or unavailable (connection/TLS failure, timeout, 408 and 502–504 without an error body, `service_unavailable`) |
+//! | 7 | server unreachable or unavailable (connection/TLS failure, timeout, 408 and 502–504 without an error body, `service_unavailable`, a WebSocket that cannot be opened) |
 //! | 8 | account locked or rate limited |
 
 use std::path::PathBuf;
 
-use tsunagu_client::{BuildError, ClientError};
+use tsunagu_client::{BuildError, ClientError, LiveError};
 use tsunagu_protocol::{ErrorCode, FieldError};
 
 use crate::credentials::CredentialsError;
@@ -67,6 +67,11 @@ pub(crate) enum CliError {
     /// A call to the server failed.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The live connection (`tail`) failed or ended: the session ended, the room was
+    /// refused, the socket could not be opened. HTTP failures of the live client are
+    /// [`CliError::Client`] (see the `From` conversion).
+    #[error(transparent)]
+    Live(LiveError),
     /// The client could not be configured (bad URL or CA certificate).
     #[error(transparent)]
     Build(#[from] BuildError),
@@ -126,6 +131,16 @@ pub(crate) struct Report {
     pub(crate) hint: Option<(&'static str, &'static str)>,
 }
 
+impl From<LiveError> for CliError {
+    /// A ticket request or an upgrade refused over HTTP is reported like any HTTP call.
+    fn from(err: LiveError) -> Self {
+        match err {
+            LiveError::Client(err) => Self::Client(err),
+            other => Self::Live(other),
+        }
+    }
+}
+
 const HISTORY_NUMBERS: (&str, &str) = (
     "元の投稿の番号（`tsunagu history` で表示される #）を指定してください。",
     "Give the number of the original post (the # shown by `tsunagu history`).",
@@ -141,6 +156,7 @@ impl CliError {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Self::Client(err) => client_exit_code(err),
+            Self::Live(err) => live_exit_code(err),
             Self::NotLoggedIn | Self::ServerMismatch { .. } | Self::TotpCodeNeeded => exit::AUTH,
             Self::Input { .. } | Self::NotAPost { .. } => exit::INVALID,
             Self::NoSuchEvent { .. } => exit::NOT_FOUND,
@@ -156,6 +172,7 @@ impl CliError {
     pub(crate) fn report(&self) -> Report {
         match self {
             Self::Client(err) => client_report(err),
+            Self::Live(err) => live_report(err),
             Self::NotLoggedIn => Report {
                 ja: "ログインしていません。".to_owned(),
                 en: "Not logged in.".to_owned(),
@@ -253,6 +270,50 @@ pub(crate) fn client_exit_code(err: &ClientError) -> u8 {
         } => exit::UNAVAILABLE,
         ClientError::Decode { .. } | ClientError::Encode(_) => exit::OTHER,
         ClientError::NotLoggedIn => exit::AUTH,
+    }
+}
+
+/// The exit code for a failed or ended live connection: the session's end is 3, like an
+/// expired session over HTTP; a refusal by the server maps its code; a broken or silent
+/// connection is 7.
+pub(crate) fn live_exit_code(err: &LiveError) -> u8 {
+    match err {
+        LiveError::Client(err) => client_exit_code(err),
+        LiveError::Server(body) => exit_code_for(body.code),
+        LiveError::SessionEnded => exit::AUTH,
+        LiveError::Socket(_) | LiveError::Timeout | LiveError::Closed { .. } => exit::UNAVAILABLE,
+        _ => exit::OTHER,
+    }
+}
+
+fn live_report(err: &LiveError) -> Report {
+    match err {
+        LiveError::Client(err) => client_report(err),
+        LiveError::SessionEnded => client_report(&ClientError::Api {
+            status: 401,
+            body: tsunagu_protocol::ErrorBody::new(ErrorCode::SessionExpired),
+        }),
+        LiveError::Server(body) => Report {
+            ja: body.message_ja.clone(),
+            en: body.message_en.clone(),
+            code: Some(body.code.as_str().to_owned()),
+            fields: body.fields.clone(),
+            retry_after_seconds: body.retry_after_seconds,
+            hint: (body.code == ErrorCode::Forbidden).then_some((
+                "この部屋のメンバーではなくなった可能性があります。",
+                "You may no longer be a member of this room.",
+            )),
+        },
+        LiveError::Socket(_) | LiveError::Timeout | LiveError::Closed { .. } => Report {
+            ja: "サーバーとのライブ接続ができません。".to_owned(),
+            en: chain(err),
+            ..Report::default()
+        },
+        _ => Report {
+            ja: "ライブ接続でエラーが発生しました。".to_owned(),
+            en: chain(err),
+            ..Report::default()
+        },
     }
 }
 
@@ -395,6 +456,30 @@ mod tests {
             message: "?".into(),
         };
         assert_eq!(CliError::Client(teapot).exit_code(), 1);
+    }
+
+    #[test]
+    fn live_failures_have_exit_codes_and_reports() {
+        let ended = CliError::from(LiveError::SessionEnded);
+        assert_eq!(ended.exit_code(), 3);
+        let report = ended.report();
+        assert_eq!(report.ja, ErrorCode::SessionExpired.message_ja());
+        assert_eq!(report.en, ErrorCode::SessionExpired.message_en());
+        assert_eq!(report.code.as_deref(), Some("session_expired"));
+        assert_eq!(report.hint, Some(LOGIN_AGAIN));
+
+        let removed = CliError::from(LiveError::Server(ErrorBody::new(ErrorCode::Forbidden)));
+        assert_eq!(removed.exit_code(), 4);
+        assert!(removed.report().hint.is_some());
+        assert_eq!(CliError::from(LiveError::Timeout).exit_code(), 7);
+        assert_eq!(CliError::from(LiveError::Tls("bad".into())).exit_code(), 1);
+        // HTTP failures of the live client are reported as HTTP failures.
+        let refused = CliError::from(LiveError::Client(ClientError::Api {
+            status: 401,
+            body: ErrorBody::new(ErrorCode::TokenInvalid),
+        }));
+        assert!(matches!(refused, CliError::Client(_)));
+        assert_eq!(refused.exit_code(), 3);
     }
 
     #[test]

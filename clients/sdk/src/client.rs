@@ -1,6 +1,7 @@
 //! The unauthenticated client: configuration (base URL, extra root CA, timeouts, user agent),
 //! the one request path every call goes through, and the calls that need no login (health,
-//! login, refresh, invitation acceptance).
+//! login, refresh, invitation acceptance). The same configuration applies to the live
+//! WebSocket connection ([`crate::live`]).
 
 use std::fmt::Display;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tsunagu_protocol::identity::AcceptInvitationRequest;
 use tsunagu_protocol::routes;
 
 use crate::error::{BuildError, ClientError};
+use crate::live::SocketSettings;
 use crate::session::{Session, Tokens};
 
 /// The `User-Agent` this library sends: `tsunagu-client/<version>`.
@@ -80,7 +82,7 @@ impl ClientBuilder {
         };
         let mut http = reqwest::Client::builder()
             .use_rustls_tls()
-            .user_agent(user_agent)
+            .user_agent(&user_agent)
             .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)
             // A redirect could carry the bearer token elsewhere; the API never redirects.
@@ -99,9 +101,16 @@ impl ClientBuilder {
             }
         }
         let http = http.build().map_err(BuildError::Http)?;
+        let socket = SocketSettings::new(
+            user_agent,
+            self.connect_timeout,
+            self.root_certificates_pem,
+            self.built_in_roots,
+        );
         Ok(Client {
             http,
             base_url: Arc::from(base_url),
+            socket: Arc::new(socket),
         })
     }
 }
@@ -135,6 +144,8 @@ fn normalise_base_url(url: &str) -> Result<String, BuildError> {
 pub struct Client {
     http: reqwest::Client,
     base_url: Arc<str>,
+    /// The same trust, user agent and connect timeout for the WebSocket.
+    socket: Arc<SocketSettings>,
 }
 
 impl Client {
@@ -170,6 +181,11 @@ impl Client {
     /// that send malformed input). It carries the same TLS, timeout and user-agent settings.
     pub fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// The WebSocket settings derived from this client's configuration.
+    pub(crate) fn socket_settings(&self) -> &SocketSettings {
+        &self.socket
     }
 
     /// A logged-in session using these tokens (from [`Client::login`], stored credentials, …).

@@ -1,4 +1,4 @@
-//! Async Rust client library for the Tsunagu HTTP API.
+//! Async Rust client library for the Tsunagu HTTP API and its live WebSocket.
 //!
 //! This crate owns the client side of the wire contract defined in `tsunagu-protocol`: how
 //! requests are built and sent, how error bodies are decoded, and how a logged-in session keeps
@@ -12,6 +12,10 @@
 //!   [`Session::tokens`] returns the latest pair so that callers can persist it. Room timelines
 //!   are read a page at a time ([`Session::timeline`], at most [`MAX_TIMELINE_PAGE`] events) or
 //!   up to their head at once ([`Session::timeline_all`]).
+//! * [`live`] follows rooms over the WebSocket: [`Session::connect_live`] opens one raw
+//!   connection; [`live::LiveClient`] keeps one open in a background task, resubscribing,
+//!   reconnecting and re-sending its outbox of posts so that each event arrives exactly once,
+//!   in order, and each post is stored once.
 //! * [`ClientError`] is what every call may fail with; [`ClientError::code`] gives the server's
 //!   stable [`ErrorCode`] when there is one.
 //!
@@ -38,10 +42,12 @@
 
 mod client;
 mod error;
+pub mod live;
 mod session;
 
 pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, USER_AGENT};
 pub use error::{BuildError, ClientError};
+pub use live::{LiveClient, LiveConnection, LiveError, LiveEvent, LiveOptions};
 pub use session::{MAX_TIMELINE_PAGE, Session, Tokens};
 
 /// The protocol crate this client speaks, re-exported so that callers need only one dependency.

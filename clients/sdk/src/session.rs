@@ -23,6 +23,7 @@ use tsunagu_protocol::timeline::{
     Acknowledgement, DeleteEntryRequest, EditEntryRequest, EntryVersion, MarkReadRequest,
     PostEntryRequest, PostedEntry, TimelineEvent, TimelinePage,
 };
+use tsunagu_protocol::ws::WsTicket;
 use tsunagu_protocol::{
     ConsentId, EntryId, ErrorCode, InvitationId, OrganisationId, RoomId, SessionId, UserId, routes,
 };
@@ -719,6 +720,13 @@ impl Session {
     ) -> Result<Vec<Acknowledgement>, ClientError> {
         self.call(Method::POST, &path2(routes::ENTRY_ACKS, room, entry), None)
             .await
+    }
+
+    /// `POST /api/ws/ticket`: a one-time ticket (valid for 30 seconds) for opening the live
+    /// WebSocket. [`Session::connect_live`] and [`crate::live::LiveClient`] fetch one
+    /// themselves; like every call, an expired access token is refreshed first.
+    pub async fn ws_ticket(&self) -> Result<WsTicket, ClientError> {
+        self.call(Method::POST, routes::WS_TICKET, None).await
     }
 
     /// `PUT /api/rooms/{id}/read`: marks the caller's stream read up to `seq` (not beyond its

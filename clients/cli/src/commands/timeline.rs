@@ -7,13 +7,16 @@
 //! deletion or a system event. Family members and patients have a stream of their own, so the
 //! same post has different numbers for them and for professionals.
 //!
-//! `tail` follows the timeline through an [`EventSource`]; today that is [`Polling`], which
-//! asks for new events every few seconds. A WebSocket source can replace it without changing
-//! how events are printed, which [`TimelineView`] shares with `history`.
+//! `tail` follows the timeline through an [`EventSource`]: by default [`Live`], the
+//! WebSocket (events as they happen, resumed and reconnected by the client library without
+//! losing or repeating any); with `--poll`, [`Polling`], which asks for new events every few
+//! seconds. Either way events are printed by the [`TimelineView`] that `history` uses.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::time::Duration;
 
+use tsunagu_client::live::{LiveClient, LiveError, LiveEvent, LiveOptions};
 use tsunagu_client::{ClientError, MAX_TIMELINE_PAGE, Session};
 use tsunagu_protocol::timeline::{
     Change, EditEntryRequest, EntryKind, MarkReadRequest, PostEntryRequest, TimelineEvent,
@@ -83,34 +86,59 @@ fn remaining(page: &TimelinePage) -> Option<(u64, u64)> {
 }
 
 /// `tsunagu tail`: prints events as they arrive until Ctrl-C (exit 0) or until stdout is
-/// closed. `--json` prints one JSON event per line. The tokens are saved whenever they are
-/// refreshed, so that stopping the command another way does not lose the session.
+/// closed; over the WebSocket unless `--poll` is given. `--json` prints one JSON event per
+/// line. The end of the session stops it with exit code 3. The tokens are saved whenever they
+/// are refreshed, so that stopping the command another way does not lose the session.
 pub(super) async fn tail(ctx: &Context, args: TailArgs) -> Result<(), CliError> {
     ctx.with_session(async |session, credentials| {
         let start = match args.after {
             Some(after) => after,
             None => session.timeline_head(args.room).await?,
         };
-        output::stderr(&format!(
-            "#{start} より後の新しい出来事を待っています（Ctrl-C で終了）。\n\
-             Waiting for events after #{start} (Ctrl-C to stop).\n"
-        ));
-        let source = Polling::new(
-            session.clone(),
-            args.room,
-            start,
-            Duration::from_secs(args.interval),
-        );
-        follow(ctx, session, credentials, source).await
+        if args.poll {
+            let interval = Duration::from_secs(args.interval);
+            let source = Polling::new(session.clone(), args.room, start, interval);
+            waiting(start);
+            follow(ctx, session, credentials, source).await
+        } else {
+            let source = Live::start(session, args.room, start).await?;
+            waiting(start);
+            follow(ctx, session, credentials, source).await
+        }
     })
     .await
 }
 
+fn waiting(start: u64) {
+    output::stderr(&format!(
+        "#{start} より後の新しい出来事を待っています（Ctrl-C で終了）。\n\
+         Waiting for events after #{start} (Ctrl-C to stop).\n"
+    ));
+}
+
+/// What an [`EventSource`] yields next.
+#[derive(Debug)]
+enum Step {
+    /// The next event, in order; never one already yielded.
+    Event(TimelineEvent),
+    /// The server cannot be reached or is unavailable (why); the source keeps trying.
+    Outage(String),
+    /// The server can be reached again.
+    Recovered,
+}
+
 /// Where `tail` gets new events from.
 trait EventSource {
-    /// The next events, oldest first; waits until there may be some. An empty batch is
-    /// fine. Failures are returned; the source stays usable and will retry.
-    async fn next_batch(&mut self) -> Result<Vec<TimelineEvent>, ClientError>;
+    /// The next step; waits until there is one. Passing outages are steps; an error ends
+    /// `tail`.
+    async fn next(&mut self) -> Result<Step, CliError>;
+
+    /// Stops the source cleanly (Ctrl-C).
+    async fn close(self)
+    where
+        Self: Sized,
+    {
+    }
 }
 
 /// Prints what `source` yields until Ctrl-C, a closed stdout or an error that retrying will
@@ -128,42 +156,42 @@ async fn follow(
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
-        let batch = tokio::select! {
+        let step = tokio::select! {
             stopped = &mut ctrl_c => {
+                source.close().await;
                 return stopped.map_err(|source| CliError::Io {
                     what: "could not wait for Ctrl-C".to_owned(),
                     source,
                 });
             }
-            batch = source.next_batch() => batch,
+            step = source.next() => step,
         };
         let tokens = session.tokens();
         if tokens != saved {
             ctx.save_tokens(credentials, &tokens)?;
             saved = tokens;
         }
-        match batch {
-            Ok(events) => {
-                if outage {
-                    outage = false;
-                    output::stderr("再接続しました。 Reconnected.\n");
-                }
-                for event in &events {
-                    if !out.stream_item(event, || view.render(event))? {
-                        return Ok(());
-                    }
+        match step? {
+            Step::Event(event) => {
+                if !out.stream_item(&event, || view.render(&event))? {
+                    return Ok(());
                 }
             }
-            Err(err) if is_passing(&err) => {
+            Step::Outage(reason) => {
                 if !outage {
                     outage = true;
                     output::stderr(&format!(
                         "サーバーに接続できません。再試行します。 Cannot reach the server \
-                         ({err}); retrying.\n"
+                         ({reason}); retrying.\n"
                     ));
                 }
             }
-            Err(err) => return Err(err.into()),
+            Step::Recovered => {
+                if outage {
+                    outage = false;
+                    output::stderr("再接続しました。 Reconnected.\n");
+                }
+            }
         }
     }
 }
@@ -174,17 +202,69 @@ fn is_passing(err: &ClientError) -> bool {
     client_exit_code(err) == exit::UNAVAILABLE || err.is(ErrorCode::RateLimited)
 }
 
+/// New events over the WebSocket, through the client library's [`LiveClient`]: it
+/// resubscribes, reconnects (with backoff and a fresh ticket) and drops replays by itself,
+/// so every event comes once and in order. The end of the session, or the room refused
+/// (the member left or was removed), ends `tail`.
+#[derive(Debug)]
+struct Live {
+    client: LiveClient,
+}
+
+impl Live {
+    /// Connects and follows `room` from after `after`.
+    async fn start(session: &Session, room: RoomId, after: u64) -> Result<Self, CliError> {
+        let client = LiveClient::start(session, LiveOptions::default()).await?;
+        client.subscribe(room, after).await?;
+        Ok(Self { client })
+    }
+}
+
+impl EventSource for Live {
+    async fn next(&mut self) -> Result<Step, CliError> {
+        loop {
+            let Some(item) = self.client.next_event().await else {
+                return Err(LiveError::Stopped.into());
+            };
+            return match item {
+                LiveEvent::Event { event, .. } => Ok(Step::Event(event)),
+                LiveEvent::Disconnected { error, .. } => Ok(Step::Outage(error.to_string())),
+                LiveEvent::Reconnected => Ok(Step::Recovered),
+                LiveEvent::Removed { error, .. } => Err(LiveError::Server(error).into()),
+                LiveEvent::SessionEnded => Err(LiveError::SessionEnded.into()),
+                LiveEvent::Stopped { error } => Err(error.into()),
+                LiveEvent::Error { error } => {
+                    output::stderr(&format!(
+                        "サーバーからのエラー: Error from the server: {error}\n"
+                    ));
+                    continue;
+                }
+                // Subscribed, resumed: nothing to show.
+                _ => continue,
+            };
+        }
+    }
+
+    async fn close(self) {
+        self.client.close().await;
+    }
+}
+
 /// New events by asking for the events after the last one seen, every `interval` (at once
 /// while a backlog remains).
 #[derive(Debug)]
 struct Polling {
     session: Session,
     room: RoomId,
-    /// The last number seen.
+    /// The last number fetched.
     cursor: u64,
     interval: Duration,
     /// How long to wait before the next request.
     pause: Duration,
+    /// Fetched, not yet yielded.
+    fetched: VecDeque<TimelineEvent>,
+    /// The last request failed.
+    failing: bool,
 }
 
 impl Polling {
@@ -196,30 +276,42 @@ impl Polling {
             cursor: after,
             interval,
             pause: Duration::ZERO,
+            fetched: VecDeque::new(),
+            failing: false,
         }
     }
 }
 
 impl EventSource for Polling {
-    async fn next_batch(&mut self) -> Result<Vec<TimelineEvent>, ClientError> {
-        tokio::time::sleep(self.pause).await;
-        match self
-            .session
-            .timeline(self.room, self.cursor, MAX_TIMELINE_PAGE)
-            .await
-        {
-            Ok(page) => {
-                let (events, caught_up) = advance(&mut self.cursor, page);
-                self.pause = if caught_up {
-                    self.interval
-                } else {
-                    Duration::ZERO
-                };
-                Ok(events)
+    async fn next(&mut self) -> Result<Step, CliError> {
+        loop {
+            if let Some(event) = self.fetched.pop_front() {
+                return Ok(Step::Event(event));
             }
-            Err(err) => {
-                self.pause = err.retry_after().unwrap_or_default().max(self.interval);
-                Err(err)
+            tokio::time::sleep(self.pause).await;
+            match self
+                .session
+                .timeline(self.room, self.cursor, MAX_TIMELINE_PAGE)
+                .await
+            {
+                Ok(page) => {
+                    let (events, caught_up) = advance(&mut self.cursor, page);
+                    self.pause = if caught_up {
+                        self.interval
+                    } else {
+                        Duration::ZERO
+                    };
+                    self.fetched = events.into();
+                    if std::mem::take(&mut self.failing) {
+                        return Ok(Step::Recovered);
+                    }
+                }
+                Err(err) if is_passing(&err) => {
+                    self.pause = err.retry_after().unwrap_or_default().max(self.interval);
+                    self.failing = true;
+                    return Ok(Step::Outage(err.to_string()));
+                }
+                Err(err) => return Err(err.into()),
             }
         }
     }
