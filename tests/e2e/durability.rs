@@ -7,13 +7,10 @@ use std::time::Duration;
 
 use tsunagu_e2e::server::TestServer;
 use tsunagu_protocol::identity::{OrganisationKind, Role};
-use tsunagu_protocol::rooms::{
-    ConsentGiver, CreateRoomRequest, PatientDetails, RecordConsentRequest,
-};
 use tsunagu_protocol::timeline::{Change, EntryKind, PostEntryRequest, Visibility};
 use tsunagu_protocol::{ClientPostId, RoomId};
 
-use crate::support::{bootstrap_admin, onboard, organisation};
+use crate::support::{bootstrap_admin, onboard, organisation, room_with_consent};
 
 fn post(i: usize) -> PostEntryRequest {
     PostEntryRequest {
@@ -34,30 +31,7 @@ pub async fn run(mut server: TestServer) {
     )
     .await;
     let (nurse, _) = onboard(&client, &admin.session, &org, Role::Nurse, "nurse.durable").await;
-    let patient = PatientDetails {
-        name: "小林 正".into(),
-        name_kana: "コバヤシ タダシ".into(),
-        date_of_birth: time::macros::date!(1940 - 01 - 15),
-        address: None,
-        insurer_numbers: Vec::new(),
-    };
-    let room: RoomId = nurse
-        .session
-        .create_room(&CreateRoomRequest { patient })
-        .await
-        .unwrap()
-        .id;
-    let today = time::OffsetDateTime::now_utc()
-        .to_offset(time::macros::offset!(+9))
-        .date();
-    let consent = RecordConsentRequest {
-        given_by: ConsentGiver::Patient,
-        giver_name: "小林 正".into(),
-        obtained_on: today,
-        scope: "情報共有".into(),
-        document_reference: None,
-    };
-    nurse.session.record_consent(room, &consent).await.unwrap();
+    let room: RoomId = room_with_consent(&nurse.session, "小林 正").await;
     let tokens = nurse.session.tokens();
 
     // Post one after another until the server dies under us.

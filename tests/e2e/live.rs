@@ -12,14 +12,11 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tsunagu_e2e::server::TestServer;
 use tsunagu_protocol::identity::{OrganisationKind, Role};
-use tsunagu_protocol::rooms::{
-    ConsentGiver, CreateRoomRequest, PatientDetails, RecordConsentRequest,
-};
 use tsunagu_protocol::timeline::{Change, EntryKind, PostEntryRequest, TimelineEvent, Visibility};
 use tsunagu_protocol::ws::{ClientFrame, ServerFrame, WsTicket};
 use tsunagu_protocol::{ClientPostId, ErrorCode, RoomId};
 
-use crate::support::{Person, bootstrap_admin, onboard, organisation};
+use crate::support::{Person, bootstrap_admin, onboard, organisation, room_with_consent};
 
 /// A client socket: a task reads it continuously (so that pings are answered and frames are
 /// taken off the wire as they come) and hands the frames over; `None` marks its end.
@@ -151,19 +148,7 @@ pub async fn run(server: TestServer) {
     .await;
     let (nurse, _) = onboard(&client, &admin.session, &org, Role::Nurse, "nurse.live").await;
     let (family, _) = onboard(&client, &admin.session, &org, Role::Family, "family.live").await;
-    let patient = PatientDetails {
-        name: "中村 清".into(),
-        name_kana: "ナカムラ キヨシ".into(),
-        date_of_birth: time::macros::date!(1936 - 09 - 30),
-        address: None,
-        insurer_numbers: Vec::new(),
-    };
-    let room = nurse
-        .session
-        .create_room(&CreateRoomRequest { patient })
-        .await
-        .unwrap()
-        .id;
+    let room = room_with_consent(&nurse.session, "中村 清").await;
     nurse
         .session
         .invite_member(room, family.session.me().await.unwrap().user.id)
@@ -174,17 +159,6 @@ pub async fn run(server: TestServer) {
         .respond_to_invitation(room, true)
         .await
         .unwrap();
-    let today = time::OffsetDateTime::now_utc()
-        .to_offset(time::macros::offset!(+9))
-        .date();
-    let consent = RecordConsentRequest {
-        given_by: ConsentGiver::Patient,
-        giver_name: "中村 清".into(),
-        obtained_on: today,
-        scope: "情報共有".into(),
-        document_reference: None,
-    };
-    nurse.session.record_consent(room, &consent).await.unwrap();
 
     // Tickets: one use only; a foreign Origin is refused.
     let used = ticket(&server, &nurse).await;

@@ -260,3 +260,38 @@ pub fn assert_code<T: std::fmt::Debug>(
         }
     }
 }
+
+/// Today in Japan: the calendar consent dates are written in.
+pub fn today_in_japan() -> time::Date {
+    time::OffsetDateTime::now_utc()
+        .to_offset(time::macros::offset!(+9))
+        .date()
+}
+
+/// A room opened by `poster` for a patient called `name`, with the patient's consent recorded.
+pub async fn room_with_consent(poster: &Session, name: &str) -> tsunagu_protocol::RoomId {
+    use tsunagu_protocol::rooms::{
+        ConsentGiver, CreateRoomRequest, PatientDetails, RecordConsentRequest,
+    };
+    let patient = PatientDetails {
+        name: name.into(),
+        name_kana: "カンジャ".into(),
+        date_of_birth: time::macros::date!(1938 - 04 - 01),
+        address: None,
+        insurer_numbers: Vec::new(),
+    };
+    let room = poster
+        .create_room(&CreateRoomRequest { patient })
+        .await
+        .unwrap()
+        .id;
+    let consent = RecordConsentRequest {
+        given_by: ConsentGiver::Patient,
+        giver_name: name.into(),
+        obtained_on: today_in_japan(),
+        scope: "在宅療養に関わる多職種での情報共有".into(),
+        document_reference: None,
+    };
+    poster.record_consent(room, &consent).await.unwrap();
+    room
+}
