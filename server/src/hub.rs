@@ -72,12 +72,4 @@ impl Hub {
             let _ = sender.send(Arc::new(event));
         }
     }
-
-    /// Rooms with a channel (for tests and metrics).
-    pub fn room_count(&self) -> usize {
-        self.rooms
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
 }

@@ -34,6 +34,19 @@ enum Scenario {
     All,
 }
 
+impl Scenario {
+    /// Rooms and posts per room of the workload (`All` runs each scenario with its own).
+    fn shape(self) -> (usize, usize) {
+        match self {
+            Scenario::S1 => (1, 1000),
+            Scenario::S2 => (200, 100),
+            Scenario::S3 => (2000, 10),
+            Scenario::S4 => (10_000, 0),
+            Scenario::S5 | Scenario::All => (1, 10_000),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Db {
     Sqlite,
@@ -127,14 +140,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: &Args, scenario: Scenario) -> Result<()> {
-    let (rooms, posts) = match scenario {
-        Scenario::S1 => (1, 1000),
-        Scenario::S2 => (200, 100),
-        Scenario::S3 => (2000, 10),
-        Scenario::S4 => (10_000, 0),
-        Scenario::S5 => (1, 10_000),
-        Scenario::All => unreachable_all(),
-    };
+    let (rooms, posts) = scenario.shape();
     let (rooms, posts) = (args.rooms.unwrap_or(rooms), args.posts.unwrap_or(posts));
     let database_url = match args.db {
         Db::Sqlite => None,
@@ -179,11 +185,6 @@ async fn run(args: &Args, scenario: Scenario) -> Result<()> {
     println!("{line}");
     server.stop().await;
     Ok(())
-}
-
-fn unreachable_all() -> (usize, usize) {
-    // `All` is expanded into the five scenarios before `run` is called.
-    (0, 0)
 }
 
 /// Opens a subscribed socket for every member of every room.

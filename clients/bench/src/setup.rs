@@ -2,7 +2,7 @@
 //! an organisation, and per room five members (physician, nurse, pharmacist, care manager,
 //! family) with TOTP enrolled, the room, its consent. Not counted in any figure.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -180,10 +180,6 @@ impl Server {
     }
 }
 
-fn data_dir_exists(path: &Path) -> bool {
-    path.join("tsunagu.db").exists()
-}
-
 /// Enrols TOTP on a session that must enrol it.
 async fn enrol(session: &Session) -> Result<()> {
     let enrolment = session.enrol_totp().await?;
@@ -207,9 +203,6 @@ pub(crate) struct BenchRoom {
 /// Sets up `rooms` rooms on `server`.
 pub(crate) async fn rooms(server: &Server, count: usize) -> Result<Vec<BenchRoom>> {
     let client = Client::new(&server.url)?;
-    if server.child.is_none() && data_dir_exists(&server.data_dir) {
-        // An external server with our data dir: fine, a fresh admin name is used below.
-    }
     let admin_name = format!("bench.admin.{}", std::process::id());
     let one_time = server.create_admin(&admin_name).await?;
     let first = client

@@ -109,6 +109,22 @@ pub struct StoreTx {
     tx: Transaction<'static, Any>,
 }
 
+/// The post an author made with a client id, read by [`Store::client_post`] and inside the
+/// writer's transaction by [`StoreTx::client_post`].
+fn client_post_query(
+    room: RoomId,
+    author: UserId,
+    client_id: &str,
+) -> sqlx::query::Query<'static, Any, sqlx::any::AnyArguments> {
+    sqlx::query(concat!(
+        rows::EVENT_SELECT!(),
+        " where e.room_id = $1 and e.author_id = $2 and e.client_id = $3"
+    ))
+    .bind(room.to_string())
+    .bind(author.to_string())
+    .bind(client_id.to_owned())
+}
+
 fn pool_options() -> AnyPoolOptions {
     AnyPoolOptions::new().acquire_timeout(std::time::Duration::from_secs(10))
 }
@@ -459,16 +475,8 @@ impl Store {
         author: UserId,
         client_id: &str,
     ) -> Result<Option<EventRow>> {
-        self.fetch_optional(
-            sqlx::query(concat!(
-                rows::EVENT_SELECT!(),
-                " where e.room_id = $1 and e.author_id = $2 and e.client_id = $3"
-            ))
-            .bind(room.to_string())
-            .bind(author.to_string())
-            .bind(client_id.to_owned()),
-        )
-        .await
+        self.fetch_optional(client_post_query(room, author, client_id))
+            .await
     }
 
     /// Who acknowledged an entry, in order.
@@ -1235,15 +1243,9 @@ impl StoreTx {
         author: UserId,
         client_id: &str,
     ) -> Result<Option<EventRow>> {
-        let row = sqlx::query(concat!(
-            rows::EVENT_SELECT!(),
-            " where e.room_id = $1 and e.author_id = $2 and e.client_id = $3"
-        ))
-        .bind(room.to_string())
-        .bind(author.to_string())
-        .bind(client_id.to_owned())
-        .fetch_optional(&mut *self.tx)
-        .await?;
+        let row = client_post_query(room, author, client_id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
         row.map(|row| EventRow::from_row(&row).map_err(Error::from))
             .transpose()
     }

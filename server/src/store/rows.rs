@@ -335,3 +335,13 @@ pub enum Stream {
     /// Events visible to everyone, numbered by `public_seq` (family and patients).
     Public,
 }
+
+impl Stream {
+    /// An event's number in this stream; `None` if it is not in it.
+    pub fn number(self, seq: i64, public_seq: Option<i64>) -> Option<i64> {
+        match self {
+            Stream::Full => Some(seq),
+            Stream::Public => public_seq,
+        }
+    }
+}

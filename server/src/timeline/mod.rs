@@ -78,6 +78,13 @@ fn visibility_name(visibility: Visibility) -> &'static str {
     }
 }
 
+fn kind_name(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::Text => "text",
+        EntryKind::Urgent => "urgent",
+    }
+}
+
 fn parse_visibility(name: &str) -> Result<Visibility> {
     match name {
         "care_team" => Ok(Visibility::CareTeam),
@@ -104,10 +111,9 @@ fn author_of(row: &EventRow) -> Result<Author> {
 /// `client_id` is shown (only to its author).
 fn event_from_row(row: &EventRow, stream: Stream, viewer: &Principal) -> Result<TimelineEvent> {
     let body = decode(&row.body)?;
-    let seq = match stream {
-        Stream::Full => row.seq,
-        Stream::Public => row.public_seq.ok_or_else(|| corrupt("public sequence"))?,
-    };
+    let seq = stream
+        .number(row.seq, row.public_seq)
+        .ok_or_else(|| corrupt("public sequence"))?;
     let change = match row.change.as_str() {
         "posted" => Change::Posted {
             kind: match row.entry_kind.as_deref() {
@@ -333,10 +339,7 @@ impl TimelineService {
             room_id: room.to_string(),
             entry_id: entry_id.to_string(),
             change: "posted",
-            entry_kind: Some(match request.kind {
-                EntryKind::Text => "text",
-                EntryKind::Urgent => "urgent",
-            }),
+            entry_kind: Some(kind_name(request.kind)),
             visibility: visibility_name(request.visibility),
             version: 1,
             author_id: principal.user_id.to_string(),
@@ -358,10 +361,9 @@ impl TimelineService {
         {
             writer::Outcome::Duplicate(existing) => answer_duplicate(&existing, &request, stream),
             writer::Outcome::Stored { seq, public_seq } => {
-                let seq = match stream {
-                    Stream::Full => seq,
-                    Stream::Public => public_seq.ok_or_else(|| corrupt("public sequence"))?,
-                };
+                let seq = stream
+                    .number(seq, public_seq)
+                    .ok_or_else(|| corrupt("public sequence"))?;
                 Ok(PostedEntry {
                     entry_id,
                     client_id: request.client_id,
@@ -669,11 +671,7 @@ fn no_consent() -> AppError {
 
 /// Whether a stored post is the one `request` describes (a true retry).
 fn same_post(row: &EventRow, request: &PostEntryRequest) -> Result<bool> {
-    let kind = match request.kind {
-        EntryKind::Text => "text",
-        EntryKind::Urgent => "urgent",
-    };
-    Ok(row.entry_kind.as_deref() == Some(kind)
+    Ok(row.entry_kind.as_deref() == Some(kind_name(request.kind))
         && row.visibility == visibility_name(request.visibility)
         && decode(&row.body)?.text.as_deref() == Some(request.text.as_str()))
 }
@@ -701,10 +699,9 @@ fn posted(
     client_id: ClientPostId,
     duplicate: bool,
 ) -> Result<PostedEntry> {
-    let seq = match stream {
-        Stream::Full => row.seq,
-        Stream::Public => row.public_seq.ok_or_else(|| corrupt("public sequence"))?,
-    };
+    let seq = stream
+        .number(row.seq, row.public_seq)
+        .ok_or_else(|| corrupt("public sequence"))?;
     Ok(PostedEntry {
         entry_id: parse(&row.entry_id, "entry id")?,
         client_id,

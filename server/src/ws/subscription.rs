@@ -11,7 +11,7 @@ use tsunagu_protocol::RoomId;
 use tsunagu_protocol::ws::ServerFrame;
 
 use crate::auth::Principal;
-use crate::store::{EventRow, Store, Stream};
+use crate::store::{EventRow, Store};
 use crate::timeline::{ends_membership_of, event_frame, stream_of};
 
 /// Events read from the database per page while catching up.
@@ -75,10 +75,7 @@ impl Forwarder {
     }
 
     fn seq_of(&self, row: &EventRow) -> Option<i64> {
-        match stream_of(self.viewer.role) {
-            Stream::Full => Some(row.seq),
-            Stream::Public => row.public_seq,
-        }
+        stream_of(self.viewer.role).number(row.seq, row.public_seq)
     }
 
     async fn forward(
