@@ -2,14 +2,54 @@
 //! room, on this node. Writers publish after their transaction commits; each subscriber reads
 //! from a bounded broadcast channel and falls back to the database when it falls behind, so
 //! the hub may drop nothing that a client then misses (see [`crate::ws`]).
+//!
+//! An event is rendered to its JSON frame at most once per kind of viewer (stream, and
+//! whether the viewer is its author), however many sockets receive it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{broadcast, watch};
-use tsunagu_protocol::RoomId;
+use tsunagu_protocol::{RoomId, UserId};
 
-use crate::store::EventRow;
+use crate::store::{EventRow, Stream};
+
+/// A committed event on its way to live subscribers, with its frames rendered on first use.
+#[derive(Debug)]
+pub struct Published {
+    pub row: EventRow,
+    /// The author, parsed once.
+    pub author: Option<UserId>,
+    /// Frames by [`Published::variant`]; `None` inside: the event could not be rendered.
+    frames: [OnceLock<Option<Utf8Bytes>>; 4],
+}
+
+impl Published {
+    /// Wraps a committed event.
+    pub fn new(row: EventRow) -> Self {
+        Self {
+            author: row.author_id.parse().ok(),
+            row,
+            frames: Default::default(),
+        }
+    }
+
+    /// The frame for a viewer reading `stream`, rendered by `render` the first time a viewer
+    /// of that kind asks.
+    pub fn frame(
+        &self,
+        stream: Stream,
+        viewer: UserId,
+        render: impl FnOnce() -> Option<Utf8Bytes>,
+    ) -> Option<Utf8Bytes> {
+        let variant = match stream {
+            Stream::Full => 0,
+            Stream::Public => 2,
+        } + usize::from(self.author == Some(viewer));
+        self.frames[variant].get_or_init(render).clone()
+    }
+}
 
 /// Events buffered per room before slow subscribers are told to catch up from the database.
 const ROOM_CAPACITY: usize = 1024;
@@ -17,7 +57,7 @@ const ROOM_CAPACITY: usize = 1024;
 /// Handle to the hub. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Hub {
-    rooms: Arc<Mutex<HashMap<RoomId, broadcast::Sender<Arc<EventRow>>>>>,
+    rooms: Arc<Mutex<HashMap<RoomId, broadcast::Sender<Arc<Published>>>>>,
     closing: Arc<watch::Sender<bool>>,
 }
 
@@ -47,7 +87,7 @@ impl Hub {
     }
 
     /// Receives the room's events published from now on.
-    pub fn subscribe(&self, room: RoomId) -> broadcast::Receiver<Arc<EventRow>> {
+    pub fn subscribe(&self, room: RoomId) -> broadcast::Receiver<Arc<Published>> {
         // A poisoned lock only means another thread panicked while holding it; the map is
         // still consistent (every operation on it is a single insert, get or remove).
         let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
@@ -69,7 +109,7 @@ impl Hub {
         }
         for event in events {
             // Fails only when every receiver is gone, which is fine.
-            let _ = sender.send(Arc::new(event));
+            let _ = sender.send(Arc::new(Published::new(event)));
         }
     }
 }

@@ -198,6 +198,18 @@ impl Event {
         self
     }
 
+    /// The same event with another outcome (a post refused inside the writer's batch).
+    pub fn outcome(mut self, outcome: Outcome) -> Self {
+        self.record.outcome = outcome.as_str().to_owned();
+        self
+    }
+
+    /// The record to append, for writers that append many at once
+    /// ([`StoreTx::append_audits`]).
+    pub fn into_record(self) -> AuditRecord {
+        self.record
+    }
+
     /// Appends the event in `tx`.
     ///
     /// # Errors

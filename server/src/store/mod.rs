@@ -9,6 +9,7 @@
 //! Reads go through [`Store`]; writes go through a [`StoreTx`] so that every change and the
 //! audit record describing it commit together or not at all.
 
+mod batch;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -21,9 +22,10 @@ use tsunagu_protocol::{
     ConsentId, EntryId, InvitationId, OrganisationId, RoomId, SessionId, UserId,
 };
 
+pub use batch::{RoomAdvance, RoomCounters};
 pub use rows::{
     AckRow, AuditRecord, ConsentRow, DirectoryRow, EventRow, InvitationRow, MemberRow,
-    MembershipRow, NewEvent, OrganisationRow, RoleGrantRow, RoomListRow, RoomRow,
+    MembershipRow, NewEvent, OrganisationRow, PosterRow, RoleGrantRow, RoomListRow, RoomRow,
     SessionPrincipalRow, SessionRow, Stream, ThrottleRow, UserRow,
 };
 

@@ -276,6 +276,19 @@ macro_rules! event_select {
 }
 pub(super) use event_select as EVENT_SELECT;
 
+/// What the writer needs to know of a poster in a room: their membership state (`None`: not
+/// a member), their name and organisation for the published event, and the room's consent
+/// state.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct PosterRow {
+    pub room_id: String,
+    pub user_id: String,
+    pub member_state: Option<String>,
+    pub display_name: String,
+    pub organisation_name: Option<String>,
+    pub consent_state: Option<String>,
+}
+
 /// A timeline event to append; the store assigns its sequence numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {

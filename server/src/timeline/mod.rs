@@ -178,6 +178,21 @@ pub fn event_frame(
     })
 }
 
+/// [`event_frame`] as the JSON text sent over the socket.
+///
+/// # Errors
+/// `internal` if the stored event is damaged.
+pub fn event_text(
+    room: RoomId,
+    row: &EventRow,
+    stream: Stream,
+    viewer: &Principal,
+) -> Result<axum::extract::ws::Utf8Bytes> {
+    let frame = event_frame(room, row, stream, viewer)?;
+    let text = serde_json::to_string(&frame).map_err(|_| corrupt("event frame"))?;
+    Ok(axum::extract::ws::Utf8Bytes::from(text))
+}
+
 fn checked_text(text: &str, field: &str, max: usize) -> Result<String> {
     let count = text.chars().count();
     if text.trim().is_empty()
@@ -313,24 +328,15 @@ impl TimelineService {
         room: RoomId,
         request: PostEntryRequest,
     ) -> Result<PostedEntry> {
-        let row = access::accepted_room(&self.store, principal, room, Action::EntryPost).await?;
+        // Checks that need no database come first; membership, consent and retries are
+        // checked by the writer inside the transaction that stores the post. A retry is
+        // answered with what was stored, even if consent has been withdrawn since; a
+        // different post under a used client id is refused rather than dropped.
         let stream = stream_of(principal.role);
         let client_id = request.client_id.to_string();
-        // A retry is answered with what was stored, even if consent has been withdrawn since;
-        // a different post under a used client id is refused rather than dropped.
-        if let Some(existing) = self
-            .store
-            .client_post(room, principal.user_id, &client_id)
-            .await?
-        {
-            return answer_duplicate(&existing, &request, stream);
-        }
         let lay = !principal.role.is_care_professional();
         if lay && (request.visibility != Visibility::Everyone || request.kind != EntryKind::Text) {
             return Err(access::refuse(&self.store, principal, Action::EntryPost, room).await);
-        }
-        if ConsentState::Given != consent_state(&row) {
-            return Err(no_consent());
         }
         let text = checked_text(&request.text, "text", MAX_TEXT_CHARS)?;
         let entry_id = EntryId::generate();
@@ -354,11 +360,7 @@ impl TimelineService {
         };
         let audit = Event::by(principal, Action::EntryPost, Outcome::Success).object("room", room);
         // Numbered, stored and audited by the group-commit writer; answered after the commit.
-        match self
-            .writer
-            .submit(room, principal.user_id, event, audit)
-            .await?
-        {
+        match self.writer.submit(room, event, audit).await? {
             writer::Outcome::Duplicate(existing) => answer_duplicate(&existing, &request, stream),
             writer::Outcome::Stored { seq, public_seq } => {
                 let seq = stream

@@ -1,28 +1,37 @@
 //! Group commit for posts. One `fdatasync` costs up to ~2 ms on these machines, so a commit
 //! per post would cap a node near 500 posts/s. Posts are handed to one writer task, which
 //! takes every post waiting at that moment (up to [`MAX_BATCH`]) into one transaction, commits
-//! once, and only then answers each of them and publishes their events. If a batch fails, its
-//! posts are retried one by one, so one bad post cannot fail the others.
+//! once, and only then answers each of them and publishes their events.
+//!
+//! A batch costs a handful of statements whatever its size: one read of the posters'
+//! memberships and their rooms' consent, one read of earlier posts under the same client ids,
+//! one update numbering every room of the batch, one insert of the events and one of their
+//! audit records. The checks are made inside the transaction, so a post is judged by what it
+//! commits with (a member removed a moment earlier cannot slip a post in). If a batch fails,
+//! its posts are retried one by one, so one bad post cannot fail the others.
+
+use std::collections::HashMap;
 
 use tokio::sync::{mpsc, oneshot};
-use tsunagu_protocol::{RoomId, UserId};
+use tsunagu_protocol::RoomId;
+use tsunagu_protocol::rooms::ConsentState;
 
-use crate::audit::Event;
+use crate::audit::{self, Event};
 use crate::error::{AppError, Result};
 use crate::hub::Hub;
-use crate::store::{self, EventRow, NewEvent, Store, StoreTx};
+use crate::rooms::access;
+use crate::store::{self, EventRow, NewEvent, PosterRow, RoomAdvance, Store};
 
 /// Most posts in one transaction.
 pub(super) const MAX_BATCH: usize = 256;
 /// Posts waiting for the writer before callers wait for room.
 const QUEUE: usize = 4096;
 
-/// A validated post, ready to be numbered and stored.
+/// A validated post, ready to be checked, numbered and stored.
 pub(super) struct Job {
     pub(super) room: RoomId,
-    pub(super) author: UserId,
     pub(super) event: NewEvent,
-    /// The audit event, completed with the entry and its number once known.
+    /// The audit event of its success, completed with the entry and its number once known.
     pub(super) audit: Event,
     pub(super) reply: oneshot::Sender<Result<Outcome>>,
 }
@@ -34,6 +43,43 @@ pub(super) enum Outcome {
     Stored { seq: i64, public_seq: Option<i64> },
     /// A post with the same client id was already stored (a retry): here it is.
     Duplicate(Box<EventRow>),
+}
+
+/// What the writer decided for one post of a batch.
+enum Decision {
+    /// To be stored, as the `n`-th new event of its room in this batch (and the
+    /// `public_n`-th of its public stream).
+    Store {
+        poster: usize,
+        n: i64,
+        public_n: Option<i64>,
+    },
+    /// Already stored, before this batch.
+    Duplicate(Box<EventRow>),
+    /// The same client id as an earlier post of this batch (a quick retry).
+    DuplicateOf(usize),
+    /// Refused; refusals of access are audited with the batch.
+    Refuse(AppError),
+}
+
+/// A stored post: its numbers and its author as the hub publishes them.
+struct Stored {
+    seq: i64,
+    public_seq: Option<i64>,
+    poster: usize,
+}
+
+/// What a committed batch gives back to its posts.
+struct Committed {
+    /// Per post: the stored numbers or the answer.
+    results: Vec<std::result::Result<Stored, Answer>>,
+    posters: Vec<PosterRow>,
+}
+
+/// An answer that is not a newly stored post.
+enum Answer {
+    Duplicate(Box<EventRow>),
+    Refused(AppError),
 }
 
 /// Handle to the writer task.
@@ -53,18 +99,17 @@ impl PostWriter {
     /// Stores a post (answered after the commit).
     ///
     /// # Errors
-    /// The store's error, or `internal` if the writer is gone.
+    /// `not_found` (no such room), `forbidden` (not an accepted member), `conflict` (no
+    /// consent in force), the store's error, or `internal` if the writer is gone.
     pub(super) async fn submit(
         &self,
         room: RoomId,
-        author: UserId,
         event: NewEvent,
         audit: Event,
     ) -> Result<Outcome> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             room,
-            author,
             event,
             audit,
             reply,
@@ -90,84 +135,256 @@ async fn run(store: Store, hub: Hub, mut queue: mpsc::Receiver<Job>) {
             }
         }
         match commit(&store, &batch).await {
-            Ok(outcomes) => {
-                finish(
-                    &store,
-                    &hub,
-                    batch.drain(..).zip(outcomes.into_iter().map(Ok)),
-                )
-                .await
-            }
+            Ok(committed) => finish(&hub, std::mem::take(&mut batch), Ok(committed)),
             Err(error) if batch.len() == 1 => {
-                finish(
-                    &store,
-                    &hub,
-                    batch.drain(..).zip(std::iter::once(Err(error))),
-                )
-                .await;
+                finish(&hub, std::mem::take(&mut batch), Err(error));
             }
             Err(error) => {
                 tracing::warn!(%error, posts = batch.len(), "a batch of posts failed; retrying them one by one");
                 for job in batch.drain(..) {
-                    let outcome = commit(&store, std::slice::from_ref(&job))
-                        .await
-                        .map(|mut o| o.remove(0));
-                    finish(&store, &hub, std::iter::once((job, outcome))).await;
+                    let jobs = vec![job];
+                    let committed = commit(&store, &jobs).await;
+                    finish(&hub, jobs, committed);
                 }
             }
         }
     }
 }
 
-/// Stores `jobs` in one transaction.
-async fn commit(store: &Store, jobs: &[Job]) -> store::Result<Vec<Outcome>> {
+/// Checks, numbers, stores and audits `jobs` in one transaction.
+async fn commit(store: &Store, jobs: &[Job]) -> store::Result<Committed> {
     let mut tx = store.begin().await?;
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        outcomes.push(store_one(&mut tx, job).await?);
+
+    // Who posts where: one read for the whole batch.
+    let mut pairs: Vec<(String, String)> = jobs
+        .iter()
+        .map(|job| (job.event.room_id.clone(), job.event.author_id.clone()))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let posters = tx.posters(&pairs).await?;
+    let poster_of: HashMap<(&str, &str), usize> = posters
+        .iter()
+        .enumerate()
+        .map(|(i, p)| ((p.room_id.as_str(), p.user_id.as_str()), i))
+        .collect();
+
+    // Retries: one read for the whole batch.
+    let keys: Vec<(String, String, String)> = jobs
+        .iter()
+        .filter_map(|job| {
+            let client_id = job.event.client_id.clone()?;
+            Some((
+                job.event.room_id.clone(),
+                job.event.author_id.clone(),
+                client_id,
+            ))
+        })
+        .collect();
+    let earlier = if keys.is_empty() {
+        Vec::new()
+    } else {
+        tx.client_posts(&keys).await?
+    };
+
+    let mut decisions = Vec::with_capacity(jobs.len());
+    let mut rooms: Vec<RoomAdvance> = Vec::new();
+    let mut in_batch: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    let mut audits = Vec::with_capacity(jobs.len());
+    for (index, job) in jobs.iter().enumerate() {
+        let event = &job.event;
+        let client_id = event.client_id.as_deref();
+        let key = (
+            event.room_id.as_str(),
+            event.author_id.as_str(),
+            client_id.unwrap_or(""),
+        );
+        let Some(&poster) = poster_of.get(&(key.0, key.1)) else {
+            decisions.push(Decision::Refuse(AppError::NotFound));
+            continue;
+        };
+        if posters[poster].member_state.as_deref() != Some("accepted") {
+            audits.push(
+                job.audit
+                    .clone()
+                    .outcome(audit::Outcome::Refused)
+                    .into_record(),
+            );
+            decisions.push(Decision::Refuse(AppError::Forbidden));
+            continue;
+        }
+        if client_id.is_some() {
+            if let Some((_, row)) = earlier.iter().find(|(room, row)| {
+                room == key.0 && row.author_id == key.1 && row.client_id.as_deref() == client_id
+            }) {
+                decisions.push(Decision::Duplicate(Box::new(row.clone())));
+                continue;
+            }
+            if let Some(&first) = in_batch.get(&key) {
+                decisions.push(Decision::DuplicateOf(first));
+                continue;
+            }
+        }
+        if access::consent_state(posters[poster].consent_state.as_deref()) != ConsentState::Given {
+            decisions.push(Decision::Refuse(super::no_consent()));
+            continue;
+        }
+        if client_id.is_some() {
+            in_batch.insert(key, index);
+        }
+        let public = event.visibility == "everyone";
+        let position = match rooms.iter().position(|r| r.room_id == event.room_id) {
+            Some(position) => position,
+            None => {
+                rooms.push(RoomAdvance {
+                    room_id: event.room_id.clone(),
+                    events: 0,
+                    public_events: 0,
+                });
+                rooms.len() - 1
+            }
+        };
+        let room = &mut rooms[position];
+        room.events += 1;
+        room.public_events += i64::from(public);
+        decisions.push(Decision::Store {
+            poster,
+            n: room.events,
+            public_n: public.then_some(room.public_events),
+        });
+    }
+
+    // Number every room of the batch at once; its events take the numbers below the new ends.
+    let counts: HashMap<String, (i64, i64)> = rooms
+        .iter()
+        .map(|r| (r.room_id.clone(), (r.events, r.public_events)))
+        .collect();
+    let ends = if rooms.is_empty() {
+        Vec::new()
+    } else {
+        tx.advance_rooms(&mut rooms).await?
+    };
+    let before: HashMap<&str, (i64, i64)> = ends
+        .iter()
+        .filter_map(|end| {
+            let (events, public) = counts.get(&end.room_id)?;
+            Some((
+                end.room_id.as_str(),
+                (end.last_seq - events, end.last_public_seq - public),
+            ))
+        })
+        .collect();
+    let mut results: Vec<std::result::Result<Stored, Answer>> = Vec::with_capacity(jobs.len());
+    let mut inserts = Vec::with_capacity(jobs.len());
+    for (job, decision) in jobs.iter().zip(decisions) {
+        let result = match decision {
+            Decision::Store {
+                poster,
+                n,
+                public_n,
+            } => {
+                let &(seq_before, public_before) = before
+                    .get(job.event.room_id.as_str())
+                    .ok_or_else(|| store::Error::Corrupt("room numbering".into()))?;
+                let seq = seq_before + n;
+                let public_seq = public_n.map(|k| public_before + k);
+                inserts.push((&job.event, seq, public_seq));
+                audits.push(
+                    job.audit
+                        .clone()
+                        .reason(format!("entry={};seq={seq}", job.event.entry_id))
+                        .into_record(),
+                );
+                Ok(Stored {
+                    seq,
+                    public_seq,
+                    poster,
+                })
+            }
+            Decision::Duplicate(row) => Err(Answer::Duplicate(row)),
+            // A quick retry answers with the post it repeats, stored earlier in this batch.
+            Decision::DuplicateOf(first) => match &results[first] {
+                Ok(stored) => Err(Answer::Duplicate(Box::new(stored_row(
+                    &jobs[first].event,
+                    stored,
+                    &posters,
+                )))),
+                Err(_) => return Err(store::Error::Corrupt("batch retry".into())),
+            },
+            Decision::Refuse(error) => Err(Answer::Refused(error)),
+        };
+        results.push(result);
+    }
+
+    if !inserts.is_empty() {
+        tx.insert_events(&inserts).await?;
+    }
+    if !audits.is_empty() {
+        tx.append_audits(&audits).await?;
     }
     tx.commit().await?;
-    Ok(outcomes)
+    Ok(Committed { results, posters })
 }
 
-async fn store_one(tx: &mut StoreTx, job: &Job) -> store::Result<Outcome> {
-    if let Some(client_id) = job.event.client_id.as_deref()
-        && let Some(existing) = tx.client_post(job.room, job.author, client_id).await?
-    {
-        return Ok(Outcome::Duplicate(Box::new(existing)));
+/// The published shape of a stored post.
+fn stored_row(event: &NewEvent, stored: &Stored, posters: &[PosterRow]) -> EventRow {
+    let poster = &posters[stored.poster];
+    EventRow {
+        seq: stored.seq,
+        public_seq: stored.public_seq,
+        entry_id: event.entry_id.clone(),
+        change: event.change.to_owned(),
+        entry_kind: event.entry_kind.map(str::to_owned),
+        visibility: event.visibility.to_owned(),
+        version: event.version,
+        author_id: event.author_id.clone(),
+        author_role: event.author_role.clone(),
+        author_organisation_id: event.author_organisation_id.clone(),
+        author_name: poster.display_name.clone(),
+        author_organisation_name: poster.organisation_name.clone(),
+        client_id: event.client_id.clone(),
+        body: event.body.clone(),
+        created_at: event.created_at,
     }
-    let (seq, public_seq) = tx.append_event(&job.event).await?;
-    job.audit
-        .clone()
-        .reason(format!("entry={};seq={seq}", job.event.entry_id))
-        .append(tx)
-        .await?;
-    Ok(Outcome::Stored { seq, public_seq })
 }
 
 /// Answers each post and publishes the stored ones, room by room, in sequence order.
-async fn finish(
-    store: &Store,
-    hub: &Hub,
-    results: impl Iterator<Item = (Job, store::Result<Outcome>)>,
-) {
-    let mut published: Vec<(RoomId, i64, i64)> = Vec::new();
-    for (job, outcome) in results {
-        if let Ok(Outcome::Stored { seq, .. }) = &outcome {
-            match published.iter_mut().find(|(room, ..)| *room == job.room) {
-                Some((_, first, last)) => {
-                    *first = (*first).min(*seq);
-                    *last = (*last).max(*seq);
-                }
-                None => published.push((job.room, *seq, *seq)),
+fn finish(hub: &Hub, jobs: Vec<Job>, committed: store::Result<Committed>) {
+    let committed = match committed {
+        Ok(committed) => committed,
+        Err(error) => {
+            // Only ever one post here: batches that fail are retried one post at a time.
+            let mut error = Some(AppError::from(error));
+            for job in jobs {
+                let answer = error
+                    .take()
+                    .unwrap_or(AppError::Internal("post batch failed"));
+                let _ = job.reply.send(Err(answer));
             }
+            return;
         }
+    };
+    let mut published: Vec<(RoomId, Vec<EventRow>)> = Vec::new();
+    for (job, result) in jobs.into_iter().zip(committed.results) {
+        let answer = match result {
+            Ok(stored) => {
+                let row = stored_row(&job.event, &stored, &committed.posters);
+                match published.iter_mut().find(|(room, _)| *room == job.room) {
+                    Some((_, rows)) => rows.push(row),
+                    None => published.push((job.room, vec![row])),
+                }
+                Ok(Outcome::Stored {
+                    seq: stored.seq,
+                    public_seq: stored.public_seq,
+                })
+            }
+            Err(Answer::Duplicate(row)) => Ok(Outcome::Duplicate(row)),
+            Err(Answer::Refused(error)) => Err(error),
+        };
         // The caller may have gone (a closed socket); the post stands all the same.
-        let _ = job.reply.send(outcome.map_err(AppError::from));
+        let _ = job.reply.send(answer);
     }
-    for (room, first, last) in published {
-        if let Err(error) = super::publish_committed(store, hub, room, first, last).await {
-            tracing::warn!(%error, "committed posts could not be published live");
-        }
+    for (room, rows) in published {
+        hub.publish(room, rows);
     }
 }

@@ -174,17 +174,16 @@ impl RateLimit {
 /// Runs one connection until the client leaves, the session ends or the server shuts down.
 async fn run(socket: WebSocket, state: AppState, principal: Principal) {
     let (mut sink, mut stream) = socket.split();
-    let (out, mut queue) = mpsc::channel::<ServerFrame>(QUEUE);
+    let (out, mut queue) = mpsc::channel::<Utf8Bytes>(QUEUE);
     let (close_tx, mut close_rx) = mpsc::channel::<CloseFrame>(1);
     let writer = tokio::spawn(async move {
         let mut ping = tokio::time::interval(HEARTBEAT);
         ping.tick().await;
         loop {
             tokio::select! {
-                frame = queue.recv() => {
-                    let Some(frame) = frame else { break };
-                    let Ok(text) = serde_json::to_string(&frame) else { continue };
-                    if sink.send(Message::Text(Utf8Bytes::from(text))).await.is_err() {
+                text = queue.recv() => {
+                    let Some(text) = text else { break };
+                    if sink.send(Message::Text(text)).await.is_err() {
                         return;
                     }
                 }
@@ -195,9 +194,8 @@ async fn run(socket: WebSocket, state: AppState, principal: Principal) {
                 }
                 close = close_rx.recv() => {
                     // Drain what is queued, then say goodbye.
-                    while let Ok(frame) = queue.try_recv() {
-                        let Ok(text) = serde_json::to_string(&frame) else { continue };
-                        if sink.send(Message::Text(Utf8Bytes::from(text))).await.is_err() {
+                    while let Ok(text) = queue.try_recv() {
+                        if sink.send(Message::Text(text)).await.is_err() {
                             return;
                         }
                     }
@@ -279,6 +277,12 @@ async fn run(socket: WebSocket, state: AppState, principal: Principal) {
     let _ = writer.await;
 }
 
+/// A frame as the JSON text sent over the socket (`None` only if it cannot be serialised,
+/// which the protocol's types rule out).
+fn frame_text(frame: &ServerFrame) -> Option<Utf8Bytes> {
+    serde_json::to_string(frame).ok().map(Utf8Bytes::from)
+}
+
 fn close_frame(code: u16, reason: &'static str) -> CloseFrame {
     CloseFrame {
         code,
@@ -290,7 +294,7 @@ fn close_frame(code: u16, reason: &'static str) -> CloseFrame {
 struct Connection {
     state: AppState,
     principal: Principal,
-    out: mpsc::Sender<ServerFrame>,
+    out: mpsc::Sender<Utf8Bytes>,
     subscriptions: HashMap<RoomId, JoinHandle<()>>,
     limit: RateLimit,
     /// Frames refused by the rate limit without a pause; past [`FLOOD_LIMIT`] the
@@ -302,8 +306,10 @@ struct Connection {
 
 impl Connection {
     async fn send(&self, frame: ServerFrame) {
-        // Fails only when the writer has gone, i.e. the connection is closing.
-        let _ = self.out.send(frame).await;
+        if let Some(text) = frame_text(&frame) {
+            // Fails only when the writer has gone, i.e. the connection is closing.
+            let _ = self.out.send(text).await;
+        }
     }
 
     async fn handle_text(&mut self, text: &str) {

@@ -5,14 +5,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tsunagu_protocol::RoomId;
 use tsunagu_protocol::ws::ServerFrame;
 
+use super::frame_text;
 use crate::auth::Principal;
+use crate::hub::Published;
 use crate::store::{EventRow, Store};
-use crate::timeline::{ends_membership_of, event_frame, stream_of};
+use crate::timeline::{ends_membership_of, event_text, stream_of};
 
 /// Events read from the database per page while catching up.
 const PAGE: i64 = 500;
@@ -24,7 +27,7 @@ pub(super) struct Forwarder {
     pub(super) room: RoomId,
     pub(super) viewer: Principal,
     pub(super) store: Store,
-    pub(super) out: mpsc::Sender<ServerFrame>,
+    pub(super) out: mpsc::Sender<Utf8Bytes>,
 }
 
 /// Why forwarding stopped.
@@ -41,20 +44,18 @@ impl Forwarder {
     pub(super) fn spawn(
         self,
         since: u64,
-        receiver: broadcast::Receiver<Arc<EventRow>>,
+        receiver: broadcast::Receiver<Arc<Published>>,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
             let mut last = i64::try_from(since).unwrap_or(i64::MAX);
             match self.forward(&mut last, receiver).await {
                 Stop::Resume => {
                     let after = u64::try_from(last).unwrap_or(0);
-                    let _ = self
-                        .out
-                        .send(ServerFrame::Resume {
-                            room: self.room,
-                            after,
-                        })
-                        .await;
+                    self.send(&ServerFrame::Resume {
+                        room: self.room,
+                        after,
+                    })
+                    .await;
                 }
                 Stop::Removed => {
                     let body = crate::error::AppError::Forbidden.body();
@@ -67,11 +68,18 @@ impl Forwarder {
                         client_id: None,
                         retry_after_seconds: None,
                     };
-                    let _ = self.out.send(frame).await;
+                    self.send(&frame).await;
                 }
                 Stop::Closed => {}
             }
         })
+    }
+
+    async fn send(&self, frame: &ServerFrame) {
+        if let Some(text) = frame_text(frame) {
+            // Fails only when the connection is closing.
+            let _ = self.out.send(text).await;
+        }
     }
 
     fn seq_of(&self, row: &EventRow) -> Option<i64> {
@@ -81,7 +89,7 @@ impl Forwarder {
     async fn forward(
         &self,
         last: &mut i64,
-        mut receiver: broadcast::Receiver<Arc<EventRow>>,
+        mut receiver: broadcast::Receiver<Arc<Published>>,
     ) -> Stop {
         let stream = stream_of(self.viewer.role);
         loop {
@@ -97,7 +105,7 @@ impl Forwarder {
                     let Some(seq) = self.seq_of(row) else {
                         continue;
                     };
-                    let Ok(frame) = event_frame(self.room, row, stream, &self.viewer) else {
+                    let Ok(frame) = event_text(self.room, row, stream, &self.viewer) else {
                         return Stop::Resume;
                     };
                     if self.out.send(frame).await.is_err() {
@@ -112,8 +120,9 @@ impl Forwarder {
             // Live, until something is missed.
             loop {
                 match receiver.recv().await {
-                    Ok(row) => {
-                        let Some(seq) = self.seq_of(&row) else {
+                    Ok(published) => {
+                        let row = &published.row;
+                        let Some(seq) = self.seq_of(row) else {
                             continue;
                         };
                         if seq <= *last {
@@ -124,7 +133,9 @@ impl Forwarder {
                             // order across writers): the database has it.
                             break;
                         }
-                        let Ok(frame) = event_frame(self.room, &row, stream, &self.viewer) else {
+                        let Some(frame) = published.frame(stream, self.viewer.user_id, || {
+                            event_text(self.room, row, stream, &self.viewer).ok()
+                        }) else {
                             return Stop::Resume;
                         };
                         match tokio::time::timeout(SEND_TIMEOUT, self.out.send(frame)).await {
@@ -132,7 +143,7 @@ impl Forwarder {
                             Ok(Err(_)) => return Stop::Closed,
                             Err(_) => return Stop::Resume,
                         }
-                        if ends_membership_of(&row, self.viewer.user_id) {
+                        if ends_membership_of(row, self.viewer.user_id) {
                             return Stop::Removed;
                         }
                     }

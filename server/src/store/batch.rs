@@ -1,0 +1,276 @@
+//! Multi-row statements for the group-commit writer: a batch of posts is checked, numbered,
+//! stored and audited in a handful of statements, whatever its size, instead of several per
+//! post. Each statement is prepared for power-of-two row counts only, so that a connection
+//! keeps at most a few shapes of it in its statement cache.
+
+use std::sync::{Arc, OnceLock};
+
+use sqlx::{AssertSqlSafe, FromRow};
+
+use super::rows::{self, AuditRecord, EventRow, NewEvent, PosterRow};
+use super::{Error, Result, StoreTx};
+
+/// The most rows one statement takes (a power of two).
+const MAX_ROWS: usize = 256;
+/// Power-of-two shapes from 1 to [`MAX_ROWS`].
+const SHAPES: usize = MAX_ROWS.trailing_zeros() as usize + 1;
+
+/// The SQL of one multi-row statement, built once per shape.
+struct Shapes([OnceLock<Arc<str>>; SHAPES]);
+
+impl Shapes {
+    const fn new() -> Self {
+        Shapes([const { OnceLock::new() }; SHAPES])
+    }
+
+    /// The statement for `rows` rows (a power of two up to [`MAX_ROWS`]).
+    fn get(&self, rows: usize, build: impl FnOnce(usize) -> String) -> AssertSqlSafe<Arc<str>> {
+        let cell = &self.0[rows.trailing_zeros() as usize];
+        // Only placeholders and fixed fragments are put into the text; values are bound.
+        AssertSqlSafe(Arc::clone(cell.get_or_init(|| Arc::from(build(rows)))))
+    }
+}
+
+/// Splits `items` into runs whose lengths are powers of two, largest first.
+fn runs<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if items.is_empty() {
+            return None;
+        }
+        let take = MAX_ROWS.min(1 << items.len().ilog2());
+        let (run, rest) = items.split_at(take);
+        items = rest;
+        Some(run)
+    })
+}
+
+/// `($1, $2), ($3, $4), …`: `rows` tuples of `columns` numbered placeholders.
+fn tuples(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * columns + column + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+static POSTERS: Shapes = Shapes::new();
+static CLIENT_POSTS: Shapes = Shapes::new();
+static ADVANCE: Shapes = Shapes::new();
+static INSERT_EVENTS: Shapes = Shapes::new();
+static INSERT_AUDIT: Shapes = Shapes::new();
+
+/// A room's counters after [`StoreTx::advance_rooms`]: the numbers its new events end at.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct RoomCounters {
+    pub room_id: String,
+    pub last_seq: i64,
+    pub last_public_seq: i64,
+}
+
+/// One room's share of a batch: how many events it gets, and how many of them are public.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomAdvance {
+    pub room_id: String,
+    pub events: i64,
+    pub public_events: i64,
+}
+
+impl StoreTx {
+    /// For each `(room, user)` pair whose room exists: the user's membership state there (if
+    /// any), their name and organisation, and the room's consent state. Read inside the
+    /// writing transaction, so that a post is checked against what it commits with.
+    pub async fn posters(&mut self, pairs: &[(String, String)]) -> Result<Vec<PosterRow>> {
+        let mut found = Vec::with_capacity(pairs.len());
+        for run in runs(pairs) {
+            let sql = POSTERS.get(run.len(), |n| {
+                format!(
+                    "select r.room_id, u.user_id, m.state as member_state, u.display_name, \
+                     o.name as organisation_name, {} \
+                     from (values {}) as p \
+                     join room r on r.room_id = p.column1 \
+                     join app_user u on u.user_id = p.column2 \
+                     left join room_member m on m.room_id = r.room_id and m.user_id = u.user_id \
+                     left join organisation o on o.organisation_id = u.organisation_id",
+                    rows::CONSENT_STATE_COLUMN!(),
+                    tuples(n, 2)
+                )
+            });
+            let mut query = sqlx::query(sql);
+            for (room, user) in run {
+                query = query.bind(room.clone()).bind(user.clone());
+            }
+            for row in query.fetch_all(&mut *self.tx).await? {
+                found.push(PosterRow::from_row(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The posts already stored under any of these `(room, author, client_id)` keys, with
+    /// their rooms.
+    pub async fn client_posts(
+        &mut self,
+        keys: &[(String, String, String)],
+    ) -> Result<Vec<(String, EventRow)>> {
+        let mut found = Vec::new();
+        for run in runs(keys) {
+            let sql = CLIENT_POSTS.get(run.len(), |n| {
+                format!(
+                    "{} where (e.room_id, e.author_id, e.client_id) in (values {})",
+                    rows::EVENT_SELECT!().replacen(
+                        "select ",
+                        "select e.room_id as batch_room_id, ",
+                        1
+                    ),
+                    tuples(n, 3)
+                )
+            });
+            let mut query = sqlx::query(sql);
+            for (room, author, client_id) in run {
+                query = query
+                    .bind(room.clone())
+                    .bind(author.clone())
+                    .bind(client_id.clone());
+            }
+            for row in query.fetch_all(&mut *self.tx).await? {
+                let room: String = sqlx::Row::try_get(&row, "batch_room_id")?;
+                found.push((room, EventRow::from_row(&row)?));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Advances the counters of several rooms at once and returns where each now ends; the
+    /// events of a room are then numbered up to those ends. The room rows stay locked until
+    /// the transaction ends, which serialises numbering across writers (and, on PostgreSQL,
+    /// across nodes; a deadlock between two nodes' batches fails one of them, whose posts the
+    /// writer then retries one by one).
+    pub async fn advance_rooms(&mut self, rooms: &mut [RoomAdvance]) -> Result<Vec<RoomCounters>> {
+        rooms.sort_by(|a, b| a.room_id.cmp(&b.room_id));
+        let mut ends = Vec::with_capacity(rooms.len());
+        for run in runs(rooms) {
+            let sql = ADVANCE.get(run.len(), |n| {
+                format!(
+                    "update room set last_seq = room.last_seq + v.column2, \
+                     last_public_seq = room.last_public_seq + v.column3 \
+                     from (values {}) as v where room.room_id = v.column1 \
+                     returning room.room_id, room.last_seq, room.last_public_seq",
+                    tuples(n, 3)
+                )
+            });
+            let mut query = sqlx::query(sql);
+            for room in run {
+                query = query
+                    .bind(room.room_id.clone())
+                    .bind(room.events)
+                    .bind(room.public_events);
+            }
+            for row in query.fetch_all(&mut *self.tx).await? {
+                ends.push(RoomCounters::from_row(&row)?);
+            }
+        }
+        if ends.len() != rooms.len() {
+            return Err(Error::Corrupt("a room of the batch is missing".into()));
+        }
+        Ok(ends)
+    }
+
+    /// Inserts numbered events: `(event, seq, public_seq)`.
+    pub async fn insert_events(&mut self, events: &[(&NewEvent, i64, Option<i64>)]) -> Result<()> {
+        for run in runs(events) {
+            let sql = INSERT_EVENTS.get(run.len(), |n| {
+                format!(
+                    "insert into timeline_event (room_id, seq, public_seq, entry_id, change, \
+                     entry_kind, visibility, version, author_id, author_role, \
+                     author_organisation_id, client_id, body, created_at) values {}",
+                    tuples(n, 14)
+                )
+            });
+            let mut query = sqlx::query(sql);
+            for (event, seq, public_seq) in run {
+                query = query
+                    .bind(event.room_id.clone())
+                    .bind(*seq)
+                    .bind(*public_seq)
+                    .bind(event.entry_id.clone())
+                    .bind(event.change)
+                    .bind(event.entry_kind)
+                    .bind(event.visibility)
+                    .bind(event.version)
+                    .bind(event.author_id.clone())
+                    .bind(event.author_role.clone())
+                    .bind(event.author_organisation_id.clone())
+                    .bind(event.client_id.clone())
+                    .bind(event.body.clone())
+                    .bind(event.created_at);
+            }
+            query.execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Appends audit records in this transaction, in order.
+    pub async fn append_audits(&mut self, records: &[AuditRecord]) -> Result<()> {
+        for run in runs(records) {
+            let sql = INSERT_AUDIT.get(run.len(), |n| {
+                format!(
+                    "insert into audit_event (occurred_at, actor_user_id, actor_role, \
+                     actor_organisation_id, session_id, source_address, user_agent, action, \
+                     object_type, object_id, outcome, reason) values {}",
+                    tuples(n, 12)
+                )
+            });
+            let mut query = sqlx::query(sql);
+            for record in run {
+                query = query
+                    .bind(record.occurred_at)
+                    .bind(record.actor_user_id.clone())
+                    .bind(record.actor_role.clone())
+                    .bind(record.actor_organisation_id.clone())
+                    .bind(record.session_id.clone())
+                    .bind(record.source_address.clone())
+                    .bind(record.user_agent.clone())
+                    .bind(record.action.clone())
+                    .bind(record.object_type.clone())
+                    .bind(record.object_id.clone())
+                    .bind(record.outcome.clone())
+                    .bind(record.reason.clone());
+            }
+            query.execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_powers_of_two_largest_first() {
+        let items: Vec<u32> = (0..300).collect();
+        let lengths: Vec<usize> = runs(&items).map(<[u32]>::len).collect();
+        assert_eq!(lengths, vec![256, 32, 8, 4]);
+        assert_eq!(runs::<u32>(&[]).count(), 0);
+        let three = [1, 2, 3];
+        let lengths: Vec<usize> = runs(&three).map(<[i32]>::len).collect();
+        assert_eq!(lengths, vec![2, 1]);
+    }
+
+    #[test]
+    fn tuples_number_placeholders_in_order() {
+        assert_eq!(tuples(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(tuples(1, 1), "($1)");
+    }
+}
