@@ -40,6 +40,9 @@ pub enum ErrorCode {
     Conflict,
     /// 413: the request body is too large.
     PayloadTooLarge,
+    /// 415: the content is not of an accepted type (attachments: JPEG, PNG or PDF, judged by
+    /// the content itself).
+    UnsupportedMediaType,
     /// 429: too many failed logins; wait `retry_after_seconds`.
     AccountLocked,
     /// 429: too many requests; wait `retry_after_seconds`.
@@ -71,6 +74,7 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::AccountLocked => "account_locked",
             Self::RateLimited => "rate_limited",
             Self::Timeout => "timeout",
@@ -99,6 +103,9 @@ impl ErrorCode {
             Self::NotFound => "対象が見つかりません。",
             Self::Conflict => "現在の状態と矛盾するため実行できません。",
             Self::PayloadTooLarge => "データが大きすぎます。",
+            Self::UnsupportedMediaType => {
+                "この種類のファイルは添付できません。JPEG・PNG・PDFのみ添付できます。"
+            }
             Self::AccountLocked => "ログインの失敗が続いたため、しばらくログインできません。",
             Self::RateLimited => "操作が多すぎます。しばらくしてから再度お試しください。",
             Self::Timeout => "処理に時間がかかりすぎたため中断しました。もう一度お試しください。",
@@ -129,6 +136,9 @@ impl ErrorCode {
             Self::NotFound => "Not found.",
             Self::Conflict => "This conflicts with the current state.",
             Self::PayloadTooLarge => "The request is too large.",
+            Self::UnsupportedMediaType => {
+                "This kind of file cannot be attached: only JPEG, PNG and PDF files can."
+            }
             Self::AccountLocked => "Too many failed logins: please wait before trying again.",
             Self::RateLimited => "Too many requests: please wait and try again.",
             Self::Timeout => "The request took too long and was abandoned: please try again.",

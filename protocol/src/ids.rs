@@ -105,6 +105,11 @@ uuid_id!(
     "entry id"
 );
 uuid_id!(
+    /// A file attached to a timeline entry (uploaded first, bound to its post later).
+    AttachmentId,
+    "attachment id"
+);
+uuid_id!(
     /// A post's id chosen by the client, so that a retried post is stored once.
     ClientPostId,
     "client post id"

@@ -4,6 +4,7 @@
 //! load generator and a browser client can all compile it. One module per domain concept,
 //! mirroring the server's modules.
 
+pub mod attachments;
 pub mod auth;
 pub mod error;
 pub mod identity;
@@ -15,7 +16,8 @@ pub mod ws;
 
 pub use error::{ErrorBody, ErrorCode, FieldError};
 pub use ids::{
-    ClientPostId, ConsentId, EntryId, InvitationId, OrganisationId, RoomId, SessionId, UserId,
+    AttachmentId, ClientPostId, ConsentId, EntryId, InvitationId, OrganisationId, RoomId,
+    SessionId, UserId,
 };
 
 /// A UTC instant, serialised as RFC 3339 (`2026-11-21T09:30:00.123456Z`).

@@ -64,6 +64,10 @@ pub const ENTRY_DELETE: &str = "/api/rooms/{room_id}/entries/{entry_id}/delete";
 pub const ENTRY_VERSIONS: &str = "/api/rooms/{room_id}/entries/{entry_id}/versions";
 /// `GET` lists who acknowledged an entry; `POST` acknowledges it (見ました).
 pub const ENTRY_ACKS: &str = "/api/rooms/{room_id}/entries/{entry_id}/acks";
+/// `POST ?file_name=NAME`: uploads an attachment (the raw file as the body).
+pub const ATTACHMENTS: &str = "/api/rooms/{room_id}/attachments";
+/// `GET`: downloads an attachment (whoever may see its post; unbound: its uploader).
+pub const ATTACHMENT: &str = "/api/rooms/{room_id}/attachments/{attachment_id}";
 /// `PUT`: marks the caller's stream read up to a sequence number.
 pub const ROOM_READ: &str = "/api/rooms/{room_id}/read";
 /// `POST`: a one-time ticket for opening a WebSocket.

@@ -12,8 +12,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::attachments::Attachment;
 use crate::identity::Role;
-use crate::{ClientPostId, ConsentId, EntryId, OrganisationId, Timestamp, UserId};
+use crate::{AttachmentId, ClientPostId, ConsentId, EntryId, OrganisationId, Timestamp, UserId};
 
 /// Who may see an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -73,6 +74,9 @@ pub enum Change {
         /// The poster's id for the post (present for the poster's own posts only).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<ClientPostId>,
+        /// Files attached to the post, in the order given (absent when there are none).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<Attachment>,
     },
     /// A correction: a new version of `entry_id`; earlier versions stay readable to
     /// professionals.
@@ -114,8 +118,34 @@ pub struct PostEntryRequest {
     pub client_id: ClientPostId,
     pub kind: EntryKind,
     pub visibility: Visibility,
-    /// 1–10,000 characters.
+    /// 1–10,000 characters (may be empty when the post has attachments).
     pub text: String,
+}
+
+/// The body of `POST /api/rooms/{room_id}/entries`: a [`PostEntryRequest`] and the
+/// attachments to bind to the post (its JSON is the request's fields plus `attachments`).
+///
+/// Each attachment must have been uploaded by the poster to the same room and not be bound to
+/// another post yet; at most
+/// [`MAX_ATTACHMENTS_PER_ENTRY`](crate::attachments::MAX_ATTACHMENTS_PER_ENTRY). With at least
+/// one attachment the text may be empty. Attachments are posted over HTTP only: the
+/// WebSocket's `post` frame carries text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PostEntryWithAttachments {
+    #[serde(flatten)]
+    pub entry: PostEntryRequest,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentId>,
+}
+
+impl From<PostEntryRequest> for PostEntryWithAttachments {
+    fn from(entry: PostEntryRequest) -> Self {
+        Self {
+            entry,
+            attachments: Vec::new(),
+        }
+    }
 }
 
 /// The answer to a post: sent only after the entry is durably committed.
@@ -242,5 +272,52 @@ mod tests {
             (json["type"].as_str(), json["event"]["event"].as_str()),
             (Some("system"), Some("member_joined"))
         );
+    }
+
+    #[test]
+    fn posts_carry_attachments_flat_and_only_when_there_are_some() {
+        let entry = PostEntryRequest {
+            client_id: ClientPostId::generate(),
+            kind: EntryKind::Text,
+            visibility: Visibility::Everyone,
+            text: String::new(),
+        };
+        let plain = serde_json::to_value(PostEntryWithAttachments::from(entry.clone())).unwrap();
+        assert!(plain.get("attachments").is_none());
+        assert_eq!(
+            serde_json::from_value::<PostEntryRequest>(plain.clone()).unwrap(),
+            entry
+        );
+        let id = AttachmentId::generate();
+        let json = serde_json::json!({
+            "client_id": entry.client_id, "kind": "text", "visibility": "everyone", "text": "",
+            "attachments": [id],
+        });
+        let body: PostEntryWithAttachments = serde_json::from_value(json).unwrap();
+        assert_eq!((body.entry, body.attachments), (entry, vec![id]));
+
+        let posted = Change::Posted {
+            kind: EntryKind::Text,
+            text: "写真".into(),
+            client_id: None,
+            attachments: Vec::new(),
+        };
+        let json = serde_json::to_value(&posted).unwrap();
+        assert!(json.get("attachments").is_none());
+        let with = Change::Posted {
+            kind: EntryKind::Text,
+            text: String::new(),
+            client_id: None,
+            attachments: vec![Attachment {
+                attachment_id: id,
+                media_type: crate::attachments::MediaType::Png,
+                byte_size: 42,
+                sha256: "ab".repeat(32),
+                file_name: "傷.png".into(),
+            }],
+        };
+        let json = serde_json::to_value(&with).unwrap();
+        assert_eq!(json["attachments"][0]["media_type"], "image/png");
+        assert_eq!(serde_json::from_value::<Change>(json).unwrap(), with);
     }
 }

@@ -43,6 +43,8 @@ pub enum AppError {
     Conflict(Vec<FieldError>),
     #[error("payload too large")]
     PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
     #[error("account locked")]
     AccountLocked { retry_after_seconds: u64 },
     #[error("rate limited")]
@@ -82,6 +84,7 @@ impl AppError {
             AppError::NotFound => ErrorCode::NotFound,
             AppError::Conflict(_) => ErrorCode::Conflict,
             AppError::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            AppError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             AppError::AccountLocked { .. } => ErrorCode::AccountLocked,
             AppError::RateLimited { .. } => ErrorCode::RateLimited,
             AppError::Unavailable | AppError::Store(store::Error::Unavailable(_)) => {
@@ -112,6 +115,7 @@ impl AppError {
             ErrorCode::Timeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::AccountLocked | ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -7,6 +7,7 @@
 //! Modules are domain concepts (`auth`, `identity`, `audit`, `crypto`, `store`) with the
 //! transport (`http`) at the edge.
 
+pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod config;

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::attachments::AttachmentService;
 use crate::auth::AuthService;
 use crate::config::Settings;
 use crate::crypto::ServerKeys;
@@ -19,6 +20,7 @@ pub struct AppState {
     pub identity: IdentityService,
     pub rooms: RoomService,
     pub timeline: TimelineService,
+    pub attachments: AttachmentService,
     pub settings: Arc<Settings>,
 }
 
@@ -26,14 +28,19 @@ impl AppState {
     /// Wires the services over an open store.
     ///
     /// # Errors
-    /// The token-signing key is unusable.
+    /// The token-signing key is unusable, or the post writer's thread could not start.
     pub fn new(store: Store, keys: ServerKeys, settings: Settings) -> crate::error::Result<Self> {
         let auth = AuthService::new(store.clone(), keys, settings.auth.clone())?;
         let identity = IdentityService::new(store.clone(), auth.clone());
         let hub = Hub::new();
         let rooms = RoomService::new(store.clone(), hub.clone());
-        let timeline = TimelineService::new(store.clone(), hub);
+        let timeline = TimelineService::new(store.clone(), hub).map_err(|error| {
+            tracing::error!(%error, "the post writer could not start");
+            crate::error::AppError::Internal("post writer")
+        })?;
+        let attachments = AttachmentService::new(store.clone());
         Ok(Self {
+            attachments,
             store,
             auth,
             identity,

@@ -8,7 +8,7 @@ use std::future::Future;
 use tsunagu_protocol::{ConsentId, InvitationId, OrganisationId, RoomId, SessionId, UserId};
 use tsunagu_server::store::{
     AuditRecord, ConsentRow, Database, Error, InvitationRow, NewEvent, OrganisationRow,
-    RefreshTokenUse, RoleGrantRow, RoomRow, SessionRow, Store, Stream, UserRow,
+    RefreshTokenUse, RoleGrantRow, RoomAdvance, RoomRow, SessionRow, Store, Stream, UserRow,
 };
 
 const NOW: i64 = 1_795_000_000_000_000;
@@ -57,6 +57,7 @@ conformance!(
     directory_finds_people_who_can_join_rooms,
     timeline_streams_are_gapless_and_apart,
     acknowledgements_and_read_positions,
+    batches_are_checked_numbered_and_stored_together,
 );
 
 async fn on_sqlite<F, Fut>(scenario: F)
@@ -1146,4 +1147,155 @@ async fn acknowledgements_and_read_positions(store: Store, _: Database) {
         .map(|a| (a.role.as_str(), a.acknowledged_at))
         .collect();
     assert_eq!(who, [("family", NOW + 5), ("nurse", NOW + 7)]);
+}
+
+/// The group-commit writer's statements: one read of posters for many rooms, one read of
+/// earlier posts by client id, one update numbering several rooms, multi-row inserts, in
+/// batches larger than one statement's run (300 rows: runs of 256, 32, 8 and 4).
+async fn batches_are_checked_numbered_and_stored_together(store: Store, _: Database) {
+    let (org, nurse) = seeded(&store).await;
+    let outsider = add_user(&store, &org, "outsider", "pharmacist").await;
+    let first = room(&store, &nurse, NOW).await;
+    let second = room(&store, &nurse, NOW + 1).await;
+    let missing_room = RoomId::generate().to_string();
+
+    let mut tx = store.begin().await.unwrap();
+    let mut pairs = vec![
+        (first.room_id.clone(), nurse.user_id.clone()),
+        (second.room_id.clone(), nurse.user_id.clone()),
+        (first.room_id.clone(), outsider.user_id.clone()),
+        (missing_room.clone(), nurse.user_id.clone()),
+    ];
+    pairs.sort();
+    let mut posters = tx.posters(&pairs).await.unwrap();
+    posters.sort_by(|a, b| (&a.room_id, &a.user_id).cmp(&(&b.room_id, &b.user_id)));
+    assert_eq!(posters.len(), 3, "the missing room is left out");
+    let nurse_in_first = posters
+        .iter()
+        .find(|p| p.room_id == first.room_id && p.user_id == nurse.user_id)
+        .unwrap();
+    assert_eq!(nurse_in_first.member_state.as_deref(), Some("accepted"));
+    assert_eq!(nurse_in_first.display_name, nurse.display_name);
+    assert_eq!(
+        nurse_in_first.organisation_name.as_deref(),
+        Some(org.name.as_str())
+    );
+    assert_eq!(nurse_in_first.consent_state, None);
+    let outsider_in_first = posters
+        .iter()
+        .find(|p| p.user_id == outsider.user_id)
+        .unwrap();
+    assert_eq!(outsider_in_first.member_state, None);
+
+    // 300 events: 200 in the first room (every third public), 100 in the second.
+    let events: Vec<NewEvent> = (0..300)
+        .map(|i| {
+            let target = if i % 3 == 2 { &second } else { &first };
+            let visibility = if i % 3 == 0 { "everyone" } else { "care_team" };
+            event(target, &nurse, visibility, Some(&format!("batch-{i}")))
+        })
+        .collect();
+    let mut rooms = vec![
+        RoomAdvance {
+            room_id: second.room_id.clone(),
+            events: 100,
+            public_events: 0,
+        },
+        RoomAdvance {
+            room_id: first.room_id.clone(),
+            events: 200,
+            public_events: 100,
+        },
+    ];
+    let mut ends = tx.advance_rooms(&mut rooms).await.unwrap();
+    ends.sort_by(|a, b| a.room_id.cmp(&b.room_id));
+    let mut expected = vec![
+        (first.room_id.clone(), 200, 100),
+        (second.room_id.clone(), 100, 0),
+    ];
+    expected.sort();
+    assert_eq!(
+        ends.iter()
+            .map(|e| (e.room_id.clone(), e.last_seq, e.last_public_seq))
+            .collect::<Vec<_>>(),
+        expected
+    );
+    let (mut seq_first, mut seq_second, mut public_first) = (0, 0, 0);
+    let numbered: Vec<(&NewEvent, i64, Option<i64>)> = events
+        .iter()
+        .map(|e| {
+            if e.room_id == first.room_id {
+                seq_first += 1;
+                let public = (e.visibility == "everyone").then(|| {
+                    public_first += 1;
+                    public_first
+                });
+                (e, seq_first, public)
+            } else {
+                seq_second += 1;
+                (e, seq_second, None)
+            }
+        })
+        .collect();
+    tx.insert_events(&numbered).await.unwrap();
+    let audits: Vec<AuditRecord> = (0..300)
+        .map(|_| audit("timeline.post", "success"))
+        .collect();
+    tx.append_audits(&audits).await.unwrap();
+
+    // Earlier posts by client id, in this transaction, with their rooms.
+    let keys: Vec<(String, String, String)> = [0, 2, 299]
+        .iter()
+        .map(|&i: &usize| {
+            let e = &events[i];
+            (
+                e.room_id.clone(),
+                e.author_id.clone(),
+                e.client_id.clone().unwrap(),
+            )
+        })
+        .chain(std::iter::once((
+            first.room_id.clone(),
+            nurse.user_id.clone(),
+            "never-used".to_owned(),
+        )))
+        .collect();
+    let mut found = tx.client_posts(&keys).await.unwrap();
+    found.sort_by(|a, b| a.1.client_id.cmp(&b.1.client_id));
+    assert_eq!(
+        found
+            .iter()
+            .map(|(room, row)| (room.clone(), row.client_id.clone().unwrap(), row.seq))
+            .collect::<Vec<_>>(),
+        vec![
+            (first.room_id.clone(), "batch-0".to_owned(), 1),
+            (second.room_id.clone(), "batch-2".to_owned(), 1),
+            (second.room_id.clone(), "batch-299".to_owned(), 100),
+        ]
+    );
+    tx.commit().await.unwrap();
+
+    let full = store
+        .timeline(id(&first.room_id), Stream::Full, 0, 500)
+        .await
+        .unwrap();
+    assert_eq!(
+        full.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=200).collect::<Vec<_>>()
+    );
+    let public = store
+        .timeline(id(&first.room_id), Stream::Public, 0, 500)
+        .await
+        .unwrap();
+    assert_eq!(
+        public.iter().map(|e| e.public_seq).collect::<Vec<_>>(),
+        (1..=100).map(Some).collect::<Vec<_>>()
+    );
+    let stored = store.room(id(&second.room_id)).await.unwrap().unwrap();
+    assert_eq!((stored.last_seq, stored.last_public_seq), (100, 0));
+    let trail = store.audit_records(0, 1000).await.unwrap();
+    assert_eq!(
+        trail.iter().filter(|r| r.action == "timeline.post").count(),
+        300
+    );
 }

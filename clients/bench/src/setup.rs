@@ -70,7 +70,11 @@ impl Server {
             .args(["--ws-frames-per-second", "1000000"])
             .arg("--data-dir")
             .arg(&data_dir)
-            .env("TSUNAGU_LOG", "warn,tsunagu_server=info")
+            .env(
+                "TSUNAGU_LOG",
+                std::env::var("TSUNAGU_BENCH_SERVER_LOG")
+                    .unwrap_or_else(|_| "warn,tsunagu_server=info".to_owned()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -99,8 +103,15 @@ impl Server {
         .ok()
         .flatten()
         .context("the server did not start")?;
-        // Keep draining its log so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // Keep draining its log so it never blocks on a full pipe; shown when asked for.
+        let show = std::env::var_os("TSUNAGU_BENCH_SERVER_LOG").is_some();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if show {
+                    eprintln!("{line}");
+                }
+            }
+        });
         Ok(Server {
             url,
             child: Some(child),

@@ -8,7 +8,7 @@
 //! | 3 | not logged in, authentication failed (including TOTP), session expired, token invalid (also a session that ends while `tail` follows a room) |
 //! | 4 | forbidden, or a pending step (password change, TOTP enrolment) is required |
 //! | 5 | not found (also a timeline number with no event) |
-//! | 6 | invalid input or conflict (`invalid_request`, `weak_password`, `conflict`, `invitation_invalid`, `payload_too_large`, and local input checks such as mismatched passwords, an empty text or a timeline number that is not a post) |
+//! | 6 | invalid input or conflict (`invalid_request`, `weak_password`, `conflict`, `invitation_invalid`, `payload_too_large`, `unsupported_media_type`, and local input checks such as mismatched passwords, an empty text or a timeline number that is not a post) |
 //! | 7 | server unreachable or unavailable (connection/TLS failure, timeout, 408 and 502–504 without an error body, `service_unavailable`, a WebSocket that cannot be opened) |
 //! | 8 | account locked or rate limited |
 
@@ -54,7 +54,8 @@ pub(crate) fn exit_code_for(code: ErrorCode) -> u8 {
         | ErrorCode::WeakPassword
         | ErrorCode::InvitationInvalid
         | ErrorCode::Conflict
-        | ErrorCode::PayloadTooLarge => exit::INVALID,
+        | ErrorCode::PayloadTooLarge
+        | ErrorCode::UnsupportedMediaType => exit::INVALID,
         ErrorCode::ServiceUnavailable | ErrorCode::Timeout => exit::UNAVAILABLE,
         ErrorCode::AccountLocked | ErrorCode::RateLimited => exit::LOCKED,
         ErrorCode::Internal => exit::OTHER,

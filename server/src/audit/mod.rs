@@ -53,6 +53,10 @@ pub enum Action {
     EntryVersions,
     EntryAcknowledge,
     TimelineRead,
+    AttachmentUpload,
+    AttachmentRead,
+    /// Abandoned uploads and attachments no post took, deleted by the server.
+    AttachmentCleanup,
 }
 
 impl Action {
@@ -100,6 +104,9 @@ impl Action {
             Action::EntryVersions => "timeline.versions",
             Action::EntryAcknowledge => "timeline.acknowledge",
             Action::TimelineRead => "timeline.read",
+            Action::AttachmentUpload => "attachment.upload",
+            Action::AttachmentRead => "attachment.read",
+            Action::AttachmentCleanup => "attachment.cleanup",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! without bodies or query strings, size and time limits, security headers, panic capture).
 
 mod admin;
+mod attachments;
 mod auth;
 mod extract;
 mod health;
@@ -36,6 +37,8 @@ use crate::state::AppState;
 const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest a request may take before it is answered with 408/503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest an attachment upload may take (20 MiB in 5 minutes: about 0.6 Mbit/s at least).
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(OpenApi)]
 #[openapi(
@@ -53,6 +56,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         (name = "admin", description = "Organisations, invitations and users"),
         (name = "rooms", description = "Patient rooms, their care teams and consent"),
         (name = "timeline", description = "Entries, corrections, acknowledgements, history"),
+        (name = "attachments", description = "Photos and documents attached to entries"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -75,9 +79,13 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The routes and the OpenAPI document that describes them.
-fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The routes and the OpenAPI document that describes them: the API, and apart from it the
+/// upload of attachments, which streams bodies beyond the API's size and time limits.
+fn api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    let (uploads, uploads_doc) = OpenApiRouter::new()
+        .routes(routes!(attachments::upload))
+        .split_for_parts();
+    let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(auth::login))
@@ -124,22 +132,33 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             timeline::acknowledge
         ))
         .routes(routes!(timeline::mark_read))
+        .routes(routes!(attachments::download))
         .routes(routes!(crate::ws::ticket))
-        .split_for_parts()
+        .split_for_parts();
+    doc.merge(uploads_doc);
+    (routes, uploads, doc)
 }
 
 /// The OpenAPI document of the HTTP API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().1
+    api().2
 }
 
 /// The whole HTTP application.
 ///
 /// Layers, from the inside out: body limit and timeout (their refusals, and panics, are
 /// given the error shape next), then the security headers, so that every response, errors
-/// included, carries them; tracing outermost.
+/// included, carries them; tracing outermost. The upload of attachments has no body limit
+/// (it enforces its own) and a longer timeout.
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = api();
+    let (routes, uploads, openapi) = api();
+    let uploads = uploads
+        .with_state(state.clone())
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            UPLOAD_TIMEOUT,
+        ));
     let openapi_json = openapi.to_json().unwrap_or_else(|_| "{}".to_owned());
     // Behind a TLS-terminating proxy the browser sees HTTPS too.
     let https = state.settings.tls.is_some() || state.settings.behind_proxy;
@@ -158,6 +177,7 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        .merge(uploads)
         .layer(CatchPanicLayer::custom(|_| {
             AppError::Internal("panic").into_response()
         }))
@@ -173,10 +193,14 @@ pub fn router(state: AppState) -> Router {
         ),
     ];
     for (name, value) in headers {
-        router = router.layer(SetResponseHeaderLayer::overriding(
-            name,
-            HeaderValue::from_static(value),
-        ));
+        let value = HeaderValue::from_static(value);
+        // A download chooses its own caching and content policy (still no-store, and
+        // stricter: a sandbox); everything else gets the defaults.
+        router = if name == header::CACHE_CONTROL || name == header::CONTENT_SECURITY_POLICY {
+            router.layer(SetResponseHeaderLayer::if_not_present(name, value))
+        } else {
+            router.layer(SetResponseHeaderLayer::overriding(name, value))
+        };
     }
     if https {
         router = router.layer(SetResponseHeaderLayer::overriding(
@@ -209,6 +233,7 @@ async fn error_body_for_bare_errors(
         StatusCode::NOT_FOUND => ErrorCode::NotFound,
         StatusCode::REQUEST_TIMEOUT => ErrorCode::Timeout,
         StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
         StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
         StatusCode::SERVICE_UNAVAILABLE => ErrorCode::ServiceUnavailable,
         status if status.is_server_error() => ErrorCode::Internal,
@@ -274,13 +299,15 @@ mod tests {
             r::ENTRY_VERSIONS,
             r::ENTRY_ACKS,
             r::ROOM_READ,
+            r::ATTACHMENTS,
+            r::ATTACHMENT,
             r::WS_TICKET,
         ] {
             assert!(doc.paths.paths.contains_key(path), "OpenAPI lacks {path}");
         }
         assert_eq!(
             doc.paths.paths.len(),
-            41,
+            43,
             "a route is missing from protocol::routes"
         );
     }

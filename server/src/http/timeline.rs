@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use tsunagu_protocol::timeline::{
     Acknowledgement, DeleteEntryRequest, EditEntryRequest, EntryVersion, MarkReadRequest,
-    PostEntryRequest, PostedEntry, TimelineEvent, TimelinePage,
+    PostEntryWithAttachments, PostedEntry, TimelineEvent, TimelinePage,
 };
 use tsunagu_protocol::{EntryId, ErrorBody, RoomId};
 
@@ -52,21 +52,25 @@ pub(crate) async fn history(
 /// `POST /api/rooms/{room_id}/entries`
 ///
 /// - Answers after the entry is durably committed; a retried `client_id` is stored once
-///   (`duplicate: true`). Needs consent in force.
+///   (`duplicate: true`). Needs consent in force. `attachments` (uploaded by the poster to
+///   this room, not yet posted) are bound to the entry.
 #[utoipa::path(post, path = "/api/rooms/{room_id}/entries", tag = "timeline", security(("bearer" = [])),
-    params(("room_id" = String, Path)), request_body = PostEntryRequest,
+    params(("room_id" = String, Path)), request_body = PostEntryWithAttachments,
     responses(
         (status = 201, description = "Stored (or stored before)", body = PostedEntry),
         (status = 403, body = ErrorBody),
-        (status = 409, description = "conflict: no consent in force", body = ErrorBody),
+        (status = 409, description = "conflict: no consent in force; a client id reused; an attachment unavailable", body = ErrorBody),
     ))]
 pub(crate) async fn post_entry(
     State(state): State<AppState>,
     FullSession(principal): FullSession,
     Path(room): Path<RoomId>,
-    Json(request): Json<PostEntryRequest>,
+    Json(request): Json<PostEntryWithAttachments>,
 ) -> Result<(StatusCode, Json<PostedEntry>)> {
-    let posted = state.timeline.post(&principal, room, request).await?;
+    let posted = state
+        .timeline
+        .post_with_attachments(&principal, room, request.entry, request.attachments)
+        .await?;
     Ok((StatusCode::CREATED, Json(posted)))
 }
 

@@ -2,6 +2,9 @@
 //! stored and audited in a handful of statements, whatever its size, instead of several per
 //! post. Each statement is prepared for power-of-two row counts only, so that a connection
 //! keeps at most a few shapes of it in its statement cache.
+//!
+//! On SQLite the placeholders are positional (`?`): SQLite looks numbered ones up by name, one
+//! by one, which costs time quadratic in their number for statements of thousands of them.
 
 use std::sync::{Arc, OnceLock};
 
@@ -15,19 +18,38 @@ const MAX_ROWS: usize = 256;
 /// Power-of-two shapes from 1 to [`MAX_ROWS`].
 const SHAPES: usize = MAX_ROWS.trailing_zeros() as usize + 1;
 
-/// The SQL of one multi-row statement, built once per shape.
-struct Shapes([OnceLock<Arc<str>>; SHAPES]);
+/// How placeholders are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placeholders {
+    /// `$1, $2, …` (PostgreSQL).
+    Numbered,
+    /// `?, ?, …` (SQLite).
+    Positional,
+}
+
+/// The SQL of one multi-row statement, built once per shape and placeholder style.
+struct Shapes([[OnceLock<Arc<str>>; SHAPES]; 2]);
 
 impl Shapes {
     const fn new() -> Self {
-        Shapes([const { OnceLock::new() }; SHAPES])
+        Shapes([const { [const { OnceLock::new() }; SHAPES] }; 2])
     }
 
-    /// The statement for `rows` rows (a power of two up to [`MAX_ROWS`]).
-    fn get(&self, rows: usize, build: impl FnOnce(usize) -> String) -> AssertSqlSafe<Arc<str>> {
-        let cell = &self.0[rows.trailing_zeros() as usize];
+    /// The statement for `rows` rows (a power of two up to [`MAX_ROWS`]), built by `build`
+    /// from the text of its row tuples.
+    fn get(
+        &self,
+        style: Placeholders,
+        rows: usize,
+        columns: usize,
+        build: impl FnOnce(&str) -> String,
+    ) -> AssertSqlSafe<Arc<str>> {
+        let cell =
+            &self.0[usize::from(style == Placeholders::Positional)][rows.trailing_zeros() as usize];
         // Only placeholders and fixed fragments are put into the text; values are bound.
-        AssertSqlSafe(Arc::clone(cell.get_or_init(|| Arc::from(build(rows)))))
+        AssertSqlSafe(Arc::clone(
+            cell.get_or_init(|| Arc::from(build(&tuples(style, rows, columns)))),
+        ))
     }
 }
 
@@ -44,8 +66,8 @@ fn runs<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
-/// `($1, $2), ($3, $4), …`: `rows` tuples of `columns` numbered placeholders.
-fn tuples(rows: usize, columns: usize) -> String {
+/// `($1, $2), ($3, $4), …` or `(?, ?), (?, ?), …`: `rows` tuples of `columns` placeholders.
+fn tuples(style: Placeholders, rows: usize, columns: usize) -> String {
     let mut sql = String::with_capacity(rows * columns * 5);
     for row in 0..rows {
         if row > 0 {
@@ -56,8 +78,13 @@ fn tuples(rows: usize, columns: usize) -> String {
             if column > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(row * columns + column + 1).to_string());
+            match style {
+                Placeholders::Numbered => {
+                    sql.push('$');
+                    sql.push_str(&(row * columns + column + 1).to_string());
+                }
+                Placeholders::Positional => sql.push('?'),
+            }
         }
         sql.push(')');
     }
@@ -87,13 +114,21 @@ pub struct RoomAdvance {
 }
 
 impl StoreTx {
+    fn placeholders(&self) -> Placeholders {
+        if self.dialect == "sqlite" {
+            Placeholders::Positional
+        } else {
+            Placeholders::Numbered
+        }
+    }
+
     /// For each `(room, user)` pair whose room exists: the user's membership state there (if
     /// any), their name and organisation, and the room's consent state. Read inside the
     /// writing transaction, so that a post is checked against what it commits with.
     pub async fn posters(&mut self, pairs: &[(String, String)]) -> Result<Vec<PosterRow>> {
         let mut found = Vec::with_capacity(pairs.len());
         for run in runs(pairs) {
-            let sql = POSTERS.get(run.len(), |n| {
+            let sql = POSTERS.get(self.placeholders(), run.len(), 2, |values| {
                 format!(
                     "select r.room_id, u.user_id, m.state as member_state, u.display_name, \
                      o.name as organisation_name, {} \
@@ -103,7 +138,7 @@ impl StoreTx {
                      left join room_member m on m.room_id = r.room_id and m.user_id = u.user_id \
                      left join organisation o on o.organisation_id = u.organisation_id",
                     rows::CONSENT_STATE_COLUMN!(),
-                    tuples(n, 2)
+                    values
                 )
             });
             let mut query = sqlx::query(sql);
@@ -125,15 +160,14 @@ impl StoreTx {
     ) -> Result<Vec<(String, EventRow)>> {
         let mut found = Vec::new();
         for run in runs(keys) {
-            let sql = CLIENT_POSTS.get(run.len(), |n| {
+            let sql = CLIENT_POSTS.get(self.placeholders(), run.len(), 3, |values| {
+                // A join rather than `(…) in (values …)`, which SQLite answers by a scan.
                 format!(
-                    "{} where (e.room_id, e.author_id, e.client_id) in (values {})",
-                    rows::EVENT_SELECT!().replacen(
-                        "select ",
-                        "select e.room_id as batch_room_id, ",
-                        1
-                    ),
-                    tuples(n, 3)
+                    "select e.room_id as batch_room_id, {} from (values {values}) as k \
+                     join timeline_event e on e.room_id = k.column1 \
+                     and e.author_id = k.column2 and e.client_id = k.column3 {}",
+                    rows::EVENT_COLUMNS!(),
+                    rows::EVENT_AUTHOR_JOINS!(),
                 )
             });
             let mut query = sqlx::query(sql);
@@ -160,13 +194,13 @@ impl StoreTx {
         rooms.sort_by(|a, b| a.room_id.cmp(&b.room_id));
         let mut ends = Vec::with_capacity(rooms.len());
         for run in runs(rooms) {
-            let sql = ADVANCE.get(run.len(), |n| {
+            let sql = ADVANCE.get(self.placeholders(), run.len(), 3, |values| {
                 format!(
                     "update room set last_seq = room.last_seq + v.column2, \
                      last_public_seq = room.last_public_seq + v.column3 \
                      from (values {}) as v where room.room_id = v.column1 \
                      returning room.room_id, room.last_seq, room.last_public_seq",
-                    tuples(n, 3)
+                    values
                 )
             });
             let mut query = sqlx::query(sql);
@@ -189,12 +223,12 @@ impl StoreTx {
     /// Inserts numbered events: `(event, seq, public_seq)`.
     pub async fn insert_events(&mut self, events: &[(&NewEvent, i64, Option<i64>)]) -> Result<()> {
         for run in runs(events) {
-            let sql = INSERT_EVENTS.get(run.len(), |n| {
+            let sql = INSERT_EVENTS.get(self.placeholders(), run.len(), 14, |values| {
                 format!(
                     "insert into timeline_event (room_id, seq, public_seq, entry_id, change, \
                      entry_kind, visibility, version, author_id, author_role, \
                      author_organisation_id, client_id, body, created_at) values {}",
-                    tuples(n, 14)
+                    values
                 )
             });
             let mut query = sqlx::query(sql);
@@ -223,12 +257,12 @@ impl StoreTx {
     /// Appends audit records in this transaction, in order.
     pub async fn append_audits(&mut self, records: &[AuditRecord]) -> Result<()> {
         for run in runs(records) {
-            let sql = INSERT_AUDIT.get(run.len(), |n| {
+            let sql = INSERT_AUDIT.get(self.placeholders(), run.len(), 12, |values| {
                 format!(
                     "insert into audit_event (occurred_at, actor_user_id, actor_role, \
                      actor_organisation_id, session_id, source_address, user_agent, action, \
                      object_type, object_id, outcome, reason) values {}",
-                    tuples(n, 12)
+                    values
                 )
             });
             let mut query = sqlx::query(sql);
@@ -270,7 +304,11 @@ mod tests {
 
     #[test]
     fn tuples_number_placeholders_in_order() {
-        assert_eq!(tuples(2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(tuples(1, 1), "($1)");
+        assert_eq!(
+            tuples(Placeholders::Numbered, 2, 3),
+            "($1, $2, $3), ($4, $5, $6)"
+        );
+        assert_eq!(tuples(Placeholders::Numbered, 1, 1), "($1)");
+        assert_eq!(tuples(Placeholders::Positional, 2, 2), "(?, ?), (?, ?)");
     }
 }

@@ -9,6 +9,7 @@
 //! Reads go through [`Store`]; writes go through a [`StoreTx`] so that every change and the
 //! audit record describing it commit together or not at all.
 
+mod attachments;
 mod batch;
 mod postgres;
 mod rows;
@@ -22,6 +23,7 @@ use tsunagu_protocol::{
     ConsentId, EntryId, InvitationId, OrganisationId, RoomId, SessionId, UserId,
 };
 
+pub use attachments::{AttachmentRow, NewAttachment, StaleAttachments};
 pub use batch::{RoomAdvance, RoomCounters};
 pub use rows::{
     AckRow, AuditRecord, ConsentRow, DirectoryRow, EventRow, InvitationRow, MemberRow,
@@ -41,6 +43,10 @@ pub enum Error {
     /// A referenced row does not exist.
     #[error("foreign key constraint violated")]
     ForeignKeyViolation,
+    /// An attachment named in a post is not ready, not the poster's, of another room, or
+    /// bound to another post already.
+    #[error("attachment not available to this post")]
+    AttachmentsUnavailable,
     /// The database holds a value this version cannot interpret.
     #[error("stored value is not valid: {0}")]
     Corrupt(String),
@@ -109,6 +115,7 @@ pub struct Store {
 #[derive(Debug)]
 pub struct StoreTx {
     tx: Transaction<'static, Any>,
+    dialect: &'static str,
 }
 
 /// The post an author made with a client id, read by [`Store::client_post`] and inside the
@@ -183,6 +190,7 @@ impl Store {
     pub async fn begin(&self) -> Result<StoreTx> {
         Ok(StoreTx {
             tx: self.write.begin().await?,
+            dialect: self.dialect,
         })
     }
 

@@ -265,13 +265,32 @@ pub struct DirectoryRow {
 
 /// The columns of a timeline event with its author's name and organisation, for
 /// `select … from timeline_event e join app_user u … left join organisation o …`.
+macro_rules! event_columns {
+    () => {
+        "e.seq, e.public_seq, e.entry_id, e.change, e.entry_kind, e.visibility, e.version, \
+         e.author_id, e.author_role, e.author_organisation_id, u.display_name as author_name, \
+         o.name as author_organisation_name, e.client_id, e.body, e.created_at"
+    };
+}
+pub(super) use event_columns as EVENT_COLUMNS;
+
+/// The author joins of [`EVENT_COLUMNS`], after `timeline_event e`.
+macro_rules! event_author_joins {
+    () => {
+        " join app_user u on u.user_id = e.author_id \
+         left join organisation o on o.organisation_id = e.author_organisation_id"
+    };
+}
+pub(super) use event_author_joins as EVENT_AUTHOR_JOINS;
+
 macro_rules! event_select {
     () => {
-        "select e.seq, e.public_seq, e.entry_id, e.change, e.entry_kind, e.visibility, e.version, \
-         e.author_id, e.author_role, e.author_organisation_id, u.display_name as author_name, \
-         o.name as author_organisation_name, e.client_id, e.body, e.created_at \
-         from timeline_event e join app_user u on u.user_id = e.author_id \
-         left join organisation o on o.organisation_id = e.author_organisation_id"
+        concat!(
+            "select ",
+            $crate::store::rows::EVENT_COLUMNS!(),
+            " from timeline_event e",
+            $crate::store::rows::EVENT_AUTHOR_JOINS!()
+        )
     };
 }
 pub(super) use event_select as EVENT_SELECT;

@@ -17,8 +17,11 @@ const READERS: u32 = 4;
 pub(super) async fn open(path: &Path) -> Result<Store> {
     create_private(path).map_err(|error| super::Error::Backend(sqlx::Error::Io(error)))?;
     let url = format!("sqlite://{}?mode=rwc", path.display());
+    // The writer's one connection is local and never goes stale: testing it before each use
+    // would only add a round trip to its thread to every transaction.
     let write = pool_options()
         .max_connections(1)
+        .test_before_acquire(false)
         .after_connect(|conn, _| Box::pin(async move { apply_pragmas(conn).await }))
         .connect(&url)
         .await?;

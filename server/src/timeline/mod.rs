@@ -12,14 +12,16 @@
 //! is returned.
 
 use serde::{Deserialize, Serialize};
+use tsunagu_protocol::attachments::{Attachment, MAX_ATTACHMENTS_PER_ENTRY};
 use tsunagu_protocol::identity::Role;
 use tsunagu_protocol::rooms::ConsentState;
 use tsunagu_protocol::timeline::{
     Acknowledgement, Author, Change, EditEntryRequest, EntryKind, EntryVersion, PostEntryRequest,
     PostedEntry, SystemEvent, TimelineEvent, TimelinePage, Visibility,
 };
-use tsunagu_protocol::{ClientPostId, EntryId, RoomId};
+use tsunagu_protocol::{AttachmentId, ClientPostId, EntryId, RoomId};
 
+use crate::attachments::{self, ForPost};
 use crate::audit::{Action, Event, Outcome};
 use crate::auth::Principal;
 use crate::error::{AppError, Result, field_error};
@@ -61,6 +63,9 @@ struct Body {
     reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     system: Option<SystemEvent>,
+    /// A post's attachments, as described when it was posted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    attachments: Vec<Attachment>,
 }
 
 fn encode(body: &Body) -> Result<Vec<u8>> {
@@ -127,6 +132,7 @@ fn event_from_row(row: &EventRow, stream: Stream, viewer: &Principal) -> Result<
                 .filter(|_| row.author_id == viewer.user_id.to_string())
                 .map(|id| parse(id, "client id"))
                 .transpose()?,
+            attachments: body.attachments,
         },
         "edited" => Change::Edited {
             version: u32::try_from(row.version).map_err(|_| corrupt("version"))?,
@@ -275,10 +281,13 @@ pub struct TimelineService {
 impl TimelineService {
     /// The service over `store`, publishing to `hub`.
     ///
-    /// Starts the group-commit writer: call within a Tokio runtime.
-    pub fn new(store: Store, hub: Hub) -> Self {
-        let writer = writer::PostWriter::start(store.clone(), hub.clone());
-        Self { store, hub, writer }
+    /// Starts the group-commit writer on a thread of its own.
+    ///
+    /// # Errors
+    /// The writer's thread could not be started.
+    pub fn new(store: Store, hub: Hub) -> std::io::Result<Self> {
+        let writer = writer::PostWriter::start(store.clone(), hub.clone())?;
+        Ok(Self { store, hub, writer })
     }
 
     /// The store, for the WebSocket catch-up.
@@ -328,6 +337,24 @@ impl TimelineService {
         room: RoomId,
         request: PostEntryRequest,
     ) -> Result<PostedEntry> {
+        self.post_with_attachments(principal, room, request, Vec::new())
+            .await
+    }
+
+    /// Posts an entry with attachments uploaded by the poster to this room (bound to the post
+    /// in its transaction); idempotent by `client_id`. With attachments the text may be empty.
+    ///
+    /// # Errors
+    /// As [`TimelineService::post`]; `invalid_request` for more than
+    /// [`MAX_ATTACHMENTS_PER_ENTRY`] or repeated attachments; `conflict` (`unavailable`) for an
+    /// attachment that is unknown, unfinished, another's or bound to another post.
+    pub async fn post_with_attachments(
+        &self,
+        principal: &Principal,
+        room: RoomId,
+        request: PostEntryRequest,
+        attachment_ids: Vec<AttachmentId>,
+    ) -> Result<PostedEntry> {
         // Checks that need no database come first; membership, consent and retries are
         // checked by the writer inside the transaction that stores the post. A retry is
         // answered with what was stored, even if consent has been withdrawn since; a
@@ -338,7 +365,36 @@ impl TimelineService {
         if lay && (request.visibility != Visibility::Everyone || request.kind != EntryKind::Text) {
             return Err(access::refuse(&self.store, principal, Action::EntryPost, room).await);
         }
-        let text = checked_text(&request.text, "text", MAX_TEXT_CHARS)?;
+        checked_attachment_ids(&attachment_ids)?;
+        let text = if attachment_ids.is_empty() || !request.text.is_empty() {
+            checked_text(&request.text, "text", MAX_TEXT_CHARS)?
+        } else {
+            String::new()
+        };
+        let attachments = if attachment_ids.is_empty() {
+            Vec::new()
+        } else {
+            match attachments::for_post(&self.store, principal, room, &attachment_ids).await? {
+                ForPost::Free(described) => described,
+                ForPost::Bound(described) => {
+                    // Bound by an earlier attempt of this post: answer that attempt.
+                    access::accepted_room(&self.store, principal, room, Action::EntryPost).await?;
+                    return match self
+                        .store
+                        .client_post(room, principal.user_id, &client_id)
+                        .await?
+                    {
+                        Some(existing) => answer_duplicate(&existing, &request, &described, stream),
+                        None => Err(attachments::unavailable()),
+                    };
+                }
+                ForPost::Unavailable => {
+                    // Membership first, so that a non-member is refused (and audited) as such.
+                    access::accepted_room(&self.store, principal, room, Action::EntryPost).await?;
+                    return Err(attachments::unavailable());
+                }
+            }
+        };
         let entry_id = EntryId::generate();
         let created_at = now_micros();
         let event = NewEvent {
@@ -354,14 +410,24 @@ impl TimelineService {
             client_id: Some(client_id),
             body: encode(&Body {
                 text: Some(text),
+                attachments: attachments.clone(),
                 ..Body::default()
             })?,
             created_at,
         };
         let audit = Event::by(principal, Action::EntryPost, Outcome::Success).object("room", room);
-        // Numbered, stored and audited by the group-commit writer; answered after the commit.
-        match self.writer.submit(room, event, audit).await? {
-            writer::Outcome::Duplicate(existing) => answer_duplicate(&existing, &request, stream),
+        // Numbered, stored, audited and its attachments bound by the group-commit writer;
+        // answered after the commit.
+        let outcome = match self.writer.submit(room, event, attachment_ids, audit).await {
+            Err(AppError::Store(store::Error::AttachmentsUnavailable)) => {
+                return Err(attachments::unavailable());
+            }
+            outcome => outcome?,
+        };
+        match outcome {
+            writer::Outcome::Duplicate(existing) => {
+                answer_duplicate(&existing, &request, &attachments, stream)
+            }
             writer::Outcome::Stored { seq, public_seq } => {
                 let seq = stream
                     .number(seq, public_seq)
@@ -477,7 +543,7 @@ impl TimelineService {
             body: encode(&Body {
                 text,
                 reason: Some(reason),
-                system: None,
+                ..Body::default()
             })?,
             created_at: now_micros(),
         };
@@ -662,7 +728,8 @@ fn consent_state(row: &RoomRow) -> ConsentState {
     access::consent_state(row.consent_state.as_deref())
 }
 
-fn no_consent() -> AppError {
+/// The conflict answered when no consent is in force.
+pub(crate) fn no_consent() -> AppError {
     AppError::Conflict(vec![field_error(
         "consent",
         "not_in_force",
@@ -671,20 +738,56 @@ fn no_consent() -> AppError {
     )])
 }
 
-/// Whether a stored post is the one `request` describes (a true retry).
-fn same_post(row: &EventRow, request: &PostEntryRequest) -> Result<bool> {
+/// At most [`MAX_ATTACHMENTS_PER_ENTRY`], each once.
+fn checked_attachment_ids(ids: &[AttachmentId]) -> Result<()> {
+    if ids.len() > MAX_ATTACHMENTS_PER_ENTRY {
+        return Err(AppError::invalid(
+            "attachments",
+            "too_many",
+            &format!("添付ファイルは1件の投稿に{MAX_ATTACHMENTS_PER_ENTRY}個までです。"),
+            &format!("At most {MAX_ATTACHMENTS_PER_ENTRY} attachments per post."),
+        ));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    if !ids.iter().all(|id| seen.insert(*id)) {
+        return Err(AppError::invalid(
+            "attachments",
+            "duplicate",
+            "同じ添付ファイルが2回指定されています。",
+            "The same attachment is listed twice.",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a stored post is the one `request` with `attachments` describes (a true retry).
+/// Attachments match by content (type, size, digest, name), so that a retry that uploaded
+/// its files again is still the same post; its new copies stay unbound and are cleaned up.
+fn same_post(
+    row: &EventRow,
+    request: &PostEntryRequest,
+    attachments: &[Attachment],
+) -> Result<bool> {
+    let body = decode(&row.body)?;
+    let same_files = body.attachments.len() == attachments.len()
+        && body.attachments.iter().zip(attachments).all(|(a, b)| {
+            (a.media_type, a.byte_size, &a.sha256, &a.file_name)
+                == (b.media_type, b.byte_size, &b.sha256, &b.file_name)
+        });
     Ok(row.entry_kind.as_deref() == Some(kind_name(request.kind))
         && row.visibility == visibility_name(request.visibility)
-        && decode(&row.body)?.text.as_deref() == Some(request.text.as_str()))
+        && body.text.as_deref() == Some(request.text.as_str())
+        && same_files)
 }
 
 /// The answer to a retried post: what was stored, if it is the same post.
 fn answer_duplicate(
     existing: &EventRow,
     request: &PostEntryRequest,
+    attachments: &[Attachment],
     stream: Stream,
 ) -> Result<PostedEntry> {
-    if !same_post(existing, request)? {
+    if !same_post(existing, request, attachments)? {
         return Err(AppError::Conflict(vec![field_error(
             "client_id",
             "reused",

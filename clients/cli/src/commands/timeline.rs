@@ -521,6 +521,7 @@ mod tests {
                 kind: EntryKind::Text,
                 text: format!("投稿 {seq}"),
                 client_id: None,
+                attachments: Vec::new(),
             },
         )
     }

@@ -296,6 +296,7 @@ mod tests {
                 kind: EntryKind::Urgent,
                 text: "発熱 38.5℃".into(),
                 client_id: None,
+                attachments: Vec::new(),
             },
         );
         let line = TimelineView::new().render(&post);
@@ -322,6 +323,7 @@ mod tests {
                     kind: EntryKind::Text,
                     text: "夜は眠れています\n食欲もあります\n".into(),
                     client_id: Some(ClientPostId::generate()),
+                    attachments: Vec::new(),
                 },
             )
         };
@@ -345,6 +347,7 @@ mod tests {
                     kind: EntryKind::Text,
                     text: "発熱 38.5℃".into(),
                     client_id: None,
+                    attachments: Vec::new(),
                 },
             ),
             event(
@@ -474,6 +477,7 @@ mod tests {
                 kind: EntryKind::Text,
                 text: "a\u{1b}]0;title\u{7}b\r\nc\td".into(),
                 client_id: None,
+                attachments: Vec::new(),
             },
         );
         let text = TimelineView::new().render(&post);

@@ -139,6 +139,7 @@ fn event(room: RoomId, seq: u64) -> ServerFrame {
                 kind: EntryKind::Text,
                 text: format!("投稿 {seq}"),
                 client_id: None,
+                attachments: Vec::new(),
             },
         },
     }

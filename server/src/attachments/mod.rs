@@ -1,0 +1,561 @@
+//! Attachments of timeline entries: photos and documents (JPEG, PNG, PDF) of at most 20 MiB,
+//! uploaded on their own and then bound to a post.
+//!
+//! **Upload.** The body is streamed, never held whole: its first bytes decide the type
+//! ([`MediaType::sniff`]; the name and `Content-Type` are not trusted), then it is stored in
+//! chunks of [`CHUNK_BYTES`], each in a short transaction of its own (no write transaction
+//! waits on the network: SQLite has one writer), while its size is counted and its SHA-256
+//! computed. A final transaction marks it `ready` together with its audit record. A refused,
+//! failed or abandoned upload is deleted, at once where possible, otherwise by the periodic
+//! clean-up ([`spawn_cleanup`]), which also deletes attachments that no post took.
+//!
+//! **Binding.** A post names its attachments; they are described in the post's event and
+//! bound to it in the post's transaction by the group-commit writer (a compare-and-set, so an
+//! attachment belongs to one post at most).
+//!
+//! **Download.** For accepted members who may see the post (family members and patients: only
+//! posts for everyone that are not deleted; professionals: every post), and for the uploader
+//! while it is unbound; anyone else gets `not_found`, like for an entry they may not see. The
+//! read is audited before any byte is sent, and the chunks are streamed from the database one
+//! at a time.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use futures_util::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tsunagu_protocol::attachments::{
+    Attachment, FileNameProblem, MAX_ATTACHMENT_BYTES, MediaType, SNIFF_BYTES, check_file_name,
+};
+use tsunagu_protocol::rooms::ConsentState;
+use tsunagu_protocol::{AttachmentId, EntryId, RoomId};
+
+use crate::audit::{Action, Actor, Event, Origin, Outcome};
+use crate::auth::Principal;
+use crate::error::{AppError, Result, field_error};
+use crate::rooms::access;
+use crate::store::{
+    self, AttachmentRow, NewAttachment, StaleAttachments, Store, Stream as TimelineStream,
+};
+use crate::time::now_micros;
+use crate::timeline::stream_of;
+
+/// Size of the stored chunks (the last one may be shorter). Encryption at rest will seal each
+/// chunk on its own.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+/// An upload still `uploading` after this long was abandoned.
+const ABANDONED_AFTER: Duration = Duration::from_secs(3600);
+/// An attachment no post has taken after this long is deleted.
+const UNBOUND_KEPT_FOR: Duration = Duration::from_secs(24 * 3600);
+/// How often the clean-up runs.
+const CLEANUP_EVERY: Duration = Duration::from_secs(600);
+/// After refusing an upload, how much more of its body is read (and dropped), and for how
+/// long, so that the client gets to read the answer instead of a reset connection.
+const DRAIN_BYTES: u64 = MAX_ATTACHMENT_BYTES;
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// The stored details of an attachment (`attachment.meta`): patient data, to be sealed at rest.
+#[derive(Debug, Serialize, Deserialize)]
+struct Meta {
+    file_name: String,
+}
+
+fn corrupt(what: &str) -> AppError {
+    AppError::Store(store::Error::Corrupt(what.to_owned()))
+}
+
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// An attachment's description from its row (it must be `ready`).
+fn describe(row: &AttachmentRow) -> Result<Attachment> {
+    let meta: Meta = serde_json::from_slice(&row.meta).map_err(|_| corrupt("attachment meta"))?;
+    let (Some(byte_size), Some(sha256)) = (row.byte_size, row.sha256.clone()) else {
+        return Err(corrupt("attachment not ready"));
+    };
+    Ok(Attachment {
+        attachment_id: row
+            .attachment_id
+            .parse()
+            .map_err(|_| corrupt("attachment id"))?,
+        media_type: MediaType::parse(&row.media_type).ok_or_else(|| corrupt("media type"))?,
+        byte_size: u64::try_from(byte_size).map_err(|_| corrupt("byte size"))?,
+        sha256,
+        file_name: meta.file_name,
+    })
+}
+
+fn checked_file_name(name: &str) -> Result<()> {
+    check_file_name(name).map_err(|problem| match problem {
+        FileNameProblem::Length => AppError::invalid(
+            "file_name",
+            "invalid_length",
+            "ファイル名は1〜255文字で指定してください。",
+            "The file name must be 1–255 characters long.",
+        ),
+        FileNameProblem::Characters => AppError::invalid(
+            "file_name",
+            "invalid_characters",
+            "ファイル名に制御文字やパス区切り（/ \\）は使えません。",
+            "The file name may not contain control characters or path separators (/ \\).",
+        ),
+    })
+}
+
+fn interrupted() -> AppError {
+    AppError::invalid(
+        "body",
+        "incomplete",
+        "アップロードが途中で途切れました。",
+        "The upload was interrupted.",
+    )
+}
+
+/// The attachments a post names, as the post may use them.
+#[derive(Debug)]
+pub(crate) enum ForPost {
+    /// Every one is the poster's, of this room, `ready` and unbound: described in order.
+    Free(Vec<Attachment>),
+    /// Every one is the poster's, of this room and `ready`, but some are bound already
+    /// (perhaps by an earlier attempt of this very post).
+    Bound(Vec<Attachment>),
+    /// Some are unknown, unfinished, another person's or another room's.
+    Unavailable,
+}
+
+/// How the post of `principal` in `room` may use the attachments `ids` (read on the read
+/// pool; the writer binds them with a compare-and-set in the post's transaction).
+///
+/// # Errors
+/// Database failures; `internal` for a damaged row.
+pub(crate) async fn for_post(
+    store: &Store,
+    principal: &Principal,
+    room: RoomId,
+    ids: &[AttachmentId],
+) -> Result<ForPost> {
+    let uploader = principal.user_id.to_string();
+    let mut described = Vec::with_capacity(ids.len());
+    let mut bound = false;
+    for &id in ids {
+        let Some(row) = store.attachment(room, id).await? else {
+            return Ok(ForPost::Unavailable);
+        };
+        if row.uploader_id != uploader || row.state != "ready" {
+            return Ok(ForPost::Unavailable);
+        }
+        bound |= row.entry_id.is_some();
+        described.push(describe(&row)?);
+    }
+    Ok(if bound {
+        ForPost::Bound(described)
+    } else {
+        ForPost::Free(described)
+    })
+}
+
+/// The conflict answered when a post names an attachment it may not bind.
+pub(crate) fn unavailable() -> AppError {
+    AppError::Conflict(vec![field_error(
+        "attachments",
+        "unavailable",
+        "添付ファイルが見つからないか、アップロードが完了していないか、既に別の投稿に使われています。",
+        "An attachment is unknown, not completely uploaded, or already used by another post.",
+    )])
+}
+
+/// A download: the attachment's description and its content, chunk by chunk.
+pub struct Download {
+    pub attachment: Attachment,
+    pub chunks: Pin<Box<dyn Stream<Item = store::Result<Vec<u8>>> + Send>>,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("attachment_id", &self.attachment.attachment_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An upload in progress: deleted unless [`Pending::keep`] is called, also when the request
+/// is dropped half-way (the client went away, the request timed out).
+struct Pending {
+    store: Store,
+    id: AttachmentId,
+    armed: bool,
+}
+
+impl Pending {
+    /// The upload is complete: keep it.
+    fn keep(mut self) {
+        self.armed = false;
+    }
+
+    /// Deletes the upload now.
+    async fn discard(mut self) {
+        self.armed = false;
+        if let Err(error) = discard(&self.store, self.id).await {
+            // The periodic clean-up deletes it later.
+            tracing::warn!(%error, "could not delete a refused upload");
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.armed
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (store, id) = (self.store.clone(), self.id);
+            runtime.spawn(async move {
+                if let Err(error) = discard(&store, id).await {
+                    tracing::warn!(%error, "could not delete an abandoned upload");
+                }
+            });
+        }
+    }
+}
+
+async fn discard(store: &Store, id: AttachmentId) -> store::Result<()> {
+    let mut tx = store.begin().await?;
+    tx.delete_unbound_attachment(id).await?;
+    tx.commit().await
+}
+
+async fn write_chunk(store: &Store, id: AttachmentId, idx: i64, bytes: Vec<u8>) -> Result<()> {
+    let mut tx = store.begin().await?;
+    tx.insert_attachment_chunk(id, idx, bytes).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The request body as it arrives: its size so far and its digest.
+struct Incoming<S> {
+    body: S,
+    total: u64,
+    digest: Sha256,
+}
+
+/// Why reading an upload stopped early.
+enum Stop {
+    TooLarge,
+    Interrupted,
+}
+
+impl<S, E> Incoming<S>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+{
+    /// The next piece of the body (`None` at its end), counted and digested.
+    async fn next(&mut self) -> std::result::Result<Option<Bytes>, Stop> {
+        match self.body.next().await {
+            None => Ok(None),
+            Some(Err(_)) => Err(Stop::Interrupted),
+            Some(Ok(piece)) => {
+                self.total = self.total.saturating_add(piece.len() as u64);
+                if self.total > MAX_ATTACHMENT_BYTES {
+                    return Err(Stop::TooLarge);
+                }
+                self.digest.update(&piece);
+                Ok(Some(piece))
+            }
+        }
+    }
+
+    /// Reads and drops the rest of a refused body, within bounds, so that the client reads
+    /// the answer rather than a reset connection.
+    async fn drain(&mut self) {
+        let mut left = DRAIN_BYTES;
+        let deadline = tokio::time::Instant::now() + DRAIN_TIME;
+        while let Ok(Some(Ok(piece))) = tokio::time::timeout_at(deadline, self.body.next()).await {
+            match left.checked_sub(piece.len() as u64) {
+                Some(rest) => left = rest,
+                None => break,
+            }
+        }
+    }
+
+    /// The error for `stop`, after draining what a client still sends.
+    async fn refuse(&mut self, stop: Stop) -> AppError {
+        match stop {
+            Stop::TooLarge => {
+                self.drain().await;
+                AppError::PayloadTooLarge
+            }
+            Stop::Interrupted => interrupted(),
+        }
+    }
+}
+
+/// The attachment service.
+#[derive(Debug, Clone)]
+pub struct AttachmentService {
+    store: Store,
+}
+
+impl AttachmentService {
+    /// The service over `store`; starts the periodic clean-up (call within a Tokio runtime).
+    pub fn new(store: Store) -> Self {
+        spawn_cleanup(store.clone());
+        Self { store }
+    }
+
+    /// Stores an uploaded file of `room` named `file_name`, read from `body` as it arrives.
+    ///
+    /// # Errors
+    /// `not_found` (no such room), `forbidden` (not an accepted member; audited), `conflict`
+    /// (no consent in force), `invalid_request` (the file name; an interrupted body),
+    /// `unsupported_media_type` (not JPEG, PNG or PDF by content), `payload_too_large`
+    /// (over 20 MiB). Nothing is kept after an error.
+    pub async fn upload<S, E>(
+        &self,
+        principal: &Principal,
+        room: RoomId,
+        file_name: &str,
+        body: S,
+    ) -> Result<Attachment>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    {
+        let row =
+            access::accepted_room(&self.store, principal, room, Action::AttachmentUpload).await?;
+        if access::consent_state(row.consent_state.as_deref()) != ConsentState::Given {
+            return Err(crate::timeline::no_consent());
+        }
+        checked_file_name(file_name)?;
+        let mut incoming = Incoming {
+            body,
+            total: 0,
+            digest: Sha256::new(),
+        };
+
+        // The type, from the first bytes, before anything is stored.
+        let mut buffer: Vec<u8> = Vec::with_capacity(CHUNK_BYTES);
+        while buffer.len() < SNIFF_BYTES {
+            match incoming.next().await {
+                Ok(Some(piece)) => buffer.extend_from_slice(&piece),
+                Ok(None) => break,
+                Err(stop) => return Err(incoming.refuse(stop).await),
+            }
+        }
+        let Some(media_type) = MediaType::sniff(&buffer) else {
+            incoming.drain().await;
+            return Err(AppError::UnsupportedMediaType);
+        };
+
+        let id = AttachmentId::generate();
+        let meta = serde_json::to_vec(&Meta {
+            file_name: file_name.to_owned(),
+        })
+        .map_err(|_| AppError::Internal("attachment meta"))?;
+        let mut tx = self.store.begin().await?;
+        tx.insert_attachment(&NewAttachment {
+            attachment_id: id,
+            room_id: room,
+            uploader_id: principal.user_id.to_string(),
+            media_type: media_type.as_str(),
+            meta,
+            created_at: now_micros(),
+        })
+        .await?;
+        tx.commit().await?;
+        let pending = Pending {
+            store: self.store.clone(),
+            id,
+            armed: true,
+        };
+
+        // The content, one chunk per transaction as it arrives.
+        let mut chunks: i64 = 0;
+        loop {
+            while buffer.len() >= CHUNK_BYTES {
+                let rest = buffer.split_off(CHUNK_BYTES);
+                let chunk = std::mem::replace(&mut buffer, rest);
+                if let Err(error) = write_chunk(&self.store, id, chunks, chunk).await {
+                    pending.discard().await;
+                    return Err(error);
+                }
+                chunks += 1;
+            }
+            match incoming.next().await {
+                Ok(Some(piece)) => buffer.extend_from_slice(&piece),
+                Ok(None) => break,
+                Err(stop) => {
+                    let error = incoming.refuse(stop).await;
+                    pending.discard().await;
+                    return Err(error);
+                }
+            }
+        }
+        if !buffer.is_empty() {
+            if let Err(error) = write_chunk(&self.store, id, chunks, buffer).await {
+                pending.discard().await;
+                return Err(error);
+            }
+            chunks += 1;
+        }
+
+        let byte_size = incoming.total;
+        let sha256: String = incoming
+            .digest
+            .finalize()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        let size = i64::try_from(byte_size).map_err(|_| AppError::PayloadTooLarge)?;
+        let finished = async {
+            let mut tx = self.store.begin().await?;
+            if !tx.finish_attachment(id, size, &sha256, chunks).await? {
+                return Err(AppError::Internal("upload vanished"));
+            }
+            Event::by(principal, Action::AttachmentUpload, Outcome::Success)
+                .object("room", room)
+                .reason(format!(
+                    "attachment={id};type={media_type};bytes={byte_size};chunks={chunks}"
+                ))
+                .append(&mut tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        };
+        if let Err(error) = finished.await {
+            pending.discard().await;
+            return Err(error);
+        }
+        pending.keep();
+        Ok(Attachment {
+            attachment_id: id,
+            media_type,
+            byte_size,
+            sha256,
+            file_name: file_name.to_owned(),
+        })
+    }
+
+    /// An attachment for download, if the caller may see it; the read is audited first.
+    ///
+    /// # Errors
+    /// `not_found` (no such room; no such attachment, or one the caller may not see),
+    /// `forbidden` (not an accepted member; audited).
+    pub async fn download(
+        &self,
+        principal: &Principal,
+        room: RoomId,
+        id: AttachmentId,
+    ) -> Result<Download> {
+        access::accepted_room(&self.store, principal, room, Action::AttachmentRead).await?;
+        let row = self
+            .store
+            .attachment(room, id)
+            .await?
+            .filter(|row| row.state == "ready")
+            .ok_or(AppError::NotFound)?;
+        let reason = match &row.entry_id {
+            None if row.uploader_id == principal.user_id.to_string() => {
+                format!("attachment={id}")
+            }
+            None => return Err(AppError::NotFound),
+            Some(entry) => {
+                let entry: EntryId = entry.parse().map_err(|_| corrupt("entry id"))?;
+                let events = self.store.entry_events(room, entry).await?;
+                let (Some(first), Some(last)) = (events.first(), events.last()) else {
+                    return Err(AppError::NotFound);
+                };
+                // What the caller's stream shows: family members and patients see posts for
+                // everyone, and their attachments only while the post is not deleted.
+                let visible = stream_of(principal.role) == TimelineStream::Full
+                    || (first.visibility == "everyone" && last.change != "deleted");
+                if !visible {
+                    return Err(AppError::NotFound);
+                }
+                format!("attachment={id};entry={entry}")
+            }
+        };
+        let attachment = describe(&row)?;
+        let count = row.chunk_count.ok_or_else(|| corrupt("chunk count"))?;
+        Event::by(principal, Action::AttachmentRead, Outcome::Success)
+            .object("room", room)
+            .reason(reason)
+            .record(&self.store)
+            .await?;
+        let store = self.store.clone();
+        let chunks = futures_util::stream::try_unfold(0_i64, move |idx| {
+            let store = store.clone();
+            async move {
+                if idx >= count {
+                    return Ok(None);
+                }
+                match store.attachment_chunk(id, idx).await {
+                    Ok(Some(bytes)) => Ok(Some((bytes, idx + 1))),
+                    Ok(None) => {
+                        tracing::error!(%id, idx, "an attachment chunk is missing");
+                        Err(store::Error::Corrupt("attachment chunk missing".into()))
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "an attachment download failed in the database");
+                        Err(error)
+                    }
+                }
+            }
+        });
+        Ok(Download {
+            attachment,
+            chunks: Box::pin(chunks),
+        })
+    }
+}
+
+/// Deletes uploads abandoned for [`ABANDONED_AFTER`] and attachments no post took within
+/// [`UNBOUND_KEPT_FOR`], as of `now`; audited (`attachment.cleanup`) when anything went.
+///
+/// # Errors
+/// Database failures.
+pub async fn clean_up(store: &Store, now: i64) -> store::Result<StaleAttachments> {
+    let mut tx = store.begin().await?;
+    let removed = tx
+        .delete_stale_attachments(
+            now.saturating_sub(micros(ABANDONED_AFTER)),
+            now.saturating_sub(micros(UNBOUND_KEPT_FOR)),
+        )
+        .await?;
+    if removed != StaleAttachments::default() {
+        Event::new(
+            Action::AttachmentCleanup,
+            Outcome::Success,
+            &Actor::default(),
+            &Origin::default(),
+        )
+        .reason(format!(
+            "uploading={};unbound={}",
+            removed.uploading, removed.unbound
+        ))
+        .append(&mut tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(removed)
+}
+
+/// Runs [`clean_up`] now and every [`CLEANUP_EVERY`] for as long as the runtime lives.
+pub fn spawn_cleanup(store: Store) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(CLEANUP_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match clean_up(&store, now_micros()).await {
+                Ok(removed) if removed != StaleAttachments::default() => tracing::info!(
+                    uploading = removed.uploading,
+                    unbound = removed.unbound,
+                    "stale attachments deleted"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "attachment clean-up failed"),
+            }
+        }
+    });
+}
