@@ -204,7 +204,17 @@ async fn run(socket: WebSocket, state: AppState, principal: Principal) {
                 }
             }
         }
-        let _ = sink.close().await;
+        // The queue ends only after the reader loop has handed over its close frame, if it
+        // had one; `select!` may have seen the end of the queue first, so look again rather
+        // than lose the close code (4001 tells the client its session ended).
+        match close_rx.try_recv() {
+            Ok(close) => {
+                let _ = sink.send(Message::Close(Some(close))).await;
+            }
+            Err(_) => {
+                let _ = sink.close().await;
+            }
+        }
     });
 
     let frames_per_second = state.settings.ws_frames_per_second;
