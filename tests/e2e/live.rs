@@ -62,7 +62,7 @@ impl Socket {
     }
 }
 
-async fn ticket(server: &TestServer, person: &Person) -> String {
+pub(crate) async fn ticket(server: &TestServer, person: &Person) -> String {
     let response = reqwest::Client::new()
         .post(format!("{}/api/ws/ticket", server.base_url))
         .bearer_auth(person.session.tokens().access_token)
@@ -73,7 +73,7 @@ async fn ticket(server: &TestServer, person: &Person) -> String {
     response.json::<WsTicket>().await.unwrap().ticket
 }
 
-fn ws_url(server: &TestServer, ticket: &str) -> String {
+pub(crate) fn ws_url(server: &TestServer, ticket: &str) -> String {
     format!(
         "{}/api/ws?ticket={ticket}",
         server.base_url.replacen("http://", "ws://", 1)

@@ -13,12 +13,15 @@ mod support;
 mod cli;
 mod durability;
 mod live;
+mod live_resilience;
 mod onboarding;
 mod process;
 mod rejections;
 mod rooms;
 mod scope;
 mod timeline;
+
+use live_resilience::{session_expiry, slow_consumer};
 
 /// Defines `sqlite::NAME` and `postgres::NAME` tests that start a server with the given
 /// arguments and run `MODULE::run(server)`.
@@ -60,4 +63,6 @@ both_backends! {
     websocket_live_delivery_and_resume => live;
     acknowledged_posts_survive_sigkill => durability;
     cli_walkthrough => cli;
+    live_resilience_slow_consumer_resumes => slow_consumer;
+    live_resilience_expired_session_socket_closes => session_expiry;
 }

@@ -63,7 +63,14 @@ impl TestServer {
         let data_dir = tempfile::tempdir().expect("temporary data directory");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        let (child, base_url) = spawn(data_dir.path(), database.as_ref(), &args, &logs).await;
+        let (child, base_url) = spawn(
+            data_dir.path(),
+            database.as_ref(),
+            "127.0.0.1:0",
+            &args,
+            &logs,
+        )
+        .await;
         Some(TestServer {
             child,
             base_url,
@@ -86,12 +93,36 @@ impl TestServer {
         let (child, base_url) = spawn(
             self.data_dir.path(),
             self.database.as_ref(),
+            "127.0.0.1:0",
             &self.args,
             &self.logs,
         )
         .await;
         self.child = child;
         self.base_url = base_url;
+    }
+
+    /// Starts the server again (after [`Self::kill`]) on the same data directory, database
+    /// **and port**, so that clients holding `base_url` can reconnect by themselves.
+    ///
+    /// # Panics
+    /// If the port has been taken meanwhile (the server then fails to start).
+    pub async fn restart_on_same_port(&mut self) {
+        let address = self
+            .base_url
+            .split_once("://")
+            .map(|(_, rest)| rest.trim_end_matches('/').to_owned())
+            .expect("base URL with a scheme");
+        let (child, base_url) = spawn(
+            self.data_dir.path(),
+            self.database.as_ref(),
+            &address,
+            &self.args,
+            &self.logs,
+        )
+        .await;
+        assert_eq!(base_url, self.base_url, "restarted on another address");
+        self.child = child;
     }
 
     /// The data directory (SQLite file and key files).
@@ -187,6 +218,39 @@ impl TestServer {
         }
     }
 
+    /// Runs one SQL statement against the server's database, beside the server (for example
+    /// to make time pass for a session); returns the number of rows it changed. The statement
+    /// is the test's own text: never build it from untrusted input.
+    pub async fn execute_sql(&self, sql: &str) -> u64 {
+        use sqlx::Connection;
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.database {
+            Some(database) => {
+                let mut conn = sqlx::PgConnection::connect(&database.url)
+                    .await
+                    .expect("connect");
+                let done = sqlx::raw_sql(sql)
+                    .execute(&mut conn)
+                    .await
+                    .expect("execute");
+                conn.close().await.ok();
+                done.rows_affected()
+            }
+            None => {
+                let url = format!("sqlite://{}", self.data_dir().join("tsunagu.db").display());
+                let mut conn = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .expect("connect");
+                let done = sqlx::raw_sql(sql)
+                    .execute(&mut conn)
+                    .await
+                    .expect("execute");
+                conn.close().await.ok();
+                done.rows_affected()
+            }
+        }
+    }
+
     /// Every line the server (and the admin command's logging) has written so far.
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().expect("log lock").clone()
@@ -257,12 +321,13 @@ impl TestServer {
 async fn spawn(
     data_dir: &Path,
     database: Option<&TestDatabase>,
+    listen: &str,
     args: &[String],
     logs: &Arc<Mutex<Vec<String>>>,
 ) -> (Child, String) {
     let mut command = Command::new(binary("tsunagu-server"));
     command
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--listen", listen, "--log-format", "json"])
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
