@@ -21,7 +21,7 @@ mod rooms;
 mod scope;
 mod timeline;
 
-use live_resilience::{session_expiry, slow_consumer};
+use live_resilience::{live_client_restart, live_client_streams, session_expiry, slow_consumer};
 
 /// Defines `sqlite::NAME` and `postgres::NAME` tests that start a server with the given
 /// arguments and run `MODULE::run(server)`.
@@ -65,4 +65,6 @@ both_backends! {
     cli_walkthrough => cli;
     live_resilience_slow_consumer_resumes => slow_consumer;
     live_resilience_expired_session_socket_closes => session_expiry;
+    live_resilience_live_client_streams => live_client_streams;
+    live_resilience_live_client_survives_sigkill => live_client_restart;
 }

@@ -7,6 +7,8 @@
 //! Shared here: a care team with a room, and a raw socket that the test reads only when it
 //! chooses to (the `Socket` of `live.rs` reads continuously in a task of its own).
 
+pub mod live_client_restart;
+pub mod live_client_streams;
 pub mod session_expiry;
 pub mod slow_consumer;
 
@@ -18,6 +20,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tsunagu_client::live::{LiveClient, LiveEvent};
 use tsunagu_e2e::server::TestServer;
 use tsunagu_protocol::identity::{OrganisationKind, Role};
 use tsunagu_protocol::timeline::{Change, TimelineEvent};
@@ -185,5 +188,80 @@ pub fn text_of(event: &TimelineEvent) -> Option<&str> {
     match &event.change {
         Change::Posted { text, .. } => Some(text),
         _ => None,
+    }
+}
+
+/// The next item of a live client within `wait`; `None` if none came.
+pub async fn next_live(live: &mut LiveClient, wait: Duration) -> Option<LiveEvent> {
+    tokio::time::timeout(wait, live.next_event())
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Waits (at most `wait`) for a live client's notice that `pick` accepts, skipping other
+/// notices; a timeline event, a removal or the client stopping fails the test.
+pub async fn await_notice(
+    live: &mut LiveClient,
+    wait: Duration,
+    what: &str,
+    pick: impl Fn(&LiveEvent) -> bool,
+) -> LiveEvent {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match next_live(live, left).await {
+            Some(item) if pick(&item) => return item,
+            Some(
+                item @ (LiveEvent::Event { .. }
+                | LiveEvent::Removed { .. }
+                | LiveEvent::SessionEnded
+                | LiveEvent::Stopped { .. }),
+            ) => panic!("waiting for {what}, got {item:?}"),
+            Some(_) => {}
+            None => panic!("no {what} within {wait:?}"),
+        }
+    }
+}
+
+/// Reads `n` timeline events of `room` from a live client, skipping notices; each must
+/// come within `wait` of the previous one.
+pub async fn live_events(
+    live: &mut LiveClient,
+    room: RoomId,
+    n: usize,
+    wait: Duration,
+) -> Vec<TimelineEvent> {
+    let mut events = Vec::with_capacity(n);
+    while events.len() < n {
+        match next_live(live, wait).await {
+            Some(LiveEvent::Event { room: r, event }) => {
+                assert_eq!(r, room, "an event of another room");
+                events.push(event);
+            }
+            Some(
+                item @ (LiveEvent::Removed { .. }
+                | LiveEvent::SessionEnded
+                | LiveEvent::Stopped { .. }),
+            ) => panic!("after {} of {n} events: {item:?}", events.len()),
+            Some(_) => {}
+            None => panic!("only {} of {n} events arrived", events.len()),
+        }
+    }
+    events
+}
+
+/// Fails if a timeline event of a live client arrives within `wait` (notices are fine).
+pub async fn assert_no_more_events(live: &mut LiveClient, wait: Duration, who: &str) {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match next_live(live, left).await {
+            None => return,
+            Some(LiveEvent::Event { event, .. }) => {
+                panic!("{who}: nothing more was expected, got #{}", event.seq)
+            }
+            Some(_) => {}
+        }
     }
 }
