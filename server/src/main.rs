@@ -11,6 +11,10 @@ use tsunagu_server::crypto::ServerKeys;
 use tsunagu_server::store::{Database, Store};
 use tsunagu_server::{AppState, Listener, identity};
 
+/// mimalloc: see the workspace `Cargo.toml` for why.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -158,11 +158,22 @@ async fn run(args: &Args, scenario: Scenario) -> Result<()> {
     let setup_started = Instant::now();
     let bench_rooms = setup::rooms(&server, rooms).await?;
     eprintln!("set up in {:.1} s", setup_started.elapsed().as_secs_f64());
+    let rss_before = server.rss_mb();
     let figures = match scenario {
         Scenario::S5 => catch_up(&bench_rooms, posts, &args.marker).await?,
         _ => live(&bench_rooms, posts, &args.marker).await?,
     };
     let rss = server.rss_mb();
+    if let (Some(before), Some(after)) = (rss_before, rss)
+        && figures.connections > 0
+    {
+        // What the connections (and, with posts, everything else of the run) added to the
+        // server's resident memory, per connection.
+        eprintln!(
+            "server RSS {before:.1} MB before connecting, {after:.1} MB after: {:.1} KiB per connection",
+            (after - before) * 1024.0 / figures.connections as f64
+        );
+    }
     let (mut acks, mut fanouts) = (figures.acks, figures.fanouts);
     let per_second =
         (figures.posts > 0).then(|| figures.posts as f64 / figures.elapsed.as_secs_f64());

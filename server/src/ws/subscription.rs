@@ -95,7 +95,9 @@ impl Forwarder {
         loop {
             // Catch up from the database: waits for room in the queue rather than dropping.
             loop {
-                let Ok(rows) = self.store.timeline(self.room, stream, *last, PAGE).await else {
+                // Boxed, so that an idle subscription does not carry the read's state.
+                let read = Box::pin(self.store.timeline(self.room, stream, *last, PAGE));
+                let Ok(rows) = read.await else {
                     return Stop::Resume;
                 };
                 if rows.is_empty() {
