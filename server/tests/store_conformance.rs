@@ -5,10 +5,13 @@
 
 use std::future::Future;
 
-use tsunagu_protocol::{ConsentId, InvitationId, OrganisationId, RoomId, SessionId, UserId};
+use tsunagu_protocol::{
+    AttachmentId, ConsentId, InvitationId, OrganisationId, RoomId, SessionId, UserId,
+};
 use tsunagu_server::store::{
-    AuditRecord, ConsentRow, Database, Error, InvitationRow, NewEvent, OrganisationRow,
-    RefreshTokenUse, RoleGrantRow, RoomAdvance, RoomRow, SessionRow, Store, Stream, UserRow,
+    AuditRecord, ConsentRow, Database, Error, InvitationRow, NewAttachment, NewEvent,
+    OrganisationRow, RefreshTokenUse, RoleGrantRow, RoomAdvance, RoomRow, SessionRow, Store,
+    Stream, UserRow,
 };
 
 const NOW: i64 = 1_795_000_000_000_000;
@@ -58,6 +61,7 @@ conformance!(
     timeline_streams_are_gapless_and_apart,
     acknowledgements_and_read_positions,
     batches_are_checked_numbered_and_stored_together,
+    attachments_are_stored_in_chunks_bound_once_and_cleaned_up,
 );
 
 async fn on_sqlite<F, Fut>(scenario: F)
@@ -1297,5 +1301,239 @@ async fn batches_are_checked_numbered_and_stored_together(store: Store, _: Datab
     assert_eq!(
         trail.iter().filter(|r| r.action == "timeline.post").count(),
         300
+    );
+}
+
+// ---- attachments ---------------------------------------------------------------------------
+
+async fn new_attachment(
+    store: &Store,
+    room: &RoomRow,
+    uploader: &UserRow,
+    at: i64,
+) -> AttachmentId {
+    let id = AttachmentId::generate();
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_attachment(&NewAttachment {
+        attachment_id: id,
+        room_id: self::id(&room.room_id),
+        uploader_id: uploader.user_id.clone(),
+        media_type: "application/pdf",
+        meta: b"{\"file_name\":\"a.pdf\"}".to_vec(),
+        created_at: at,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+async fn add_chunks(store: &Store, id: AttachmentId, chunks: &[&[u8]]) {
+    for (idx, bytes) in chunks.iter().enumerate() {
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_attachment_chunk(id, idx as i64, bytes.to_vec())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+}
+
+async fn finish(store: &Store, id: AttachmentId, size: i64, chunks: i64) -> bool {
+    let mut tx = store.begin().await.unwrap();
+    let done = tx
+        .finish_attachment(id, size, &"ab".repeat(32), chunks)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    done
+}
+
+async fn attachments_are_stored_in_chunks_bound_once_and_cleaned_up(store: Store, _: Database) {
+    let (org, nurse) = seeded(&store).await;
+    let doctor = add_user(&store, &org, "dr.chunk", "physician").await;
+    let patient_room = room(&store, &nurse, NOW).await;
+    let other_room = room(&store, &nurse, NOW).await;
+    let room_id: RoomId = id(&patient_room.room_id);
+
+    // Chunks come back one by one, in order; the row becomes ready once.
+    let pdf = new_attachment(&store, &patient_room, &nurse, NOW).await;
+    let uploading = store.attachment(room_id, pdf).await.unwrap().unwrap();
+    assert_eq!(
+        (uploading.state.as_str(), uploading.byte_size),
+        ("uploading", None)
+    );
+    add_chunks(&store, pdf, &[b"%PDF-", &[0xff; 3], b"end"]).await;
+    assert!(finish(&store, pdf, 11, 3).await);
+    assert!(!finish(&store, pdf, 11, 3).await, "ready once");
+    let ready = store.attachment(room_id, pdf).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            ready.state.as_str(),
+            ready.byte_size,
+            ready.chunk_count,
+            ready.entry_id
+        ),
+        ("ready", Some(11), Some(3), None)
+    );
+    assert_eq!(
+        store.attachment_chunk(pdf, 1).await.unwrap(),
+        Some(vec![0xff; 3])
+    );
+    assert_eq!(store.attachment_chunk(pdf, 3).await.unwrap(), None);
+    // Not visible under another room.
+    assert!(
+        store
+            .attachment(id(&other_room.room_id), pdf)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A chunk index is stored once.
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        tx.insert_attachment_chunk(pdf, 0, b"again".to_vec()).await,
+        Err(Error::UniqueViolation)
+    ));
+    drop(tx);
+
+    // Bound only by its uploader, in its room, once; a failed bind leaves the others free.
+    let unfinished = new_attachment(&store, &patient_room, &nurse, NOW).await;
+    let entry = tsunagu_protocol::EntryId::generate().to_string();
+    let try_bind = |room: &RoomRow, author: &UserRow, ids: Vec<AttachmentId>| {
+        let (store, room, author, entry) = (
+            store.clone(),
+            room.room_id.clone(),
+            author.user_id.clone(),
+            entry.clone(),
+        );
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            let result = tx.bind_attachments(&room, &author, &entry, &ids).await;
+            if result.is_ok() {
+                tx.commit().await.unwrap();
+            }
+            result
+        }
+    };
+    for (room, author, ids) in [
+        (&patient_room, &doctor, vec![pdf]),
+        (&other_room, &nurse, vec![pdf]),
+        (&patient_room, &nurse, vec![unfinished]),
+        (&patient_room, &nurse, vec![pdf, unfinished]),
+        (&patient_room, &nurse, vec![AttachmentId::generate()]),
+    ] {
+        assert!(matches!(
+            try_bind(room, author, ids).await,
+            Err(Error::AttachmentsUnavailable)
+        ));
+    }
+    assert_eq!(
+        store
+            .attachment(room_id, pdf)
+            .await
+            .unwrap()
+            .unwrap()
+            .entry_id,
+        None,
+        "a failed bind binds nothing"
+    );
+    try_bind(&patient_room, &nurse, vec![pdf]).await.unwrap();
+    assert!(matches!(
+        try_bind(&patient_room, &nurse, vec![pdf]).await,
+        Err(Error::AttachmentsUnavailable)
+    ));
+    assert_eq!(
+        store
+            .attachment(room_id, pdf)
+            .await
+            .unwrap()
+            .unwrap()
+            .entry_id,
+        Some(entry.clone())
+    );
+    // Concurrent binds of one attachment to two posts: exactly one wins.
+    let contested = new_attachment(&store, &patient_room, &nurse, NOW).await;
+    add_chunks(&store, contested, &[b"%PDF-1"]).await;
+    assert!(finish(&store, contested, 6, 1).await);
+    let attempts = (0..4).map(|_| {
+        let (store, room, author) = (
+            store.clone(),
+            patient_room.room_id.clone(),
+            nurse.user_id.clone(),
+        );
+        tokio::spawn(async move {
+            let entry = tsunagu_protocol::EntryId::generate().to_string();
+            let mut tx = store.begin().await.unwrap();
+            match tx
+                .bind_attachments(&room, &author, &entry, &[contested])
+                .await
+            {
+                Ok(()) => {
+                    tx.commit().await.unwrap();
+                    1
+                }
+                Err(Error::AttachmentsUnavailable) => 0,
+                Err(error) => panic!("{error}"),
+            }
+        })
+    });
+    let mut winners = 0;
+    for attempt in attempts.collect::<Vec<_>>() {
+        winners += attempt.await.unwrap();
+    }
+    assert_eq!(winners, 1);
+
+    // A bound attachment is never deleted; an unbound one goes with its chunks.
+    let mut tx = store.begin().await.unwrap();
+    assert!(!tx.delete_unbound_attachment(pdf).await.unwrap());
+    assert!(tx.delete_unbound_attachment(unfinished).await.unwrap());
+    tx.commit().await.unwrap();
+    assert!(
+        store
+            .attachment(room_id, unfinished)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.attachment_chunk(pdf, 0).await.unwrap().is_some());
+
+    // Clean-up: old unfinished uploads and old unbound attachments; nothing bound, nothing new.
+    let hour = 3_600_000_000;
+    let stale_upload = new_attachment(&store, &patient_room, &nurse, NOW - 2 * hour).await;
+    add_chunks(&store, stale_upload, &[b"%PDF-"]).await;
+    let fresh_upload = new_attachment(&store, &patient_room, &nurse, NOW).await;
+    let stale_unbound = new_attachment(&store, &patient_room, &doctor, NOW - 25 * hour).await;
+    add_chunks(&store, stale_unbound, &[b"%PDF-"]).await;
+    assert!(finish(&store, stale_unbound, 5, 1).await);
+    let young_unbound = new_attachment(&store, &patient_room, &doctor, NOW - 2 * hour).await;
+    assert!(finish(&store, young_unbound, 0, 0).await);
+    let mut tx = store.begin().await.unwrap();
+    let removed = tx
+        .delete_stale_attachments(NOW - hour, NOW - 24 * hour)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((removed.uploading, removed.unbound), (1, 1));
+    for (attachment, kept) in [
+        (stale_upload, false),
+        (stale_unbound, false),
+        (fresh_upload, true),
+        (young_unbound, true),
+        (pdf, true),
+    ] {
+        assert_eq!(
+            store
+                .attachment(room_id, attachment)
+                .await
+                .unwrap()
+                .is_some(),
+            kept,
+            "{attachment}"
+        );
+    }
+    assert_eq!(store.attachment_chunk(stale_upload, 0).await.unwrap(), None);
+    assert_eq!(
+        store.attachment_chunk(stale_unbound, 0).await.unwrap(),
+        None
     );
 }

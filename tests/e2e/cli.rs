@@ -26,7 +26,7 @@ use crate::support::{Authenticator, assert_code};
 
 /// How a person's `tsunagu` finds its config directory.
 #[derive(Clone, Copy)]
-enum ConfigBy {
+pub enum ConfigBy {
     /// `--config-dir DIR`.
     Option,
     /// `TSUNAGU_CONFIG_DIR=DIR`.
@@ -35,7 +35,7 @@ enum ConfigBy {
 
 /// One person's `tsunagu`: its own config directory (created by the CLI on first login), the
 /// test server, and everything it printed and stored.
-struct Tsunagu {
+pub struct Tsunagu {
     _home: tempfile::TempDir,
     config_dir: PathBuf,
     server: String,
@@ -47,17 +47,17 @@ struct Tsunagu {
 }
 
 /// A finished `tsunagu` run.
-struct Ran {
+pub struct Ran {
     args: Vec<String>,
-    code: i32,
-    stdout: String,
-    stderr: String,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl Ran {
     /// Asserts the exit code.
     #[track_caller]
-    fn expect(self, code: i32) -> Self {
+    pub fn expect(self, code: i32) -> Self {
         assert_eq!(
             self.code, code,
             "tsunagu {:?} exited {} instead of {code}\nstdout:\n{}\nstderr:\n{}",
@@ -68,7 +68,7 @@ impl Ran {
 
     /// stdout as JSON.
     #[track_caller]
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|err| {
             panic!(
                 "tsunagu {:?}: stdout is not JSON ({err}):\n{}",
@@ -79,7 +79,7 @@ impl Ran {
 
     /// Asserts that stderr names the error `code` (the report's English line ends with it).
     #[track_caller]
-    fn reports(self, code: ErrorCode) -> Self {
+    pub fn reports(self, code: ErrorCode) -> Self {
         assert!(
             self.stderr.contains(&format!("({})", code.as_str())),
             "tsunagu {:?}: expected {code} on stderr:\n{}",
@@ -125,7 +125,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 impl Tsunagu {
-    fn new(server: &TestServer, config_by: ConfigBy) -> Self {
+    pub fn new(server: &TestServer, config_by: ConfigBy) -> Self {
         let home = tempfile::tempdir().unwrap();
         // Not created yet: the CLI must create it, privately.
         let config_dir = home.path().join("tsunagu");
@@ -145,8 +145,16 @@ impl Tsunagu {
 
     /// Runs `tsunagu --server URL ARGS` with `stdin` (an empty stdin if `None`; never a
     /// terminal, so the CLI cannot prompt).
-    async fn run(&self, args: &[&str], stdin: Option<&str>) -> Ran {
+    pub async fn run(&self, args: &[&str], stdin: Option<&str>) -> Ran {
+        self.run_in(None, args, stdin).await
+    }
+
+    /// [`Tsunagu::run`] in the working directory `dir` (the test's own if `None`).
+    pub async fn run_in(&self, dir: Option<&Path>, args: &[&str], stdin: Option<&str>) -> Ran {
         let mut command = Command::new(binary("tsunagu"));
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
         command
             .args(["--server", &self.server])
             .args(args)

@@ -10,7 +10,9 @@
 
 mod support;
 
+mod attachments;
 mod cli;
+mod cli_attachments;
 mod durability;
 mod live;
 mod live_resilience;
@@ -63,6 +65,8 @@ both_backends! {
     websocket_live_delivery_and_resume => live;
     acknowledged_posts_survive_sigkill => durability;
     cli_walkthrough => cli;
+    attachments_upload_post_and_download => attachments;
+    cli_attachments_post_and_get => cli_attachments;
     live_resilience_slow_consumer_resumes => slow_consumer;
     live_resilience_expired_session_socket_closes => session_expiry;
     live_resilience_live_client_streams => live_client_streams;

@@ -137,6 +137,36 @@ impl TestServer {
         bytes.try_into().expect("32-byte key")
     }
 
+    /// One number read straight from the server's database, beside the server (for example
+    /// how many rows a table holds), with a statement of the test's own.
+    pub async fn sql_number(&self, sql: &'static str) -> i64 {
+        use sqlx::Connection;
+        match &self.database {
+            Some(database) => {
+                let mut conn = sqlx::PgConnection::connect(&database.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_scalar(sql)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("read a number")
+            }
+            None => {
+                let url = format!(
+                    "sqlite://{}?mode=ro",
+                    self.data_dir().join("tsunagu.db").display()
+                );
+                let mut conn = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .expect("connect");
+                sqlx::query_scalar(sql)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("read a number")
+            }
+        }
+    }
+
     /// A client for this server.
     pub fn client(&self) -> tsunagu_client::Client {
         tsunagu_client::Client::new(&self.base_url).expect("client")

@@ -13,7 +13,7 @@ use tsunagu_protocol::identity::{OrganisationKind, Role};
 use tsunagu_protocol::rooms::{ConsentGiver, Date, InsurerKind, InsurerNumber};
 use tsunagu_protocol::timeline::Visibility;
 use tsunagu_protocol::{
-    ClientPostId, ConsentId, InvitationId, OrganisationId, RoomId, SessionId, UserId,
+    AttachmentId, ClientPostId, ConsentId, InvitationId, OrganisationId, RoomId, SessionId, UserId,
 };
 
 /// The server used when neither `--server`, `TSUNAGU_SERVER` nor a stored login names one.
@@ -115,6 +115,9 @@ pub(crate) enum Command {
     Delete(DeleteArgs),
     /// 投稿の全版を表示する（専門職）/ Show every version of a post (professionals)
     Versions(EntryArgs),
+    /// 添付ファイル / Attachments
+    #[command(subcommand)]
+    Attachment(AttachmentCommand),
     /// 既読にする / Mark a room's timeline read
     Read {
         /// 部屋 ID / Room id
@@ -163,6 +166,35 @@ pub(crate) struct PostArgs {
     /// The post's id: retrying with the same id never posts twice [default: a fresh one]
     #[arg(long, value_name = "UUID")]
     pub(crate) client_id: Option<ClientPostId>,
+    /// ファイルを添付する（JPEG・PNG・PDF、20 MiB まで、10 個まで。繰り返し指定可。添付が
+    /// あれば本文は "" でも可）/ Attach a file (JPEG, PNG or PDF, at most 20 MiB; up to 10,
+    /// repeat the option; with an attachment the text may be "")
+    #[arg(long = "attach", value_name = "FILE")]
+    pub(crate) attach: Vec<PathBuf>,
+}
+
+/// `tsunagu attachment …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AttachmentCommand {
+    /// 添付ファイルを保存する / Save an attachment
+    Get(AttachmentGetArgs),
+}
+
+/// `tsunagu attachment get`.
+#[derive(Debug, Args)]
+pub(crate) struct AttachmentGetArgs {
+    /// 部屋 ID / Room id
+    pub(crate) room: RoomId,
+    /// 添付ファイル ID（`tsunagu history` に表示）/ The attachment's id (shown by
+    /// `tsunagu history`)
+    pub(crate) attachment: AttachmentId,
+    /// 保存先（`-` なら標準出力。省略時は元のファイル名で現在のディレクトリに）/ Where to
+    /// save it (`-`: stdout) [default: its own name, in the current directory]
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// 既存のファイルを上書きする / Overwrite an existing file
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 /// `tsunagu history`.
@@ -1140,6 +1172,44 @@ mod tests {
         assert!(err.to_string().contains("care-team"), "{err}");
         assert!(parse(&["post", &room.to_string(), "x", "--client-id", "abc"]).is_err());
         assert!(parse(&["post", &room.to_string()]).is_err());
+    }
+
+    #[test]
+    fn parses_attachments_on_posts_and_attachment_get() {
+        let room = RoomId::generate();
+        let r = room.to_string();
+        let cli = parse(&["post", &r, "", "--attach", "a.jpg", "--attach", "b c.pdf"]).unwrap();
+        let Command::Post(args) = cli.command else {
+            panic!("not post")
+        };
+        assert_eq!(args.text, "");
+        assert_eq!(
+            args.attach,
+            vec![PathBuf::from("a.jpg"), PathBuf::from("b c.pdf")]
+        );
+        let cli = parse(&["post", &r, "x"]).unwrap();
+        let Command::Post(args) = cli.command else {
+            panic!("not post")
+        };
+        assert!(args.attach.is_empty());
+
+        let attachment = AttachmentId::generate();
+        let a = attachment.to_string();
+        let cli = parse(&["attachment", "get", &r, &a]).unwrap();
+        let Command::Attachment(AttachmentCommand::Get(args)) = cli.command else {
+            panic!("not attachment get")
+        };
+        assert_eq!(
+            (args.room, args.attachment, args.output, args.force),
+            (room, attachment, None, false)
+        );
+        let cli = parse(&["attachment", "get", &r, &a, "-o", "-", "--force"]).unwrap();
+        let Command::Attachment(AttachmentCommand::Get(args)) = cli.command else {
+            panic!("not attachment get")
+        };
+        assert_eq!((args.output, args.force), (Some(PathBuf::from("-")), true));
+        assert!(parse(&["attachment", "get", &r, "not-an-id"]).is_err());
+        assert!(parse(&["attachment", "get", &r]).is_err());
     }
 
     #[test]

@@ -91,6 +91,14 @@ pub(crate) enum CliError {
     /// Input given locally is unusable (e.g. the two new passwords differ).
     #[error("{en}")]
     Input { ja: &'static str, en: &'static str },
+    /// A local file cannot be used as asked (an attachment too large; a file to save that
+    /// exists already).
+    #[error("{}: {en}", path.display())]
+    File {
+        path: PathBuf,
+        ja: &'static str,
+        en: &'static str,
+    },
     /// A prompt could not be shown or answered (no terminal).
     #[error("cannot prompt: {0}")]
     Prompt(#[source] std::io::Error),
@@ -159,7 +167,7 @@ impl CliError {
             Self::Client(err) => client_exit_code(err),
             Self::Live(err) => live_exit_code(err),
             Self::NotLoggedIn | Self::ServerMismatch { .. } | Self::TotpCodeNeeded => exit::AUTH,
-            Self::Input { .. } | Self::NotAPost { .. } => exit::INVALID,
+            Self::Input { .. } | Self::File { .. } | Self::NotAPost { .. } => exit::INVALID,
             Self::NoSuchEvent { .. } => exit::NOT_FOUND,
             Self::Build(_)
             | Self::Credentials(_)
@@ -210,6 +218,11 @@ impl CliError {
             Self::Input { ja, en } => Report {
                 ja: (*ja).to_owned(),
                 en: (*en).to_owned(),
+                ..Report::default()
+            },
+            Self::File { path, ja, .. } => Report {
+                ja: format!("{}: {ja}", path.display()),
+                en: self.to_string(),
                 ..Report::default()
             },
             Self::Prompt(err) => Report {
@@ -269,7 +282,7 @@ pub(crate) fn client_exit_code(err: &ClientError) -> u8 {
             status: 408 | 502..=504,
             ..
         } => exit::UNAVAILABLE,
-        ClientError::Decode { .. } | ClientError::Encode(_) => exit::OTHER,
+        ClientError::Decode { .. } | ClientError::Encode(_) | ClientError::Io(_) => exit::OTHER,
         ClientError::NotLoggedIn => exit::AUTH,
     }
 }
@@ -356,6 +369,11 @@ fn client_report(err: &ClientError) -> Report {
         },
         ClientError::Decode { .. } | ClientError::Encode(_) => Report {
             ja: "サーバーの応答を理解できません。".to_owned(),
+            en: chain(err),
+            ..Report::default()
+        },
+        ClientError::Io(_) => Report {
+            ja: "ファイルの読み書きでエラーが発生しました。".to_owned(),
             en: chain(err),
             ..Report::default()
         },

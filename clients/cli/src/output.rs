@@ -7,7 +7,7 @@
 
 mod timeline;
 
-pub(crate) use timeline::{TimelineView, acknowledgements, posted, versions};
+pub(crate) use timeline::{TimelineView, acknowledgements, attachment, posted, size, versions};
 
 use std::io::{self, Write};
 

@@ -29,6 +29,9 @@ pub enum ClientError {
         /// What was wrong with the answer. Never contains the body itself.
         message: String,
     },
+    /// A local file or stream could not be read or written (an attachment's content).
+    #[error("local input or output failed: {0}")]
+    Io(#[source] std::io::Error),
     /// A request body could not be serialised (should not happen with the protocol types).
     #[error("could not encode the request: {0}")]
     Encode(#[source] serde_json::Error),
@@ -62,7 +65,7 @@ impl ClientError {
         match self {
             Self::Api { status, .. } | Self::Decode { status, .. } => Some(*status),
             Self::Transport(err) => err.status().map(|s| s.as_u16()),
-            Self::Encode(_) | Self::NotLoggedIn => None,
+            Self::Encode(_) | Self::Io(_) | Self::NotLoggedIn => None,
         }
     }
 

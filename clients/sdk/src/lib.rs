@@ -12,6 +12,10 @@
 //!   [`Session::tokens`] returns the latest pair so that callers can persist it. Room timelines
 //!   are read a page at a time ([`Session::timeline`], at most [`MAX_TIMELINE_PAGE`] events) or
 //!   up to their head at once ([`Session::timeline_all`]).
+//! * Attachments: [`Session::upload_attachment`] (from a path) and
+//!   [`Session::upload_attachment_from`] (from any reader) stream a file up;
+//!   [`Session::post_entry_with_attachments`] posts with their ids;
+//!   [`Session::download_attachment`] streams one into any writer.
 //! * [`live`] follows rooms over the WebSocket: [`Session::connect_live`] opens one raw
 //!   connection; [`live::LiveClient`] keeps one open in a background task, resubscribing,
 //!   reconnecting and re-sending its outbox of posts so that each event arrives exactly once,
@@ -40,11 +44,13 @@
 //! # }
 //! ```
 
+mod attachments;
 mod client;
 mod error;
 pub mod live;
 mod session;
 
+pub use attachments::{ATTACHMENT_TIMEOUT, AttachmentDownload, DownloadedAttachment};
 pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, USER_AGENT};
 pub use error::{BuildError, ClientError};
 pub use live::{LiveClient, LiveConnection, LiveError, LiveEvent, LiveOptions};

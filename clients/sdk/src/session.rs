@@ -150,7 +150,7 @@ impl Session {
             .clone()
     }
 
-    fn access_token(&self) -> String {
+    pub(crate) fn access_token(&self) -> String {
         self.state
             .tokens
             .lock()
@@ -178,7 +178,10 @@ impl Session {
 
     /// Refreshes after a request made with `stale_access_token` was refused as expired, unless
     /// another request has refreshed in the meantime.
-    async fn refresh_after_expiry(&self, stale_access_token: &str) -> Result<(), ClientError> {
+    pub(crate) async fn refresh_after_expiry(
+        &self,
+        stale_access_token: &str,
+    ) -> Result<(), ClientError> {
         let _gate = self.state.refresh_gate.lock().await;
         let current = self.tokens();
         if current.access_token != stale_access_token {
@@ -190,7 +193,7 @@ impl Session {
     }
 
     /// [`Session::call_with_query`] without query parameters: what almost every call uses.
-    async fn call<T: DeserializeOwned>(
+    pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,

@@ -1,6 +1,7 @@
 //! Running commands: the shared context (which server, which credentials, how to print) and the
 //! dispatch to the account commands ([`auth`]), the administration commands ([`admin`]), the
-//! patient-room and directory commands ([`rooms`]) and the timeline commands ([`timeline`]).
+//! patient-room and directory commands ([`rooms`]), the timeline commands ([`timeline`]) and
+//! the attachment commands ([`attachments`]).
 //!
 //! Tokens are only ever sent to the server that issued them: a logged-in command refuses a
 //! `--server` other than the stored one. After every logged-in command the stored credentials
@@ -8,6 +9,7 @@
 //! command succeeded or not.
 
 mod admin;
+mod attachments;
 mod auth;
 mod rooms;
 mod timeline;
@@ -44,6 +46,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Delete(args) => timeline::delete(&ctx, args).await,
         Command::Versions(args) => timeline::versions(&ctx, args).await,
         Command::Read { room, seq } => timeline::read(&ctx, room, seq).await,
+        Command::Attachment(command) => attachments::run(&ctx, command).await,
     }
 }
 

@@ -18,22 +18,25 @@ use std::time::Duration;
 
 use tsunagu_client::live::{LiveClient, LiveError, LiveEvent, LiveOptions};
 use tsunagu_client::{ClientError, MAX_TIMELINE_PAGE, Session};
+use tsunagu_protocol::attachments::Attachment;
 use tsunagu_protocol::timeline::{
-    Change, EditEntryRequest, EntryKind, MarkReadRequest, PostEntryRequest, TimelineEvent,
-    TimelinePage,
+    Change, EditEntryRequest, EntryKind, MarkReadRequest, PostEntryRequest,
+    PostEntryWithAttachments, PostedEntry, TimelineEvent, TimelinePage,
 };
 use tsunagu_protocol::{ClientPostId, ErrorCode, RoomId};
 
-use super::Context;
+use super::{Context, attachments};
 use crate::cli::{DeleteArgs, EditArgs, EntryArgs, HistoryArgs, PostArgs, TailArgs};
 use crate::credentials::Credentials;
 use crate::error::{CliError, client_exit_code, exit};
 use crate::output::{self, TimelineView};
 
 /// `tsunagu post`: a fresh client id unless one is given, so that a script can retry with
-/// the same id and never post twice.
+/// the same id and never post twice. Files given with `--attach` are checked, uploaded, then
+/// bound to the post (a retry uploads them again; the server recognises the same files).
 pub(super) async fn post(ctx: &Context, args: PostArgs) -> Result<(), CliError> {
-    let text = text_argument(&args.text, io::stdin().lock())?;
+    let text = text_argument(&args.text, io::stdin().lock(), !args.attach.is_empty())?;
+    let files = attachments::checked_files(&args.attach)?;
     let request = PostEntryRequest {
         client_id: args.client_id.unwrap_or_else(ClientPostId::generate),
         kind: if args.urgent {
@@ -45,10 +48,42 @@ pub(super) async fn post(ctx: &Context, args: PostArgs) -> Result<(), CliError> 
         text,
     };
     let room = args.room;
-    let posted = ctx
-        .call(async |s| s.post_entry(room, &request).await)
+    let (posted, attached) = ctx
+        .call(async |s| {
+            let attached = attachments::upload(s, room, &files).await?;
+            let posted = if attached.is_empty() {
+                s.post_entry(room, &request).await?
+            } else {
+                let body = PostEntryWithAttachments {
+                    entry: request.clone(),
+                    attachments: attached.iter().map(|a| a.attachment_id).collect(),
+                };
+                s.post_entry_with_attachments(room, &body).await?
+            };
+            Ok((posted, attached))
+        })
         .await?;
-    ctx.out().value(&posted, || output::posted(&posted))
+    let shown = Posted {
+        posted: &posted,
+        attachments: &attached,
+    };
+    ctx.out().value(&shown, || {
+        let mut text = output::posted(&posted);
+        for attachment in &attached {
+            text.push_str(&output::attachment(attachment));
+            text.push('\n');
+        }
+        text
+    })
+}
+
+/// What `tsunagu post --json` prints: the answer, with the attachments when there are any.
+#[derive(Debug, serde::Serialize)]
+struct Posted<'a> {
+    #[serde(flatten)]
+    posted: &'a PostedEntry,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    attachments: &'a [Attachment],
 }
 
 /// `tsunagu history`: one page with `--limit`, otherwise everything up to the newest event.
@@ -364,7 +399,7 @@ pub(super) async fn acks(ctx: &Context, args: EntryArgs) -> Result<(), CliError>
 /// `tsunagu edit`: the number must be the original post's.
 pub(super) async fn edit(ctx: &Context, args: EditArgs) -> Result<(), CliError> {
     let request = EditEntryRequest {
-        text: text_argument(&args.text, io::stdin().lock())?,
+        text: text_argument(&args.text, io::stdin().lock(), false)?,
         reason: args.reason,
     };
     let (room, seq) = (args.room, args.seq);
@@ -465,7 +500,13 @@ fn require_post(event: TimelineEvent) -> Result<TimelineEvent, CliError> {
 
 /// The text of a post or correction: the argument itself, or all of `stdin` for `-` (without
 /// the final line break). Refused locally when empty.
-fn text_argument(argument: &str, mut stdin: impl Read) -> Result<String, CliError> {
+/// The text of a post or correction: the argument, or stdin for `-`. It may be empty only
+/// when `may_be_empty` (a post with attachments).
+fn text_argument(
+    argument: &str,
+    mut stdin: impl Read,
+    may_be_empty: bool,
+) -> Result<String, CliError> {
     let text = if argument == "-" {
         let mut text = String::new();
         stdin
@@ -480,7 +521,7 @@ fn text_argument(argument: &str, mut stdin: impl Read) -> Result<String, CliErro
     } else {
         argument.to_owned()
     };
-    if text.trim().is_empty() {
+    if text.trim().is_empty() && !(may_be_empty && text.is_empty()) {
         return Err(CliError::Input {
             ja: "本文が空です。",
             en: "The text is empty.",
@@ -535,19 +576,29 @@ mod tests {
 
     #[test]
     fn text_comes_from_the_argument_or_from_stdin() {
-        assert_eq!(text_argument("熱あり", &b"ignored"[..]).unwrap(), "熱あり");
         assert_eq!(
-            text_argument("-", "1行目\n2行目\r\n\n".as_bytes()).unwrap(),
+            text_argument("熱あり", &b"ignored"[..], false).unwrap(),
+            "熱あり"
+        );
+        assert_eq!(
+            text_argument("-", "1行目\n2行目\r\n\n".as_bytes(), false).unwrap(),
             "1行目\n2行目"
         );
         for empty in [&b""[..], b"\n", b"  \n\t\n"] {
             assert!(matches!(
-                text_argument("-", empty),
+                text_argument("-", empty, false),
                 Err(CliError::Input { .. })
             ));
         }
         assert!(matches!(
-            text_argument(" ", &b""[..]),
+            text_argument(" ", &b""[..], false),
+            Err(CliError::Input { .. })
+        ));
+        // With attachments the text may be empty, but not blank.
+        assert_eq!(text_argument("", &b""[..], true).unwrap(), "");
+        assert_eq!(text_argument("-", &b"\n"[..], true).unwrap(), "");
+        assert!(matches!(
+            text_argument(" ", &b""[..], true),
             Err(CliError::Input { .. })
         ));
     }

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 
+use tsunagu_protocol::attachments::Attachment;
 use tsunagu_protocol::timeline::{
     Acknowledgement, Author, Change, EntryKind, EntryVersion, PostedEntry, SystemEvent,
     TimelineEvent, Visibility,
@@ -81,7 +82,15 @@ impl TimelineView {
             tags.join(" ") + "  "
         };
         let body = match &event.change {
-            Change::Posted { text, .. } => multiline(text),
+            Change::Posted {
+                text, attachments, ..
+            } => {
+                let mut parts: Vec<String> = attachments.iter().map(attachment).collect();
+                if !text.is_empty() {
+                    parts.insert(0, multiline(text));
+                }
+                parts.join(&format!("\n{INDENT}"))
+            }
             Change::Edited {
                 version,
                 text,
@@ -175,6 +184,27 @@ fn one_line(text: &str) -> String {
 fn multiline(text: &str) -> String {
     clean(&text.trim_end_matches(['\r', '\n']).replace("\r\n", "\n"))
         .replace('\n', &format!("\n{INDENT}"))
+}
+
+/// An attachment in one line: name, type, size and id (for `tsunagu attachment get`).
+pub(crate) fn attachment(attachment: &Attachment) -> String {
+    format!(
+        "添付 attachment: {}  {}  {}  {}",
+        one_line(&attachment.file_name),
+        attachment.media_type,
+        size(attachment.byte_size),
+        attachment.attachment_id
+    )
+}
+
+/// A size in bytes, KiB or MiB.
+pub(crate) fn size(bytes: u64) -> String {
+    const KIB: u64 = 1024;
+    match bytes {
+        0..KIB => format!("{bytes} B"),
+        KIB..0x10_0000 => format!("{:.1} KiB", bytes as f64 / KIB as f64),
+        _ => format!("{:.1} MiB", bytes as f64 / (KIB * KIB) as f64),
+    }
 }
 
 /// The answer to `tsunagu post`: the number, and whether the post had been stored before.
@@ -331,6 +361,60 @@ mod tests {
         assert_eq!(
             text,
             "#3  2026-11-21T09:30:00Z  山田 花子 (家族 Family)  夜は眠れています\n    食欲もあります\n"
+        );
+    }
+
+    #[test]
+    fn attachments_are_listed_under_their_post() {
+        use tsunagu_protocol::AttachmentId;
+        use tsunagu_protocol::attachments::MediaType;
+
+        let photo = Attachment {
+            attachment_id: AttachmentId::generate(),
+            media_type: MediaType::Jpeg,
+            byte_size: 1_572_864,
+            sha256: "0".repeat(64),
+            file_name: "傷\u{1b}[31m.jpg".into(),
+        };
+        let report = Attachment {
+            attachment_id: AttachmentId::generate(),
+            media_type: MediaType::Pdf,
+            byte_size: 2048,
+            sha256: "1".repeat(64),
+            file_name: "報告書.pdf".into(),
+        };
+        let post = |text: &str| {
+            event(
+                5,
+                EntryId::generate(),
+                &nurse(),
+                Change::Posted {
+                    kind: EntryKind::Text,
+                    text: text.into(),
+                    client_id: None,
+                    attachments: vec![photo.clone(), report.clone()],
+                },
+            )
+        };
+        let with_text = TimelineView::new().render(&post("写真です"));
+        assert_eq!(
+            with_text,
+            format!(
+                "#5  2026-11-21T09:30:00Z  佐藤 花子 (看護師 Nurse/みどり訪問看護)  \
+                 [ケアチーム care-team]  写真です\n    \
+                 添付 attachment: 傷\u{fffd}[31m.jpg  image/jpeg  1.5 MiB  {}\n    \
+                 添付 attachment: 報告書.pdf  application/pdf  2.0 KiB  {}\n",
+                photo.attachment_id, report.attachment_id
+            )
+        );
+        let without_text = TimelineView::new().render(&post(""));
+        assert!(
+            without_text.contains("[ケアチーム care-team]  添付 attachment: 傷"),
+            "{without_text}"
+        );
+        assert_eq!(
+            (size(0), size(1023), size(1024)),
+            ("0 B".into(), "1023 B".into(), "1.0 KiB".into())
         );
     }
 
