@@ -107,13 +107,15 @@ pub struct Attachment {
 pub enum FileNameProblem {
     /// Empty, or longer than [`MAX_FILE_NAME_CHARS`].
     Length,
-    /// A control character, a path separator (`/`, `\`), or only `.` / `..`.
+    /// A control or bidirectional formatting character, a path separator (`/`, `\`), or
+    /// only `.` / `..`.
     Characters,
 }
 
-/// Checks a file name: 1–[`MAX_FILE_NAME_CHARS`] characters, no control characters, no path
-/// separators, not `.` or `..`, so that a client may save the file under this name in a
-/// directory of its choice without leaving it.
+/// Checks a file name: 1–[`MAX_FILE_NAME_CHARS`] characters, no control characters, no
+/// bidirectional formatting characters (which can make `photo\u{202e}gpj.pdf` read as
+/// `photofdp.jpg`), no path separators, not `.` or `..`, so that a client may show it as it is
+/// and save the file under this name in a directory of its choice without leaving it.
 ///
 /// # Errors
 /// What is wrong with the name.
@@ -126,11 +128,20 @@ pub fn check_file_name(name: &str) -> Result<(), FileNameProblem> {
         || name == ".."
         || name
             .chars()
-            .any(|c| c.is_control() || c == '/' || c == '\\')
+            .any(|c| c.is_control() || is_bidi_format(c) || c == '/' || c == '\\')
     {
         return Err(FileNameProblem::Characters);
     }
     Ok(())
+}
+
+/// The invisible characters that change the direction of text (Unicode bidirectional
+/// formatting characters).
+fn is_bidi_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 /// Whether a byte may stand unescaped in an RFC 8187 extended value (`attr-char`).
@@ -264,6 +275,9 @@ mod tests {
             ("photo\n.jpg", FileNameProblem::Characters),
             ("photo\u{0}.jpg", FileNameProblem::Characters),
             ("photo\u{7f}.jpg", FileNameProblem::Characters),
+            ("photo\u{202e}gpj.pdf", FileNameProblem::Characters),
+            ("\u{2066}a.pdf", FileNameProblem::Characters),
+            ("a\u{200f}.pdf", FileNameProblem::Characters),
         ] {
             assert_eq!(check_file_name(bad), Err(problem), "{bad:?}");
         }

@@ -257,7 +257,15 @@ pub async fn run(server: TestServer) {
     assert_eq!(from_file.sha256, report_up.sha256);
 
     // File names: no separators, no control characters, 1–255 characters.
-    for bad in ["../passwd.jpg", "a/b.jpg", "a\\b.jpg", "x\n.jpg", "", ".."] {
+    for bad in [
+        "../passwd.jpg",
+        "a/b.jpg",
+        "a\\b.jpg",
+        "x\n.jpg",
+        "",
+        "..",
+        "x\u{202e}gpj.pdf",
+    ] {
         let refused = assert_code(
             upload(&nurse.session, room, bad, jpeg("bad-name")).await,
             ErrorCode::InvalidRequest,
@@ -318,6 +326,18 @@ pub async fn run(server: TestServer) {
         stored,
         "a refused upload leaves nothing"
     );
+    // A body announced larger (Content-Length) is refused before anything is stored.
+    let announced = client
+        .http()
+        .post(client.url(&routes::fill(routes::ATTACHMENTS, &[&room.to_string()])))
+        .query(&[("file_name", "announced.jpg")])
+        .bearer_auth(nurse.session.tokens().access_token)
+        .body(vec![0xff_u8; 21 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(announced.status(), 413);
+    assert_eq!(rows(&server).await, stored);
     assert_eq!(
         sha256(
             &download(&nurse.session, room, largest_up.attachment_id)

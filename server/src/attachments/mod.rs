@@ -53,7 +53,7 @@ const UNBOUND_KEPT_FOR: Duration = Duration::from_secs(24 * 3600);
 const CLEANUP_EVERY: Duration = Duration::from_secs(600);
 /// After refusing an upload, how much more of its body is read (and dropped), and for how
 /// long, so that the client gets to read the answer instead of a reset connection.
-const DRAIN_BYTES: u64 = MAX_ATTACHMENT_BYTES;
+const DRAIN_BYTES: u64 = 3 * MAX_ATTACHMENT_BYTES;
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 
 /// The stored details of an attachment (`attachment.meta`): patient data, to be sealed at rest.
@@ -99,8 +99,9 @@ fn checked_file_name(name: &str) -> Result<()> {
         FileNameProblem::Characters => AppError::invalid(
             "file_name",
             "invalid_characters",
-            "ファイル名に制御文字やパス区切り（/ \\）は使えません。",
-            "The file name may not contain control characters or path separators (/ \\).",
+            "ファイル名に制御文字、文字の向きを変える記号、パス区切り（/ \\）は使えません。",
+            "The file name may not contain control or text-direction characters or path \
+             separators (/ \\).",
         ),
     })
 }
@@ -304,7 +305,9 @@ impl AttachmentService {
         Self { store }
     }
 
-    /// Stores an uploaded file of `room` named `file_name`, read from `body` as it arrives.
+    /// Stores an uploaded file of `room` named `file_name`, read from `body` as it arrives;
+    /// `declared` is the body's `Content-Length`, if the client sent one (a body announced
+    /// larger than 20 MiB is refused before anything is stored).
     ///
     /// # Errors
     /// `not_found` (no such room), `forbidden` (not an accepted member; audited), `conflict`
@@ -316,6 +319,7 @@ impl AttachmentService {
         principal: &Principal,
         room: RoomId,
         file_name: &str,
+        declared: Option<u64>,
         body: S,
     ) -> Result<Attachment>
     where
@@ -332,6 +336,9 @@ impl AttachmentService {
             total: 0,
             digest: Sha256::new(),
         };
+        if declared.is_some_and(|length| length > MAX_ATTACHMENT_BYTES) {
+            return Err(incoming.refuse(Stop::TooLarge).await);
+        }
 
         // The type, from the first bytes, before anything is stored.
         let mut buffer: Vec<u8> = Vec::with_capacity(CHUNK_BYTES);

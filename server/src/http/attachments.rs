@@ -7,7 +7,7 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tsunagu_protocol::attachments::{Attachment, content_disposition};
@@ -45,11 +45,22 @@ pub(crate) async fn upload(
     FullSession(principal): FullSession,
     Path(room): Path<RoomId>,
     Query(query): Query<UploadQuery>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Attachment>)> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok());
     let attachment = state
         .attachments
-        .upload(&principal, room, &query.file_name, body.into_data_stream())
+        .upload(
+            &principal,
+            room,
+            &query.file_name,
+            declared,
+            body.into_data_stream(),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(attachment)))
 }

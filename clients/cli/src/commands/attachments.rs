@@ -64,8 +64,9 @@ pub(super) fn checked_files(paths: &[PathBuf]) -> Result<Vec<LocalFile>, CliErro
                 .filter(|name| check_file_name(name).is_ok())
                 .ok_or_else(|| {
                     problem(
-                        "ファイル名を添付に使えません（1〜255文字、制御文字なし）。",
-                        "has a name that cannot be used (1–255 characters, no control characters)",
+                        "ファイル名を添付に使えません（1〜255文字、制御文字・文字の向きを変える記号なし）。",
+                        "has a name that cannot be used (1–255 characters, no control or \
+                         text-direction characters)",
                     )
                 })?;
             Ok(LocalFile {
