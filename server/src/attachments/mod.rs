@@ -566,3 +566,111 @@ pub fn spawn_cleanup(store: Store) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incoming(
+        pieces: Vec<std::result::Result<Bytes, &'static str>>,
+    ) -> Incoming<impl Stream<Item = std::result::Result<Bytes, &'static str>> + Unpin> {
+        Incoming {
+            body: futures_util::stream::iter(pieces),
+            total: 0,
+            digest: Sha256::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_are_counted_and_stopped_just_beyond_the_limit() {
+        let mib = Bytes::from(vec![7_u8; 1024 * 1024]);
+        let mut exact = incoming(vec![Ok(mib.clone()); 20]);
+        for _ in 0..20 {
+            assert!(matches!(exact.next().await, Ok(Some(_))));
+        }
+        assert!(matches!(exact.next().await, Ok(None)));
+        assert_eq!(exact.total, MAX_ATTACHMENT_BYTES);
+        let expected: String = Sha256::digest(vec![7_u8; 20 * 1024 * 1024])
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let digest: String = exact
+            .digest
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(digest, expected);
+
+        let mut pieces = vec![Ok(mib); 20];
+        pieces.push(Ok(Bytes::from_static(b"!")));
+        let mut over = incoming(pieces);
+        for _ in 0..20 {
+            assert!(matches!(over.next().await, Ok(Some(_))));
+        }
+        assert!(matches!(over.next().await, Err(Stop::TooLarge)));
+    }
+
+    #[tokio::test]
+    async fn a_broken_body_is_an_interruption() {
+        let mut broken = incoming(vec![Ok(Bytes::from_static(b"%PDF-")), Err("reset")]);
+        assert!(matches!(broken.next().await, Ok(Some(_))));
+        assert!(matches!(broken.next().await, Err(Stop::Interrupted)));
+        let error = broken.refuse(Stop::Interrupted).await;
+        assert_eq!(error.body().fields[0].code, "incomplete");
+    }
+
+    #[test]
+    fn file_name_problems_are_reported_by_field() {
+        for (name, code) in [
+            ("", "invalid_length"),
+            ("a/b.pdf", "invalid_characters"),
+            ("x\u{202e}gpj.pdf", "invalid_characters"),
+        ] {
+            let error = checked_file_name(name).unwrap_err();
+            let fields = error.body().fields;
+            assert_eq!(
+                (fields[0].field.as_str(), fields[0].code.as_str()),
+                ("file_name", code),
+                "{name:?}"
+            );
+        }
+        assert!(checked_file_name("褥瘡.jpg").is_ok());
+    }
+
+    #[test]
+    fn stored_rows_describe_their_attachment() {
+        let id = AttachmentId::generate();
+        let mut row = AttachmentRow {
+            attachment_id: id.to_string(),
+            room_id: RoomId::generate().to_string(),
+            uploader_id: tsunagu_protocol::UserId::generate().to_string(),
+            entry_id: None,
+            media_type: "image/png".into(),
+            byte_size: Some(42),
+            sha256: Some("ab".repeat(32)),
+            chunk_count: Some(1),
+            state: "ready".into(),
+            meta: br#"{"file_name":"chart.png"}"#.to_vec(),
+            created_at: 0,
+        };
+        let described = describe(&row).unwrap();
+        assert_eq!(
+            (
+                described.attachment_id,
+                described.media_type,
+                described.byte_size,
+                described.file_name.as_str()
+            ),
+            (id, MediaType::Png, 42, "chart.png")
+        );
+        row.media_type = "image/gif".into();
+        assert!(describe(&row).is_err());
+        row.media_type = "image/png".into();
+        row.byte_size = None;
+        assert!(
+            describe(&row).is_err(),
+            "an unfinished upload has no description"
+        );
+    }
+}
