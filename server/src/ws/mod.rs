@@ -35,6 +35,8 @@ use crate::state::AppState;
 const QUEUE: usize = 256;
 /// How often the server pings, and checks that the session is still live.
 const HEARTBEAT: Duration = Duration::from_secs(20);
+/// How long one write may wait for a client to take it before the connection is dropped.
+const WRITE_LIMIT: Duration = Duration::from_secs(30);
 /// A connection silent for this long is closed.
 const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 /// The burst a client may send above its sustained rate, as a multiple of that rate.
@@ -183,23 +185,23 @@ async fn run(socket: WebSocket, state: AppState, principal: Principal) {
             tokio::select! {
                 text = queue.recv() => {
                     let Some(text) = text else { break };
-                    if sink.send(Message::Text(text)).await.is_err() {
+                    if !write(&mut sink, Message::Text(text)).await {
                         return;
                     }
                 }
                 _ = ping.tick() => {
-                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    if !write(&mut sink, Message::Ping(Default::default())).await {
                         return;
                     }
                 }
                 close = close_rx.recv() => {
                     // Drain what is queued, then say goodbye.
                     while let Ok(text) = queue.try_recv() {
-                        if sink.send(Message::Text(text)).await.is_err() {
+                        if !write(&mut sink, Message::Text(text)).await {
                             return;
                         }
                     }
-                    let _ = sink.send(Message::Close(close)).await;
+                    write(&mut sink, Message::Close(close)).await;
                     return;
                 }
             }
@@ -209,10 +211,10 @@ async fn run(socket: WebSocket, state: AppState, principal: Principal) {
         // than lose the close code (4001 tells the client its session ended).
         match close_rx.try_recv() {
             Ok(close) => {
-                let _ = sink.send(Message::Close(Some(close))).await;
+                write(&mut sink, Message::Close(Some(close))).await;
             }
             Err(_) => {
-                let _ = sink.close().await;
+                let _ = tokio::time::timeout(WRITE_LIMIT, sink.close()).await;
             }
         }
     });
@@ -248,7 +250,9 @@ async fn run(socket: WebSocket, state: AppState, principal: Principal) {
                 }
                 connection.refused_in_a_row = 0;
                 match message {
-                    Some(Ok(Message::Text(text))) => connection.handle_text(text.as_str()).await,
+                    // Boxed: the state of handling a frame (database calls and all) is
+                    // allocated while a frame is handled, not kept in every idle connection.
+                    Some(Ok(Message::Text(text))) => Box::pin(connection.handle_text(text.as_str())).await,
                     Some(Ok(Message::Binary(_))) => {
                         let error = AppError::invalid("frame", "binary", "テキストで送ってください。", "Send text frames.");
                         connection.send(error_frame(&error, None, None)).await;
@@ -264,17 +268,22 @@ async fn run(socket: WebSocket, state: AppState, principal: Principal) {
                 // Posts and acknowledgements are the user's actions: they keep the session
                 // from idling out; merely receiving does not.
                 let touch = std::mem::take(&mut connection.acted);
-                let live = connection
+                let live = Box::pin(connection
                     .state
                     .auth
-                    .session(connection.principal.session_id, None, connection.principal.origin.clone(), touch)
+                    .session(connection.principal.session_id, None, connection.principal.origin.clone(), touch))
                     .await;
                 if live.is_err() {
-                    connection.send(ServerFrame::SessionEnded).await;
+                    // Never waits: a client that stopped reading is closed all the same.
+                    if let Some(text) = frame_text(&ServerFrame::SessionEnded) {
+                        let _ = connection.out.try_send(text);
+                    }
                     break Some(close_frame(4001, "session ended"));
                 }
             }
             _ = shutdown.changed() => break Some(close_frame(1001, "server shutting down")),
+            // The sending task gave up on a client that stopped reading.
+            () = connection.out.closed() => break None,
         }
     };
     for (_, task) in connection.subscriptions.drain() {
@@ -285,6 +294,18 @@ async fn run(socket: WebSocket, state: AppState, principal: Principal) {
     }
     drop(connection);
     let _ = writer.await;
+}
+
+/// Writes one message; false if the socket failed or the client has not taken it within
+/// [`WRITE_LIMIT`] (it stopped reading: the connection is dropped, freeing its buffers).
+async fn write<S>(sink: &mut S, message: Message) -> bool
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    matches!(
+        tokio::time::timeout(WRITE_LIMIT, sink.send(message)).await,
+        Ok(Ok(()))
+    )
 }
 
 /// A frame as the JSON text sent over the socket (`None` only if it cannot be serialised,
