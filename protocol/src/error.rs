@@ -51,6 +51,9 @@ pub enum ErrorCode {
     Timeout,
     /// 503: the database is unreachable.
     ServiceUnavailable,
+    /// 500: stored data failed its integrity check (tampered with or damaged); nothing of it
+    /// is returned, and the incident is recorded.
+    IntegrityError,
     /// 500: something failed on the server; it has been logged.
     Internal,
 }
@@ -79,6 +82,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::Timeout => "timeout",
             Self::ServiceUnavailable => "service_unavailable",
+            Self::IntegrityError => "integrity_error",
             Self::Internal => "internal",
         }
     }
@@ -112,6 +116,9 @@ impl ErrorCode {
             Self::ServiceUnavailable => {
                 "一時的に利用できません。しばらくしてから再度お試しください。"
             }
+            Self::IntegrityError => {
+                "保存されたデータの完全性を確認できませんでした。記録し、管理者に通知しました。"
+            }
             Self::Internal => "サーバーでエラーが発生しました。",
         }
     }
@@ -143,6 +150,9 @@ impl ErrorCode {
             Self::RateLimited => "Too many requests: please wait and try again.",
             Self::Timeout => "The request took too long and was abandoned: please try again.",
             Self::ServiceUnavailable => "Temporarily unavailable: please try again shortly.",
+            Self::IntegrityError => {
+                "Stored data failed its integrity check; the incident was recorded for the administrators."
+            }
             Self::Internal => "An error occurred on the server.",
         }
     }

@@ -235,6 +235,52 @@ pub struct DirectoryEntry {
     pub organisation_name: Option<String>,
 }
 
+/// A search for a patient by insurer number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PatientSearchRequest {
+    /// Compared without hyphens, spaces or case.
+    pub insurer_number: String,
+}
+
+/// A closed room's retention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RoomRetention {
+    pub room_id: crate::RoomId,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub closed_at: Timestamp,
+    /// Until when it is kept; a system administrator may purge it afterwards.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub retain_until: Timestamp,
+}
+
+/// What a purge destroyed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PurgeReport {
+    pub room_id: crate::RoomId,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub purged_at: Timestamp,
+    /// The room key versions destroyed.
+    pub key_versions: Vec<u32>,
+    /// The master key version every other room key is now wrapped under; older master
+    /// versions were destroyed.
+    pub master_key_version: u32,
+}
+
+/// A room key replaced on demand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RoomKeyRotation {
+    pub room_id: crate::RoomId,
+    /// The version new values are sealed under.
+    pub key_version: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

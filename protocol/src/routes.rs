@@ -40,6 +40,16 @@ pub const USER_SESSIONS: &str = "/api/admin/users/{user_id}/sessions";
 
 /// `GET` lists the caller's rooms; `POST` creates one.
 pub const ROOMS: &str = "/api/rooms";
+/// `POST`: the caller's rooms whose patient has an insurer number (exact match through a
+/// blind index; the number travels in the body, never in a URL).
+pub const ROOM_SEARCH: &str = "/api/rooms/search";
+/// `POST`: closes a room at the end of care; its retention period starts.
+pub const ROOM_CLOSE: &str = "/api/rooms/{room_id}/close";
+/// `POST` (system administrators): purges a room whose retention has ended, destroying its
+/// keys.
+pub const ADMIN_ROOM_PURGE: &str = "/api/admin/rooms/{room_id}/purge";
+/// `POST` (system administrators): replaces a room's data key by a new version.
+pub const ADMIN_ROOM_ROTATE_KEY: &str = "/api/admin/rooms/{room_id}/rotate-key";
 /// `GET`: the room with the patient's details (accepted members; audited).
 pub const ROOM: &str = "/api/rooms/{room_id}";
 /// `GET` lists the care team; `POST` invites a member.

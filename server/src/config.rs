@@ -27,6 +27,19 @@ pub enum Command {
     /// Administration that works directly on the database.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The master key and the room keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `tsunagu-server keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Re-wrap every room key under a new master key version, then destroy the older
+    /// versions. Safe while servers run; rerun it if it was interrupted.
+    RotateMaster,
+    /// Show the master key versions in use and how many room keys each wraps.
+    Status,
 }
 
 /// `tsunagu-server admin …`
@@ -123,6 +136,20 @@ pub struct Options {
     /// Seconds a locked login name stays locked [default: 900].
     #[arg(long, env = "TSUNAGU_LOCKOUT_SECONDS")]
     pub lockout_seconds: Option<u64>,
+    /// The master key file (created with mode 0600 on first start); keep it off the
+    /// database's disk and back it up apart from the database [default: KEYS_DIR/master.key].
+    #[arg(long, env = "TSUNAGU_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<PathBuf>,
+    /// Days a closed room is kept before it may be purged [default: 1827, five years].
+    #[arg(long, env = "TSUNAGU_RETENTION_DAYS")]
+    pub retention_days: Option<u64>,
+    /// Values sealed under one room key before the room gets a new key version
+    /// [default: 268435456, 2^28].
+    #[arg(long, env = "TSUNAGU_ROOM_KEY_MAX_USES")]
+    pub room_key_max_uses: Option<u64>,
+    /// Days after which a room key is replaced by a new version [default: 365].
+    #[arg(long, env = "TSUNAGU_ROOM_KEY_MAX_DAYS")]
+    pub room_key_max_days: Option<u64>,
 }
 
 /// Why the configuration cannot be used.
@@ -164,6 +191,10 @@ impl Options {
             session_hours: self.session_hours.or(lower.session_hours),
             lockout_threshold: self.lockout_threshold.or(lower.lockout_threshold),
             lockout_seconds: self.lockout_seconds.or(lower.lockout_seconds),
+            master_key_file: self.master_key_file.or(lower.master_key_file),
+            retention_days: self.retention_days.or(lower.retention_days),
+            room_key_max_uses: self.room_key_max_uses.or(lower.room_key_max_uses),
+            room_key_max_days: self.room_key_max_days.or(lower.room_key_max_days),
         }
     }
 }
@@ -202,6 +233,10 @@ pub struct Settings {
     pub ws_frames_per_second: u32,
     pub log_format: LogFormat,
     pub auth: AuthSettings,
+    pub master_key_file: PathBuf,
+    /// How long a closed room is kept, in microseconds.
+    pub retention_micros: i64,
+    pub rotation: crate::keys::RotationPolicy,
 }
 
 impl Settings {
@@ -219,6 +254,27 @@ impl Settings {
             .data_dir
             .unwrap_or_else(|| PathBuf::from("tsunagu-data"));
         let keys_dir = options.keys_dir.unwrap_or_else(|| data_dir.join("keys"));
+        let master_key_file = options
+            .master_key_file
+            .clone()
+            .unwrap_or_else(|| keys_dir.join("master.key"));
+        const DAY_MICROS: i64 = 24 * 3600 * 1_000_000;
+        let retention_days = in_range(options.retention_days, 1827, 0..=36_500, "retention_days")?;
+        let rotation = crate::keys::RotationPolicy {
+            max_uses: in_range(
+                options.room_key_max_uses,
+                1 << 28,
+                1..=1 << 31,
+                "room_key_max_uses",
+            )? as i64,
+            max_age_micros: in_range(
+                options.room_key_max_days,
+                365,
+                1..=3650,
+                "room_key_max_days",
+            )? as i64
+                * DAY_MICROS,
+        };
         let database = match options.database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 Database::Postgres { url }
@@ -314,6 +370,9 @@ impl Settings {
             )? as u32,
             log_format: options.log_format.unwrap_or(LogFormat::Text),
             auth,
+            master_key_file,
+            retention_micros: retention_days as i64 * DAY_MICROS,
+            rotation,
         })
     }
 }

@@ -55,6 +55,10 @@ pub enum AppError {
     Timeout,
     #[error(transparent)]
     Store(#[from] store::Error),
+    /// A sealed value did not open: tampered with, damaged, or its key destroyed. Recorded
+    /// where it happened; the client learns nothing of the value.
+    #[error("integrity check failed: {0}")]
+    Integrity(&'static str),
     /// A server-side failure that is not the database: hashing, key handling, a panic.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -91,6 +95,7 @@ impl AppError {
                 ErrorCode::ServiceUnavailable
             }
             AppError::Timeout => ErrorCode::Timeout,
+            AppError::Integrity(_) => ErrorCode::IntegrityError,
             AppError::Store(store::Error::UniqueViolation) => ErrorCode::Conflict,
             AppError::Store(_) | AppError::Internal(_) => ErrorCode::Internal,
         }
@@ -118,7 +123,7 @@ impl AppError {
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::AccountLocked | ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::IntegrityError | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -162,6 +167,9 @@ impl IntoResponse for AppError {
             }
             AppError::Store(error) => tracing::error!(%error, "request failed in the database"),
             AppError::Internal(what) => tracing::error!(what, "request failed"),
+            AppError::Integrity(what) => {
+                tracing::error!(what, "stored data failed its integrity check")
+            }
             AppError::Unavailable => tracing::warn!("database unavailable"),
             _ => {}
         }

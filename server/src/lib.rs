@@ -16,6 +16,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod identity;
+pub mod keys;
 pub mod rooms;
 pub mod server;
 pub mod state;

@@ -6,8 +6,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use tsunagu_server::config::{AdminCommand, Cli, Command, LogFormat, Settings};
+use tsunagu_server::config::{AdminCommand, Cli, Command, KeysCommand, LogFormat, Settings};
 use tsunagu_server::crypto::ServerKeys;
+use tsunagu_server::crypto::master_key::MasterKeyFile;
+use tsunagu_server::keys::RoomKeys;
 use tsunagu_server::store::{Database, Store};
 use tsunagu_server::{AppState, Listener, identity};
 
@@ -32,6 +34,8 @@ async fn main() -> ExitCode {
             username,
             display_name,
         })) => create_system_admin(settings, &username, &display_name).await,
+        Some(Command::Keys(KeysCommand::RotateMaster)) => rotate_master(settings).await,
+        Some(Command::Keys(KeysCommand::Status)) => key_status(settings).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -79,6 +83,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let store = open_store(&settings).await?;
     let keys =
         ServerKeys::load_or_create(&settings.keys_dir).context("cannot load the key files")?;
+    let master = MasterKeyFile::open_or_create(&settings.master_key_file)
+        .context("cannot load the master key file")?;
+    let room_keys = RoomKeys::load(
+        store.clone(),
+        std::sync::Arc::new(master),
+        settings.rotation,
+    )
+    .await
+    .context("cannot open the room keys")?;
     let tcp = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -109,7 +122,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
              It prints a one-time password to change at first login.\n"
         );
     }
-    let state = AppState::new(store, keys, settings)?;
+    let state = AppState::new(store, keys, room_keys, settings)?;
     let shutdown =
         tsunagu_server::server::shutdown_signal().context("cannot install signal handlers")?;
     tracing::info!(%address, database, "listening on {scheme}://{address}");
@@ -142,5 +155,65 @@ async fn create_system_admin(
     println!(
         "Log in with it (tsunagu login --username {username}); you must change it and enrol TOTP."
     );
+    Ok(())
+}
+
+/// `keys rotate-master`: re-wraps every room key under a new master key version.
+async fn rotate_master(settings: Settings) -> anyhow::Result<()> {
+    let store = open_store(&settings).await?;
+    let master = MasterKeyFile::open(&settings.master_key_file)
+        .context("cannot load the master key file")?;
+    let result = tsunagu_server::keys::rotate_master(&store, &master).await;
+    let rotation = match result {
+        Ok(rotation) => rotation,
+        Err(error) => {
+            store.close().await;
+            return Err(error).context("the master key rotation did not finish (run it again)");
+        }
+    };
+    let recorded = tsunagu_server::audit::Event::new(
+        tsunagu_server::audit::Action::MasterKeyRotate,
+        tsunagu_server::audit::Outcome::Success,
+        &tsunagu_server::audit::Actor::default(),
+        &tsunagu_server::audit::Origin::default(),
+    )
+    .reason(format!(
+        "master_version={};rewrapped={};by=command",
+        rotation.version, rotation.rewrapped
+    ))
+    .record(&store)
+    .await;
+    store.close().await;
+    recorded.context("the rotation finished but could not be recorded")?;
+    println!(
+        "マスター鍵を版 {} に更新しました（部屋の鍵 {} 個を再ラップ）。",
+        rotation.version, rotation.rewrapped
+    );
+    println!(
+        "Master key rotated to version {}: {} room keys re-wrapped; older versions destroyed.",
+        rotation.version, rotation.rewrapped
+    );
+    println!("Back up {} now.", settings.master_key_file.display());
+    Ok(())
+}
+
+/// `keys status`: master key versions and the room keys each wraps.
+async fn key_status(settings: Settings) -> anyhow::Result<()> {
+    let store = open_store(&settings).await?;
+    let state = store.key_state().await;
+    let counts = store.room_keys_by_master_version().await;
+    store.close().await;
+    let Some(state) = state? else {
+        println!("鍵はまだ作成されていません / No keys yet: start the server once.");
+        return Ok(());
+    };
+    println!(
+        "master key file: {}\nmaster key version for new keys: {}",
+        settings.master_key_file.display(),
+        state.master_version
+    );
+    for (version, keys) in counts? {
+        println!("room keys wrapped under master version {version}: {keys}");
+    }
     Ok(())
 }

@@ -8,6 +8,7 @@ use crate::config::Settings;
 use crate::crypto::ServerKeys;
 use crate::hub::Hub;
 use crate::identity::IdentityService;
+use crate::keys::RoomKeys;
 use crate::rooms::RoomService;
 use crate::store::Store;
 use crate::timeline::TimelineService;
@@ -29,16 +30,28 @@ impl AppState {
     ///
     /// # Errors
     /// The token-signing key is unusable, or the post writer's thread could not start.
-    pub fn new(store: Store, keys: ServerKeys, settings: Settings) -> crate::error::Result<Self> {
+    /// `room_keys` is opened with the master key beforehand ([`RoomKeys::load`]).
+    pub fn new(
+        store: Store,
+        keys: ServerKeys,
+        room_keys: RoomKeys,
+        settings: Settings,
+    ) -> crate::error::Result<Self> {
         let auth = AuthService::new(store.clone(), keys, settings.auth.clone())?;
         let identity = IdentityService::new(store.clone(), auth.clone());
         let hub = Hub::new();
-        let rooms = RoomService::new(store.clone(), hub.clone());
-        let timeline = TimelineService::new(store.clone(), hub).map_err(|error| {
-            tracing::error!(%error, "the post writer could not start");
-            crate::error::AppError::Internal("post writer")
-        })?;
-        let attachments = AttachmentService::new(store.clone());
+        let rooms = RoomService::new(
+            store.clone(),
+            hub.clone(),
+            room_keys.clone(),
+            settings.retention_micros,
+        );
+        let timeline =
+            TimelineService::new(store.clone(), hub, room_keys.clone()).map_err(|error| {
+                tracing::error!(%error, "the post writer could not start");
+                crate::error::AppError::Internal("post writer")
+            })?;
+        let attachments = AttachmentService::new(store.clone(), room_keys);
         Ok(Self {
             attachments,
             store,

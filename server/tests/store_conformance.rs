@@ -681,6 +681,8 @@ async fn room(store: &Store, creator: &UserRow, at: i64) -> RoomRow {
         created_at: at,
         last_seq: 0,
         last_public_seq: 0,
+        closed_at: None,
+        purged_at: None,
         consent_state: None,
     };
     let mut tx = store.begin().await.unwrap();
@@ -1341,7 +1343,7 @@ async fn add_chunks(store: &Store, id: AttachmentId, chunks: &[&[u8]]) {
 async fn finish(store: &Store, id: AttachmentId, size: i64, chunks: i64) -> bool {
     let mut tx = store.begin().await.unwrap();
     let done = tx
-        .finish_attachment(id, size, &"ab".repeat(32), chunks)
+        .finish_attachment(id, size, &"ab".repeat(32), chunks, b"sealed details")
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -14,6 +14,7 @@ mod attachments;
 mod cli;
 mod cli_attachments;
 mod durability;
+mod encryption;
 mod live;
 mod live_resilience;
 mod onboarding;
@@ -71,4 +72,5 @@ both_backends! {
     live_resilience_expired_session_socket_closes => session_expiry;
     live_resilience_live_client_streams => live_client_streams;
     live_resilience_live_client_survives_sigkill => live_client_restart;
+    encryption_at_rest_markers_tampering_rotation => encryption;
 }

@@ -216,6 +216,66 @@ impl TestServer {
             .unwrap_or_else(|| panic!("no one-time password in:\n{stdout}"))
     }
 
+    /// Whether the server runs on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.database.is_some()
+    }
+
+    /// Everything the database holds at rest, as raw bytes: on SQLite the database file with
+    /// its write-ahead log and shared-memory file; on PostgreSQL a full `pg_dump`.
+    pub async fn raw_database(&self) -> Vec<u8> {
+        match &self.database {
+            Some(database) => {
+                let output = Command::new("pg_dump")
+                    .arg("--dbname")
+                    .arg(&database.url)
+                    .output()
+                    .await
+                    .expect("run pg_dump");
+                assert!(
+                    output.status.success(),
+                    "pg_dump failed: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                output.stdout
+            }
+            None => {
+                let mut bytes = Vec::new();
+                for name in ["tsunagu.db", "tsunagu.db-wal", "tsunagu.db-shm"] {
+                    if let Ok(contents) = std::fs::read(self.data_dir().join(name)) {
+                        bytes.extend_from_slice(&contents);
+                    }
+                }
+                assert!(!bytes.is_empty(), "no SQLite files");
+                bytes
+            }
+        }
+    }
+
+    /// Runs `tsunagu-server ARGS…` against this server's data directory and database (while
+    /// the server runs); returns whether it succeeded, and its standard output and error.
+    pub async fn server_command(&self, args: &[&str]) -> (bool, String, String) {
+        let mut command = Command::new(binary("tsunagu-server"));
+        command
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(["--log-format", "json"])
+            .args(args)
+            .env_remove("TSUNAGU_DATABASE_URL");
+        if let Some(database) = &self.database {
+            command.args(["--database-url", &database.url]);
+        }
+        let output = command.output().await.expect("run a server command");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        {
+            let mut logs = self.logs.lock().expect("log lock");
+            logs.extend(stdout.lines().map(str::to_owned));
+            logs.extend(stderr.lines().map(str::to_owned));
+        }
+        (output.status.success(), stdout, stderr)
+    }
+
     /// The audit trail as stored: `(action, outcome, actor user id, object id)`, oldest first.
     /// Read straight from the database, beside the server.
     pub async fn audit_trail(&self) -> Vec<(String, String, Option<String>, Option<String>)> {

@@ -58,7 +58,7 @@ pub(crate) fn exit_code_for(code: ErrorCode) -> u8 {
         | ErrorCode::UnsupportedMediaType => exit::INVALID,
         ErrorCode::ServiceUnavailable | ErrorCode::Timeout => exit::UNAVAILABLE,
         ErrorCode::AccountLocked | ErrorCode::RateLimited => exit::LOCKED,
-        ErrorCode::Internal => exit::OTHER,
+        ErrorCode::IntegrityError | ErrorCode::Internal => exit::OTHER,
     }
 }
 

@@ -518,6 +518,53 @@ impl Session {
         .await
     }
 
+    /// `POST /api/rooms/search`: the caller's rooms whose patient has this insurer number
+    /// (sent in the body, never in a URL).
+    pub async fn search_rooms(
+        &self,
+        insurer_number: &str,
+    ) -> Result<Vec<RoomSummary>, ClientError> {
+        let request = tsunagu_protocol::rooms::PatientSearchRequest {
+            insurer_number: insurer_number.to_owned(),
+        };
+        self.call(Method::POST, routes::ROOM_SEARCH, Some(encode(&request)?))
+            .await
+    }
+
+    /// `POST /api/rooms/{id}/close`: care has ended; the room is kept for its retention
+    /// period and takes no more posts.
+    pub async fn close_room(
+        &self,
+        room: RoomId,
+    ) -> Result<tsunagu_protocol::rooms::RoomRetention, ClientError> {
+        self.call(Method::POST, &path(routes::ROOM_CLOSE, room), None)
+            .await
+    }
+
+    /// `POST /api/admin/rooms/{id}/purge` (system administrators): destroys the keys of a
+    /// closed room whose retention has ended.
+    pub async fn purge_room(
+        &self,
+        room: RoomId,
+    ) -> Result<tsunagu_protocol::rooms::PurgeReport, ClientError> {
+        self.call(Method::POST, &path(routes::ADMIN_ROOM_PURGE, room), None)
+            .await
+    }
+
+    /// `POST /api/admin/rooms/{id}/rotate-key` (system administrators): a new key version for
+    /// the room's new values.
+    pub async fn rotate_room_key(
+        &self,
+        room: RoomId,
+    ) -> Result<tsunagu_protocol::rooms::RoomKeyRotation, ClientError> {
+        self.call(
+            Method::POST,
+            &path(routes::ADMIN_ROOM_ROTATE_KEY, room),
+            None,
+        )
+        .await
+    }
+
     /// `DELETE /api/rooms/{id}/membership`: the caller leaves the room.
     pub async fn leave_room(&self, room: RoomId) -> Result<(), ClientError> {
         self.call_empty(Method::DELETE, &path(routes::ROOM_MEMBERSHIP, room), None)

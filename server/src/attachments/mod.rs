@@ -34,7 +34,9 @@ use tsunagu_protocol::{AttachmentId, EntryId, RoomId};
 
 use crate::audit::{Action, Actor, Event, Origin, Outcome};
 use crate::auth::Principal;
+use crate::crypto::envelope::Context;
 use crate::error::{AppError, Result, field_error};
+use crate::keys::{RoomKeys, record_integrity_failure};
 use crate::rooms::access;
 use crate::store::{
     self, AttachmentRow, NewAttachment, StaleAttachments, Store, Stream as TimelineStream,
@@ -56,10 +58,72 @@ const CLEANUP_EVERY: Duration = Duration::from_secs(600);
 const DRAIN_BYTES: u64 = 3 * MAX_ATTACHMENT_BYTES;
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 
-/// The stored details of an attachment (`attachment.meta`): patient data, to be sealed at rest.
+/// The sealed details of an attachment (`attachment.meta`): its file name (patient data)
+/// and, once the upload is complete, its size, digest and number of chunks, so that a
+/// download stops at the real end even if the plain columns are altered.
 #[derive(Debug, Serialize, Deserialize)]
 struct Meta {
     file_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    byte_size: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    chunk_count: Option<i64>,
+}
+
+/// What an attachment's sealed details are bound to.
+fn meta_context(
+    room_id: &str,
+    attachment_id: &str,
+    uploader_id: &str,
+    media_type: &str,
+) -> Context {
+    Context::new("attachment_meta")
+        .field(room_id)
+        .field(attachment_id)
+        .field(uploader_id)
+        .field(media_type)
+}
+
+/// What an attachment chunk is bound to: its attachment and position.
+fn chunk_context(room_id: &str, attachment_id: &str, idx: i64) -> Context {
+    Context::new("attachment_chunk")
+        .field(room_id)
+        .field(attachment_id)
+        .number(idx)
+}
+
+/// Opens an attachment's details, recording an integrity failure if they do not open.
+async fn open_meta(
+    keys: &RoomKeys,
+    store: &Store,
+    actor: Option<&Principal>,
+    row: &AttachmentRow,
+) -> Result<Meta> {
+    let context = meta_context(
+        &row.room_id,
+        &row.attachment_id,
+        &row.uploader_id,
+        &row.media_type,
+    );
+    let plain = match keys.open(&row.room_id, &context, &row.meta).await {
+        Ok(plain) => plain,
+        Err(error @ AppError::Integrity(_)) => {
+            if let Ok(room) = row.room_id.parse() {
+                record_integrity_failure(
+                    store,
+                    actor,
+                    room,
+                    &format!("attachment_meta;attachment={}", row.attachment_id),
+                )
+                .await;
+            }
+            return Err(error);
+        }
+        Err(error) => return Err(error),
+    };
+    serde_json::from_slice(&plain).map_err(|_| corrupt("attachment meta"))
 }
 
 fn corrupt(what: &str) -> AppError {
@@ -70,12 +134,18 @@ fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
-/// An attachment's description from its row (it must be `ready`).
-fn describe(row: &AttachmentRow) -> Result<Attachment> {
-    let meta: Meta = serde_json::from_slice(&row.meta).map_err(|_| corrupt("attachment meta"))?;
+/// An attachment's description from its row (it must be `ready`) and its opened details;
+/// the plain columns must agree with the sealed ones.
+fn describe(row: &AttachmentRow, meta: Meta) -> Result<Attachment> {
     let (Some(byte_size), Some(sha256)) = (row.byte_size, row.sha256.clone()) else {
         return Err(corrupt("attachment not ready"));
     };
+    if meta.byte_size != Some(byte_size)
+        || meta.sha256.as_deref() != Some(sha256.as_str())
+        || meta.chunk_count != row.chunk_count
+    {
+        return Err(AppError::Integrity("attachment columns"));
+    }
     Ok(Attachment {
         attachment_id: row
             .attachment_id
@@ -134,6 +204,7 @@ pub(crate) enum ForPost {
 /// Database failures; `internal` for a damaged row.
 pub(crate) async fn for_post(
     store: &Store,
+    keys: &RoomKeys,
     principal: &Principal,
     room: RoomId,
     ids: &[AttachmentId],
@@ -149,7 +220,8 @@ pub(crate) async fn for_post(
             return Ok(ForPost::Unavailable);
         }
         bound |= row.entry_id.is_some();
-        described.push(describe(&row)?);
+        let meta = open_meta(keys, store, Some(principal), &row).await?;
+        described.push(describe(&row, meta)?);
     }
     Ok(if bound {
         ForPost::Bound(described)
@@ -227,9 +299,19 @@ async fn discard(store: &Store, id: AttachmentId) -> store::Result<()> {
     tx.commit().await
 }
 
-async fn write_chunk(store: &Store, id: AttachmentId, idx: i64, bytes: Vec<u8>) -> Result<()> {
+async fn write_chunk(
+    store: &Store,
+    keys: &RoomKeys,
+    room: RoomId,
+    id: AttachmentId,
+    idx: i64,
+    bytes: Vec<u8>,
+) -> Result<()> {
+    let room_id = room.to_string();
     let mut tx = store.begin().await?;
-    tx.insert_attachment_chunk(id, idx, bytes).await?;
+    let key = keys.sealing_key(&mut tx, &room_id, 1).await?;
+    let sealed = key.seal(&chunk_context(&room_id, &id.to_string(), idx), &bytes)?;
+    tx.insert_attachment_chunk(id, idx, sealed).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -296,13 +378,14 @@ where
 #[derive(Debug, Clone)]
 pub struct AttachmentService {
     store: Store,
+    keys: RoomKeys,
 }
 
 impl AttachmentService {
     /// The service over `store`; starts the periodic clean-up (call within a Tokio runtime).
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, keys: RoomKeys) -> Self {
         spawn_cleanup(store.clone());
-        Self { store }
+        Self { store, keys }
     }
 
     /// Stores an uploaded file of `room` named `file_name`, read from `body` as it arrives;
@@ -355,11 +438,19 @@ impl AttachmentService {
         };
 
         let id = AttachmentId::generate();
+        let room_id = room.to_string();
+        let uploader_id = principal.user_id.to_string();
+        let context = meta_context(&room_id, &id.to_string(), &uploader_id, media_type.as_str());
         let meta = serde_json::to_vec(&Meta {
             file_name: file_name.to_owned(),
+            byte_size: None,
+            sha256: None,
+            chunk_count: None,
         })
         .map_err(|_| AppError::Internal("attachment meta"))?;
         let mut tx = self.store.begin().await?;
+        let key = self.keys.sealing_key(&mut tx, &room_id, 1).await?;
+        let meta = key.seal(&context, &meta)?;
         tx.insert_attachment(&NewAttachment {
             attachment_id: id,
             room_id: room,
@@ -382,7 +473,9 @@ impl AttachmentService {
             while buffer.len() >= CHUNK_BYTES {
                 let rest = buffer.split_off(CHUNK_BYTES);
                 let chunk = std::mem::replace(&mut buffer, rest);
-                if let Err(error) = write_chunk(&self.store, id, chunks, chunk).await {
+                if let Err(error) =
+                    write_chunk(&self.store, &self.keys, room, id, chunks, chunk).await
+                {
                     pending.discard().await;
                     return Err(error);
                 }
@@ -399,7 +492,8 @@ impl AttachmentService {
             }
         }
         if !buffer.is_empty() {
-            if let Err(error) = write_chunk(&self.store, id, chunks, buffer).await {
+            if let Err(error) = write_chunk(&self.store, &self.keys, room, id, chunks, buffer).await
+            {
                 pending.discard().await;
                 return Err(error);
             }
@@ -415,8 +509,20 @@ impl AttachmentService {
             .collect();
         let size = i64::try_from(byte_size).map_err(|_| AppError::PayloadTooLarge)?;
         let finished = async {
+            let meta = serde_json::to_vec(&Meta {
+                file_name: file_name.to_owned(),
+                byte_size: Some(size),
+                sha256: Some(sha256.clone()),
+                chunk_count: Some(chunks),
+            })
+            .map_err(|_| AppError::Internal("attachment meta"))?;
             let mut tx = self.store.begin().await?;
-            if !tx.finish_attachment(id, size, &sha256, chunks).await? {
+            let key = self.keys.sealing_key(&mut tx, &room_id, 1).await?;
+            let meta = key.seal(&context, &meta)?;
+            if !tx
+                .finish_attachment(id, size, &sha256, chunks, &meta)
+                .await?
+            {
                 return Err(AppError::Internal("upload vanished"));
             }
             Event::by(principal, Action::AttachmentUpload, Outcome::Success)
@@ -468,7 +574,16 @@ impl AttachmentService {
             None => return Err(AppError::NotFound),
             Some(entry) => {
                 let entry: EntryId = entry.parse().map_err(|_| corrupt("entry id"))?;
-                let events = self.store.entry_events(room, entry).await?;
+                let mut events = self.store.entry_events(room, entry).await?;
+                // Opening the events checks that their visibility is what was sealed.
+                crate::timeline::open_events(
+                    &self.keys,
+                    &self.store,
+                    Some(principal),
+                    room,
+                    &mut events,
+                )
+                .await?;
                 let (Some(first), Some(last)) = (events.first(), events.last()) else {
                     return Err(AppError::NotFound);
                 };
@@ -482,22 +597,48 @@ impl AttachmentService {
                 format!("attachment={id};entry={entry}")
             }
         };
-        let attachment = describe(&row)?;
+        let meta = open_meta(&self.keys, &self.store, Some(principal), &row).await?;
+        let attachment = describe(&row, meta)?;
         let count = row.chunk_count.ok_or_else(|| corrupt("chunk count"))?;
+        let ring = self.keys.ring(&row.room_id, None).await?;
         Event::by(principal, Action::AttachmentRead, Outcome::Success)
             .object("room", room)
             .reason(reason)
             .record(&self.store)
             .await?;
         let store = self.store.clone();
+        let keys = self.keys.clone();
+        let actor = principal.clone();
         let chunks = futures_util::stream::try_unfold(0_i64, move |idx| {
-            let store = store.clone();
+            let (store, keys, ring, actor) =
+                (store.clone(), keys.clone(), ring.clone(), actor.clone());
             async move {
                 if idx >= count {
                     return Ok(None);
                 }
                 match store.attachment_chunk(id, idx).await {
-                    Ok(Some(bytes)) => Ok(Some((bytes, idx + 1))),
+                    Ok(Some(sealed)) => {
+                        let room_id = room.to_string();
+                        let context = chunk_context(&room_id, &id.to_string(), idx);
+                        let opened = match ring.open(&context, &sealed) {
+                            Ok(plain) => Ok(plain),
+                            // A key version newer than the ring (rotated meanwhile).
+                            Err(_) => keys.open(&room_id, &context, &sealed).await,
+                        };
+                        match opened {
+                            Ok(plain) => Ok(Some((plain.to_vec(), idx + 1))),
+                            Err(_) => {
+                                record_integrity_failure(
+                                    &store,
+                                    Some(&actor),
+                                    room,
+                                    &format!("attachment_chunk;attachment={id};idx={idx}"),
+                                )
+                                .await;
+                                Err(store::Error::Corrupt("attachment chunk integrity".into()))
+                            }
+                        }
+                    }
                     Ok(None) => {
                         tracing::error!(%id, idx, "an attachment chunk is missing");
                         Err(store::Error::Corrupt("attachment chunk missing".into()))
@@ -651,10 +792,16 @@ mod tests {
             sha256: Some("ab".repeat(32)),
             chunk_count: Some(1),
             state: "ready".into(),
-            meta: br#"{"file_name":"chart.png"}"#.to_vec(),
+            meta: Vec::new(),
             created_at: 0,
         };
-        let described = describe(&row).unwrap();
+        let meta = || Meta {
+            file_name: "chart.png".into(),
+            byte_size: Some(42),
+            sha256: Some("ab".repeat(32)),
+            chunk_count: Some(1),
+        };
+        let described = describe(&row, meta()).unwrap();
         assert_eq!(
             (
                 described.attachment_id,
@@ -665,11 +812,17 @@ mod tests {
             (id, MediaType::Png, 42, "chart.png")
         );
         row.media_type = "image/gif".into();
-        assert!(describe(&row).is_err());
+        assert!(describe(&row, meta()).is_err());
         row.media_type = "image/png".into();
+        row.chunk_count = Some(2);
+        assert!(
+            matches!(describe(&row, meta()), Err(AppError::Integrity(_))),
+            "plain columns that disagree with the sealed details"
+        );
+        row.chunk_count = Some(1);
         row.byte_size = None;
         assert!(
-            describe(&row).is_err(),
+            describe(&row, meta()).is_err(),
             "an unfinished upload has no description"
         );
     }

@@ -57,6 +57,18 @@ pub enum Action {
     AttachmentRead,
     /// Abandoned uploads and attachments no post took, deleted by the server.
     AttachmentCleanup,
+    /// A room found by a patient identifier (blind index).
+    PatientSearch,
+    /// A room closed at the end of care; its retention period starts.
+    RoomClose,
+    /// A room purged after its retention: its keys destroyed (crypto-shredding).
+    RoomPurge,
+    /// A room's data key replaced by a new version on demand.
+    RoomKeyRotate,
+    /// Every room key re-wrapped under a new master key version.
+    MasterKeyRotate,
+    /// Stored data that failed its integrity check when read.
+    IntegrityFailure,
 }
 
 impl Action {
@@ -107,6 +119,12 @@ impl Action {
             Action::AttachmentUpload => "attachment.upload",
             Action::AttachmentRead => "attachment.read",
             Action::AttachmentCleanup => "attachment.cleanup",
+            Action::PatientSearch => "room.patient_search",
+            Action::RoomClose => "room.close",
+            Action::RoomPurge => "admin.room_purge",
+            Action::RoomKeyRotate => "admin.room_key_rotate",
+            Action::MasterKeyRotate => "admin.master_key_rotate",
+            Action::IntegrityFailure => "security.integrity_failure",
         }
     }
 }

@@ -1,9 +1,12 @@
-//! Cryptographic building blocks of the server: the key files in the keys directory, sealing
-//! of small secrets (TOTP seeds) with AES-256-GCM, and keyed digests (HMAC-SHA-256) of tokens
-//! and codes. No I/O beyond reading and creating the key files; key material is zeroized on
-//! drop and never formatted.
+//! Cryptographic building blocks of the server: the key files in the keys directory, the
+//! master key provider (`master_key`), sealed values under room data keys (`envelope`),
+//! sealing of small secrets (TOTP seeds) with AES-256-GCM, and keyed digests (HMAC-SHA-256) of
+//! tokens and codes. No I/O beyond reading and writing the key files; key material is zeroized
+//! on drop and never formatted.
 
+pub mod envelope;
 mod key_files;
+pub mod master_key;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};

@@ -116,6 +116,10 @@ fn api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::user_sessions, admin::revoke_user_sessions))
         .routes(routes!(rooms::list_rooms, rooms::create_room))
         .routes(routes!(rooms::get_room))
+        .routes(routes!(rooms::search_rooms))
+        .routes(routes!(rooms::close_room))
+        .routes(routes!(rooms::purge_room))
+        .routes(routes!(rooms::rotate_room_key))
         .routes(routes!(rooms::list_members, rooms::invite_member))
         .routes(routes!(rooms::revoke_member))
         .routes(routes!(rooms::respond_to_invitation, rooms::leave_room))
@@ -286,6 +290,10 @@ mod tests {
             r::USER_SESSIONS,
             r::ROOMS,
             r::ROOM,
+            r::ROOM_SEARCH,
+            r::ROOM_CLOSE,
+            r::ADMIN_ROOM_PURGE,
+            r::ADMIN_ROOM_ROTATE_KEY,
             r::ROOM_MEMBERS,
             r::ROOM_MEMBER,
             r::ROOM_MEMBERSHIP,
@@ -307,7 +315,7 @@ mod tests {
         }
         assert_eq!(
             doc.paths.paths.len(),
-            43,
+            47,
             "a route is missing from protocol::routes"
         );
     }

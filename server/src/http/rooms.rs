@@ -5,8 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use tsunagu_protocol::rooms::{
-    Consent, CreateRoomRequest, DirectoryEntry, InviteMemberRequest, Member, RecordConsentRequest,
-    RespondToInvitationRequest, Room, RoomSummary, WithdrawConsentRequest,
+    Consent, CreateRoomRequest, DirectoryEntry, InviteMemberRequest, Member, PatientSearchRequest,
+    PurgeReport, RecordConsentRequest, RespondToInvitationRequest, Room, RoomKeyRotation,
+    RoomRetention, RoomSummary, WithdrawConsentRequest,
 };
 use tsunagu_protocol::{ConsentId, ErrorBody, RoomId, UserId};
 
@@ -43,6 +44,80 @@ pub(crate) async fn create_room(
 ) -> Result<(StatusCode, Json<Room>)> {
     let room = state.rooms.create_room(&principal, request).await?;
     Ok((StatusCode::CREATED, Json(room)))
+}
+
+/// `POST /api/rooms/search`
+///
+/// - Care professionals: their rooms whose patient has this insurer number (exact match
+///   through a keyed blind index; audited with the number of matches only).
+#[utoipa::path(post, path = "/api/rooms/search", tag = "rooms", security(("bearer" = [])),
+    request_body = PatientSearchRequest,
+    responses(
+        (status = 200, description = "Matching rooms the caller belongs to", body = [RoomSummary]),
+        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 403, description = "forbidden", body = ErrorBody),
+    ))]
+pub(crate) async fn search_rooms(
+    State(state): State<AppState>,
+    FullSession(principal): FullSession,
+    Json(request): Json<PatientSearchRequest>,
+) -> Result<Json<Vec<RoomSummary>>> {
+    state.rooms.search(&principal, request).await.map(Json)
+}
+
+/// `POST /api/rooms/{room_id}/close`
+///
+/// - Accepted care professionals: care has ended; no more posts; kept for the retention
+///   period.
+#[utoipa::path(post, path = "/api/rooms/{room_id}/close", tag = "rooms", security(("bearer" = [])),
+    params(("room_id" = String, Path)),
+    responses(
+        (status = 200, description = "Closed", body = RoomRetention),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "conflict: already closed", body = ErrorBody),
+    ))]
+pub(crate) async fn close_room(
+    State(state): State<AppState>,
+    FullSession(principal): FullSession,
+    Path(room): Path<RoomId>,
+) -> Result<Json<RoomRetention>> {
+    state.rooms.close(&principal, room).await.map(Json)
+}
+
+/// `POST /api/admin/rooms/{room_id}/purge`
+///
+/// - System administrators, for a closed room whose retention has ended: destroys its keys
+///   (crypto-shredding) and rotates the master key. Recorded.
+#[utoipa::path(post, path = "/api/admin/rooms/{room_id}/purge", tag = "admin", security(("bearer" = [])),
+    params(("room_id" = String, Path)),
+    responses(
+        (status = 200, description = "Purged", body = PurgeReport),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "conflict: not closed, or still retained", body = ErrorBody),
+    ))]
+pub(crate) async fn purge_room(
+    State(state): State<AppState>,
+    FullSession(principal): FullSession,
+    Path(room): Path<RoomId>,
+) -> Result<Json<PurgeReport>> {
+    state.rooms.purge(&principal, room).await.map(Json)
+}
+
+/// `POST /api/admin/rooms/{room_id}/rotate-key`
+///
+/// - System administrators: new values of the room are sealed under a new key version.
+#[utoipa::path(post, path = "/api/admin/rooms/{room_id}/rotate-key", tag = "admin", security(("bearer" = [])),
+    params(("room_id" = String, Path)),
+    responses(
+        (status = 200, description = "Rotated", body = RoomKeyRotation),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    ))]
+pub(crate) async fn rotate_room_key(
+    State(state): State<AppState>,
+    FullSession(principal): FullSession,
+    Path(room): Path<RoomId>,
+) -> Result<Json<RoomKeyRotation>> {
+    state.rooms.rotate_key(&principal, room).await.map(Json)
 }
 
 /// `GET /api/rooms/{room_id}`

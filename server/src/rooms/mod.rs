@@ -12,15 +12,18 @@ mod details;
 use tsunagu_protocol::identity::Role;
 use tsunagu_protocol::rooms::{
     Consent, ConsentState, CreateRoomRequest, DirectoryEntry, Member, MemberState,
-    RecordConsentRequest, Room, RoomSummary,
+    PatientSearchRequest, PurgeReport, RecordConsentRequest, Room, RoomKeyRotation, RoomRetention,
+    RoomSummary,
 };
 use tsunagu_protocol::timeline::SystemEvent;
 use tsunagu_protocol::{ConsentId, RoomId, UserId};
 
 use crate::audit::{Action, Event, Outcome};
 use crate::auth::Principal;
+use crate::crypto::envelope::Context;
 use crate::error::{AppError, Result, field_error};
 use crate::hub::Hub;
+use crate::keys::{RoomKeys, SealingKey, record_integrity_failure};
 use crate::store::{self, ConsentRow, MemberRow, RoomRow, Store};
 use crate::time::{from_micros, now_micros};
 use crate::timeline::{append_system_event, publish_committed, stream_of};
@@ -49,17 +52,130 @@ fn member_state(state: &str) -> Result<MemberState> {
     })
 }
 
+/// What a room's sealed patient details are bound to.
+fn patient_context(room_id: &str) -> Context {
+    Context::new("patient").field(room_id)
+}
+
+/// What a consent record's sealed details are bound to.
+fn consent_context(row: &ConsentRow) -> Context {
+    Context::new("consent")
+        .field(&row.room_id)
+        .field(&row.consent_id)
+        .field(&row.recorded_by)
+        .number(row.recorded_at)
+}
+
+/// What a consent withdrawal's sealed details are bound to.
+fn withdrawal_context(room_id: &str, consent_id: &str) -> Context {
+    Context::new("consent_withdrawal")
+        .field(room_id)
+        .field(consent_id)
+}
+
+/// The form of an insurer number that the blind index digests: upper case, without
+/// hyphens or spaces, so that `12-345 678` finds `12345678`.
+pub(crate) fn normalise_insurer_number(number: &str) -> String {
+    number
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+const INSURER_INDEX: &str = "insurer_number";
+
 /// The room service.
 #[derive(Debug, Clone)]
 pub struct RoomService {
     store: Store,
     hub: Hub,
+    keys: RoomKeys,
+    /// How long a closed room is kept before it may be purged, in microseconds.
+    retention_micros: i64,
 }
 
 impl RoomService {
-    /// The service over `store`, publishing system events to `hub`.
-    pub fn new(store: Store, hub: Hub) -> Self {
-        Self { store, hub }
+    /// The service over `store`, publishing system events to `hub`, sealing with `keys`,
+    /// keeping closed rooms for `retention_micros`.
+    pub fn new(store: Store, hub: Hub, keys: RoomKeys, retention_micros: i64) -> Self {
+        Self {
+            store,
+            hub,
+            keys,
+            retention_micros,
+        }
+    }
+
+    /// Opens a sealed value of `room`, recording an integrity failure if it does not open.
+    async fn open(
+        &self,
+        actor: Option<&Principal>,
+        room_id: &str,
+        context: &Context,
+        sealed: &[u8],
+        what: &str,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        match self.keys.open(room_id, context, sealed).await {
+            Err(error @ AppError::Integrity(_)) => {
+                let room: RoomId = parse(room_id, "room id")?;
+                record_integrity_failure(&self.store, actor, room, what).await;
+                Err(error)
+            }
+            other => other,
+        }
+    }
+
+    async fn open_patient(
+        &self,
+        actor: Option<&Principal>,
+        room_id: &str,
+        sealed: &[u8],
+    ) -> Result<tsunagu_protocol::rooms::PatientDetails> {
+        let plain = self
+            .open(actor, room_id, &patient_context(room_id), sealed, "patient")
+            .await?;
+        details::decode_patient(&plain)
+    }
+
+    async fn open_consent(&self, actor: &Principal, row: &ConsentRow) -> Result<Consent> {
+        let mut plain = row.clone();
+        plain.details = self
+            .open(
+                Some(actor),
+                &row.room_id,
+                &consent_context(row),
+                &row.details,
+                "consent",
+            )
+            .await?
+            .to_vec();
+        if let Some(sealed) = &row.withdrawal_details {
+            plain.withdrawal_details = Some(
+                self.open(
+                    Some(actor),
+                    &row.room_id,
+                    &withdrawal_context(&row.room_id, &row.consent_id),
+                    sealed,
+                    "consent_withdrawal",
+                )
+                .await?
+                .to_vec(),
+            );
+        }
+        details::consent_from_row(&plain)
+    }
+
+    /// The blind-index digests of a patient's insurer numbers.
+    fn insurer_digests(&self, patient: &tsunagu_protocol::rooms::PatientDetails) -> Vec<Vec<u8>> {
+        patient
+            .insurer_numbers
+            .iter()
+            .map(|n| {
+                self.keys
+                    .blind_index(INSURER_INDEX, &normalise_insurer_number(&n.number))
+            })
+            .collect()
     }
 
     /// As [`Self::accepted_room`], and the caller must be a care professional.
@@ -78,10 +194,12 @@ impl RoomService {
         access::accepted_room(&self.store, principal, room, action).await
     }
 
-    fn room_from_row(row: &RoomRow) -> Result<Room> {
+    async fn room_from_row(&self, actor: &Principal, row: &RoomRow) -> Result<Room> {
         Ok(Room {
             id: parse(&row.room_id, "room id")?,
-            patient: details::decode_patient(&row.patient_details)?,
+            patient: self
+                .open_patient(Some(actor), &row.room_id, &row.patient_details)
+                .await?,
             consent: consent_state(row.consent_state.as_deref()),
             created_by: parse(&row.created_by, "user id")?,
             created_at: from_micros(row.created_at),
@@ -107,26 +225,57 @@ impl RoomService {
         }
         let patient = validate_patient(request.patient)?;
         let room_id = RoomId::generate();
-        let row = RoomRow {
-            room_id: room_id.to_string(),
-            patient_details: details::encode_patient(&patient)?,
+        let id = room_id.to_string();
+        let plain = zeroize::Zeroizing::new(details::encode_patient(&patient)?);
+        let mut row = RoomRow {
+            room_id: id.clone(),
+            // Sealed below, once the room has its key.
+            patient_details: Vec::new(),
             created_by: principal.user_id.to_string(),
             created_at: now_micros(),
             last_seq: 0,
             last_public_seq: 0,
+            closed_at: None,
+            purged_at: None,
             consent_state: None,
         };
         let mut tx = self.store.begin().await?;
         tx.insert_room(&row).await?;
-        let published =
-            append_system_event(&mut tx, principal, room_id, SystemEvent::RoomCreated).await?;
+        let key: SealingKey = self.keys.create_room_key(&mut tx, room_id, 1).await?;
+        row.patient_details = key.seal(&patient_context(&id), &plain)?;
+        tx.set_patient_details(room_id, &row.patient_details)
+            .await?;
+        tx.replace_patient_lookups(room_id, &self.insurer_digests(&patient))
+            .await?;
+        let published = append_system_event(
+            &self.keys,
+            &mut tx,
+            principal,
+            room_id,
+            SystemEvent::RoomCreated,
+        )
+        .await?;
         Event::by(principal, Action::RoomCreate, Outcome::Success)
             .object("room", room_id)
             .append(&mut tx)
             .await?;
         tx.commit().await?;
-        publish_committed(&self.store, &self.hub, room_id, published, published).await?;
-        Self::room_from_row(&row)
+        publish_committed(
+            &self.store,
+            &self.hub,
+            &self.keys,
+            room_id,
+            published,
+            published,
+        )
+        .await?;
+        Ok(Room {
+            id: room_id,
+            patient,
+            consent: consent_state(None),
+            created_by: principal.user_id,
+            created_at: from_micros(row.created_at),
+        })
     }
 
     /// The caller's rooms and invitations. Reading patient names is audited.
@@ -138,21 +287,22 @@ impl RoomService {
             .store
             .rooms_of_user(principal.user_id, stream_of(principal.role))
             .await?;
-        let summaries = rows
-            .iter()
-            .map(|row| {
-                Ok(RoomSummary {
-                    id: parse(&row.room_id, "room id")?,
-                    patient_name: details::decode_patient(&row.patient_details)?.name,
-                    consent: consent_state(row.consent_state.as_deref()),
-                    my_state: member_state(&row.my_state)?,
-                    head: u64::try_from(row.head).unwrap_or(0),
-                    unread: u64::try_from(row.unread).unwrap_or(0),
-                    urgent_unread: u64::try_from(row.urgent_unread).unwrap_or(0),
-                    created_at: from_micros(row.created_at),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut summaries = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let patient = self
+                .open_patient(Some(principal), &row.room_id, &row.patient_details)
+                .await?;
+            summaries.push(RoomSummary {
+                id: parse(&row.room_id, "room id")?,
+                patient_name: patient.name,
+                consent: consent_state(row.consent_state.as_deref()),
+                my_state: member_state(&row.my_state)?,
+                head: u64::try_from(row.head).unwrap_or(0),
+                unread: u64::try_from(row.unread).unwrap_or(0),
+                urgent_unread: u64::try_from(row.urgent_unread).unwrap_or(0),
+                created_at: from_micros(row.created_at),
+            });
+        }
         Event::by(principal, Action::RoomList, Outcome::Success)
             .reason(format!("rooms={}", summaries.len()))
             .record(&self.store)
@@ -166,12 +316,204 @@ impl RoomService {
     /// `not_found`, `forbidden`.
     pub async fn room(&self, principal: &Principal, room: RoomId) -> Result<Room> {
         let row = access::accepted_room(&self.store, principal, room, Action::RoomView).await?;
-        let view = Self::room_from_row(&row)?;
+        let view = self.room_from_row(principal, &row).await?;
         Event::by(principal, Action::RoomView, Outcome::Success)
             .object("room", room)
             .record(&self.store)
             .await?;
         Ok(view)
+    }
+
+    /// The caller's rooms whose patient has `insurer_number` (exact match, through the blind
+    /// index). Audited with the number of matches, never the number searched.
+    ///
+    /// # Errors
+    /// `forbidden` unless the caller is a care professional; `invalid_request`.
+    pub async fn search(
+        &self,
+        principal: &Principal,
+        request: PatientSearchRequest,
+    ) -> Result<Vec<RoomSummary>> {
+        if !principal.role.is_care_professional() {
+            let refused = Event::by(principal, Action::PatientSearch, Outcome::Refused)
+                .record(&self.store)
+                .await;
+            return Err(refused.map_or_else(AppError::Store, |()| AppError::Forbidden));
+        }
+        let number = normalise_insurer_number(&request.insurer_number);
+        if number.is_empty() || number.len() > 40 {
+            return Err(AppError::invalid(
+                "insurer_number",
+                "invalid_format",
+                "番号は英数字とハイフンの1〜40文字です。",
+                "Numbers are 1–40 letters, digits and hyphens.",
+            ));
+        }
+        let digest = self.keys.blind_index(INSURER_INDEX, &number);
+        let found = self
+            .store
+            .rooms_by_lookup(&[digest], principal.user_id)
+            .await?;
+        let rows = self
+            .store
+            .rooms_of_user(principal.user_id, stream_of(principal.role))
+            .await?;
+        let mut summaries = Vec::new();
+        for row in rows.iter().filter(|row| found.contains(&row.room_id)) {
+            let patient = self
+                .open_patient(Some(principal), &row.room_id, &row.patient_details)
+                .await?;
+            summaries.push(RoomSummary {
+                id: parse(&row.room_id, "room id")?,
+                patient_name: patient.name,
+                consent: consent_state(row.consent_state.as_deref()),
+                my_state: member_state(&row.my_state)?,
+                head: u64::try_from(row.head).unwrap_or(0),
+                unread: u64::try_from(row.unread).unwrap_or(0),
+                urgent_unread: u64::try_from(row.urgent_unread).unwrap_or(0),
+                created_at: from_micros(row.created_at),
+            });
+        }
+        Event::by(principal, Action::PatientSearch, Outcome::Success)
+            .reason(format!("matches={}", summaries.len()))
+            .record(&self.store)
+            .await?;
+        Ok(summaries)
+    }
+
+    // ---- retention and keys --------------------------------------------------------------
+
+    /// Closes a room at the end of care (accepted care professionals): nothing more can be
+    /// posted, and it is kept for the retention period, after which it may be purged.
+    ///
+    /// # Errors
+    /// `forbidden`, `not_found`, `conflict` if already closed.
+    pub async fn close(&self, principal: &Principal, room: RoomId) -> Result<RoomRetention> {
+        self.professional_room(principal, room, Action::RoomClose)
+            .await?;
+        let now = now_micros();
+        let retain_until = now.saturating_add(self.retention_micros);
+        let mut tx = self.store.begin().await?;
+        if !tx.close_room(room, now, retain_until).await? {
+            return Err(AppError::Conflict(vec![field_error(
+                "room",
+                "closed",
+                "この部屋は既に終了しています。",
+                "This room is already closed.",
+            )]));
+        }
+        Event::by(principal, Action::RoomClose, Outcome::Success)
+            .object("room", room)
+            .reason(format!("retain_until={retain_until}"))
+            .append(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(RoomRetention {
+            room_id: room,
+            closed_at: from_micros(now),
+            retain_until: from_micros(retain_until),
+        })
+    }
+
+    /// Purges a closed room whose retention has ended (system administrators): destroys its
+    /// keys and content, then re-wraps every other room key under a new master key version
+    /// and destroys the old one, so that no copy of the database taken before opens the
+    /// room's data with the key file. The purge is recorded.
+    ///
+    /// # Errors
+    /// `forbidden`, `not_found`, `conflict` if the room is not closed or still retained.
+    pub async fn purge(&self, principal: &Principal, room: RoomId) -> Result<PurgeReport> {
+        if principal.role != Role::SystemAdmin {
+            return Err(access::refuse(&self.store, principal, Action::RoomPurge, room).await);
+        }
+        let retention = self
+            .store
+            .retention(room)
+            .await?
+            .filter(|r| r.purged_at.is_none())
+            .ok_or(AppError::NotFound)?;
+        let now = now_micros();
+        let purgeable = retention.closed_at.is_some()
+            && retention.retain_until.is_some_and(|until| until <= now);
+        let mut tx = self.store.begin().await?;
+        let destroyed = if purgeable {
+            tx.purge_room(room, now).await?
+        } else {
+            None
+        };
+        let Some(versions) = destroyed else {
+            drop(tx);
+            Event::by(principal, Action::RoomPurge, Outcome::Refused)
+                .object("room", room)
+                .reason("retention_not_ended")
+                .record(&self.store)
+                .await?;
+            return Err(AppError::Conflict(vec![field_error(
+                "room",
+                "retained",
+                "終了していない部屋、または保存期間中の部屋は消去できません。",
+                "Only a closed room whose retention period has ended can be purged.",
+            )]));
+        };
+        let versions = versions
+            .into_iter()
+            .map(|v| u32::try_from(v).map_err(|_| corrupt("key version")))
+            .collect::<Result<Vec<_>>>()?;
+        Event::by(principal, Action::RoomPurge, Outcome::Success)
+            .object("room", room)
+            .reason(format!(
+                "key_versions={}",
+                versions
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ))
+            .append(&mut tx)
+            .await?;
+        tx.commit().await?;
+        self.keys.evict(&room.to_string());
+        // The wrapped keys still sit in backups: only a new master key makes them useless.
+        let rotation = self.keys.rotate_master().await?;
+        Event::by(principal, Action::MasterKeyRotate, Outcome::Success)
+            .reason(format!(
+                "master_version={};rewrapped={};after_purge={room}",
+                rotation.version, rotation.rewrapped
+            ))
+            .record(&self.store)
+            .await?;
+        Ok(PurgeReport {
+            room_id: room,
+            purged_at: from_micros(now),
+            key_versions: versions,
+            master_key_version: rotation.version,
+        })
+    }
+
+    /// Replaces a room's data key by a new version now (system administrators); earlier
+    /// versions stay readable.
+    ///
+    /// # Errors
+    /// `forbidden`, `not_found`.
+    pub async fn rotate_key(&self, principal: &Principal, room: RoomId) -> Result<RoomKeyRotation> {
+        if principal.role != Role::SystemAdmin {
+            return Err(access::refuse(&self.store, principal, Action::RoomKeyRotate, room).await);
+        }
+        if self.store.room(room).await?.is_none() {
+            return Err(AppError::NotFound);
+        }
+        let mut tx = self.store.begin().await?;
+        let version = self.keys.rotate_room(&mut tx, room).await?;
+        Event::by(principal, Action::RoomKeyRotate, Outcome::Success)
+            .object("room", room)
+            .reason(format!("key_version={version}"))
+            .append(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(RoomKeyRotation {
+            room_id: room,
+            key_version: version,
+        })
     }
 
     // ---- members -------------------------------------------------------------------------
@@ -269,7 +611,7 @@ impl RoomService {
             user_id: principal.user_id,
         };
         let published = if accept {
-            Some(append_system_event(&mut tx, principal, room, joined).await?)
+            Some(append_system_event(&self.keys, &mut tx, principal, room, joined).await?)
         } else {
             None
         };
@@ -280,7 +622,7 @@ impl RoomService {
             .await?;
         tx.commit().await?;
         if let Some(seq) = published {
-            publish_committed(&self.store, &self.hub, room, seq, seq).await?;
+            publish_committed(&self.store, &self.hub, &self.keys, room, seq, seq).await?;
         }
         self.member(room, principal.user_id).await
     }
@@ -326,13 +668,21 @@ impl RoomService {
         let left = SystemEvent::MemberLeft {
             user_id: principal.user_id,
         };
-        let published = append_system_event(&mut tx, principal, room, left).await?;
+        let published = append_system_event(&self.keys, &mut tx, principal, room, left).await?;
         Event::by(principal, Action::MemberLeave, Outcome::Success)
             .object("room", room)
             .append(&mut tx)
             .await?;
         tx.commit().await?;
-        publish_committed(&self.store, &self.hub, room, published, published).await?;
+        publish_committed(
+            &self.store,
+            &self.hub,
+            &self.keys,
+            room,
+            published,
+            published,
+        )
+        .await?;
         Ok(())
     }
 
@@ -365,14 +715,22 @@ impl RoomService {
             return Err(AppError::NotFound);
         }
         let revoked = SystemEvent::MemberRevoked { user_id: user };
-        let published = append_system_event(&mut tx, principal, room, revoked).await?;
+        let published = append_system_event(&self.keys, &mut tx, principal, room, revoked).await?;
         Event::by(principal, Action::MemberRevoke, Outcome::Success)
             .object("room", room)
             .reason(format!("member={user}"))
             .append(&mut tx)
             .await?;
         tx.commit().await?;
-        publish_committed(&self.store, &self.hub, room, published, published).await?;
+        publish_committed(
+            &self.store,
+            &self.hub,
+            &self.keys,
+            room,
+            published,
+            published,
+        )
+        .await?;
         Ok(())
     }
 
@@ -400,7 +758,7 @@ impl RoomService {
             )]));
         }
         let details = validate_consent(request, crate::time::today_in_japan())?;
-        let consent = ConsentRow {
+        let mut consent = ConsentRow {
             consent_id: ConsentId::generate().to_string(),
             room_id: room.to_string(),
             details: details::encode_consent(&details)?,
@@ -410,20 +768,31 @@ impl RoomService {
             withdrawn_at: None,
             withdrawal_details: None,
         };
+        let answer = details::consent_from_row(&consent)?;
         let mut tx = self.store.begin().await?;
+        let key = self.keys.sealing_key(&mut tx, &consent.room_id, 1).await?;
+        consent.details = key.seal(&consent_context(&consent), &consent.details)?;
         tx.insert_consent(&consent).await?;
         let recorded = SystemEvent::ConsentRecorded {
             consent_id: parse(&consent.consent_id, "consent id")?,
         };
-        let published = append_system_event(&mut tx, principal, room, recorded).await?;
+        let published = append_system_event(&self.keys, &mut tx, principal, room, recorded).await?;
         Event::by(principal, Action::ConsentRecord, Outcome::Success)
             .object("room", room)
             .reason(format!("consent={}", consent.consent_id))
             .append(&mut tx)
             .await?;
         tx.commit().await?;
-        publish_committed(&self.store, &self.hub, room, published, published).await?;
-        details::consent_from_row(&consent)
+        publish_committed(
+            &self.store,
+            &self.hub,
+            &self.keys,
+            room,
+            published,
+            published,
+        )
+        .await?;
+        Ok(answer)
     }
 
     /// The consent records of a room (accepted members; audited).
@@ -432,13 +801,11 @@ impl RoomService {
     /// `forbidden`, `not_found`.
     pub async fn consents(&self, principal: &Principal, room: RoomId) -> Result<Vec<Consent>> {
         access::accepted_room(&self.store, principal, room, Action::ConsentList).await?;
-        let consents = self
-            .store
-            .consents(room)
-            .await?
-            .iter()
-            .map(details::consent_from_row)
-            .collect::<Result<Vec<_>>>()?;
+        let rows = self.store.consents(room).await?;
+        let mut consents = Vec::with_capacity(rows.len());
+        for row in &rows {
+            consents.push(self.open_consent(principal, row).await?);
+        }
         Event::by(principal, Action::ConsentList, Outcome::Success)
             .object("room", room)
             .record(&self.store)
@@ -469,13 +836,13 @@ impl RoomService {
         };
         let withdrawal = details::validate_withdrawal(reason)?;
         let mut tx = self.store.begin().await?;
+        let key = self.keys.sealing_key(&mut tx, &room.to_string(), 1).await?;
+        let sealed = key.seal(
+            &withdrawal_context(&room.to_string(), &consent.to_string()),
+            &details::encode_withdrawal(&withdrawal)?,
+        )?;
         if !tx
-            .withdraw_consent(
-                consent,
-                principal.user_id,
-                &details::encode_withdrawal(&withdrawal)?,
-                now_micros(),
-            )
+            .withdraw_consent(consent, principal.user_id, &sealed, now_micros())
             .await?
         {
             return Err(AppError::Conflict(vec![field_error(
@@ -488,20 +855,29 @@ impl RoomService {
         let withdrawn = SystemEvent::ConsentWithdrawn {
             consent_id: consent,
         };
-        let published = append_system_event(&mut tx, principal, room, withdrawn).await?;
+        let published =
+            append_system_event(&self.keys, &mut tx, principal, room, withdrawn).await?;
         Event::by(principal, Action::ConsentWithdraw, Outcome::Success)
             .object("room", room)
             .reason(format!("consent={consent}"))
             .append(&mut tx)
             .await?;
         tx.commit().await?;
-        publish_committed(&self.store, &self.hub, room, published, published).await?;
+        publish_committed(
+            &self.store,
+            &self.hub,
+            &self.keys,
+            room,
+            published,
+            published,
+        )
+        .await?;
         let row = self
             .store
             .consent(consent)
             .await?
             .ok_or(AppError::NotFound)?;
-        details::consent_from_row(&row)
+        self.open_consent(principal, &row).await
     }
 
     // ---- directory -----------------------------------------------------------------------

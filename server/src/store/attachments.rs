@@ -123,17 +123,19 @@ impl StoreTx {
         byte_size: i64,
         sha256: &str,
         chunk_count: i64,
+        meta: &[u8],
     ) -> Result<bool> {
         let changed = self
             .execute(
                 sqlx::query(
                     "update attachment set state = 'ready', byte_size = $2, sha256 = $3, \
-                     chunk_count = $4 where attachment_id = $1 and state = 'uploading'",
+                     chunk_count = $4, meta = $5 where attachment_id = $1 and state = 'uploading'",
                 )
                 .bind(id.to_string())
                 .bind(byte_size)
                 .bind(sha256.to_owned())
-                .bind(chunk_count),
+                .bind(chunk_count)
+                .bind(meta.to_vec()),
             )
             .await?;
         Ok(changed == 1)

@@ -103,6 +103,11 @@ pub struct RoomCounters {
     pub room_id: String,
     pub last_seq: i64,
     pub last_public_seq: i64,
+    /// The room's current data key version, its seal count including this batch's events,
+    /// and its age (see [`super::KeyUse`]).
+    pub key_version: i64,
+    pub key_uses: i64,
+    pub key_created_at: i64,
 }
 
 /// One room's share of a batch: how many events it gets, and how many of them are public.
@@ -131,7 +136,7 @@ impl StoreTx {
             let sql = POSTERS.get(self.placeholders(), run.len(), 2, |values| {
                 format!(
                     "select r.room_id, u.user_id, m.state as member_state, u.display_name, \
-                     o.name as organisation_name, {} \
+                     o.name as organisation_name, r.closed_at, {} \
                      from (values {}) as p \
                      join room r on r.room_id = p.column1 \
                      join app_user u on u.user_id = p.column2 \
@@ -197,9 +202,11 @@ impl StoreTx {
             let sql = ADVANCE.get(self.placeholders(), run.len(), 3, |values| {
                 format!(
                     "update room set last_seq = room.last_seq + v.column2, \
-                     last_public_seq = room.last_public_seq + v.column3 \
+                     last_public_seq = room.last_public_seq + v.column3, \
+                     key_uses = room.key_uses + v.column2 \
                      from (values {}) as v where room.room_id = v.column1 \
-                     returning room.room_id, room.last_seq, room.last_public_seq",
+                     returning room.room_id, room.last_seq, room.last_public_seq, \
+                     room.key_version, room.key_uses, room.key_created_at",
                     values
                 )
             });

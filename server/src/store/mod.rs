@@ -11,6 +11,7 @@
 
 mod attachments;
 mod batch;
+mod keys;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -25,6 +26,7 @@ use tsunagu_protocol::{
 
 pub use attachments::{AttachmentRow, NewAttachment, StaleAttachments};
 pub use batch::{RoomAdvance, RoomCounters};
+pub use keys::{KeyStateRow, KeyUse, RetentionRow, RoomKeyRow};
 pub use rows::{
     AckRow, AuditRecord, ConsentRow, DirectoryRow, EventRow, InvitationRow, MemberRow,
     MembershipRow, NewEvent, OrganisationRow, PosterRow, RoleGrantRow, RoomListRow, RoomRow,
@@ -407,9 +409,9 @@ impl Store {
         self.fetch_optional(
             sqlx::query(concat!(
                 "select r.room_id, r.patient_details, r.created_by, r.created_at, r.last_seq, \
-                 r.last_public_seq, ",
+                 r.last_public_seq, r.closed_at, r.purged_at, ",
                 rows::CONSENT_STATE_COLUMN!(),
-                " from room r where r.room_id = $1"
+                " from room r where r.room_id = $1 and r.purged_at is null"
             ))
             .bind(id.to_string()),
         )
@@ -434,6 +436,7 @@ impl Store {
                   and (case when $2 = 1 then e.seq else e.public_seq end) > m.read_seq) as urgent_unread \
                  from room_member m join room r on r.room_id = m.room_id \
                  where m.user_id = $1 and m.state in ('invited', 'accepted') \
+                 and r.purged_at is null \
                  order by r.created_at desc, r.room_id"
             ))
             .bind(user.to_string())
@@ -1142,6 +1145,17 @@ impl StoreTx {
             .bind(room.room_id.clone())
             .bind(room.created_by.clone())
             .bind(room.created_at),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Replaces a room's sealed patient details.
+    pub async fn set_patient_details(&mut self, room: RoomId, sealed: &[u8]) -> Result<()> {
+        self.execute(
+            sqlx::query("update room set patient_details = $2 where room_id = $1")
+                .bind(room.to_string())
+                .bind(sealed.to_vec()),
         )
         .await?;
         Ok(())

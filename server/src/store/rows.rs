@@ -189,12 +189,16 @@ pub(super) use consent_state_column as CONSENT_STATE_COLUMN;
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct RoomRow {
     pub room_id: String,
-    /// The patient's details, serialised; sealed once encryption at rest is on.
+    /// The patient's details, serialised and sealed under the room's key.
     pub patient_details: Vec<u8>,
     pub created_by: String,
     pub created_at: i64,
     pub last_seq: i64,
     pub last_public_seq: i64,
+    /// When the room was closed (care ended; no more posts).
+    pub closed_at: Option<i64>,
+    /// When the room was purged (its keys destroyed).
+    pub purged_at: Option<i64>,
     pub consent_state: Option<String>,
 }
 
@@ -306,6 +310,8 @@ pub struct PosterRow {
     pub display_name: String,
     pub organisation_name: Option<String>,
     pub consent_state: Option<String>,
+    /// When the room was closed, if it was.
+    pub closed_at: Option<i64>,
 }
 
 /// A timeline event to append; the store assigns its sequence numbers.

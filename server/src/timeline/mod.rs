@@ -27,7 +27,9 @@ use crate::auth::Principal;
 use crate::error::{AppError, Result, field_error};
 mod writer;
 
+use crate::crypto::envelope::Context;
 use crate::hub::Hub;
+use crate::keys::RoomKeys;
 use crate::rooms::access;
 use crate::store::{self, EventRow, NewEvent, RoomRow, Store, StoreTx, Stream};
 use crate::time::{from_micros, now_micros};
@@ -74,6 +76,108 @@ fn encode(body: &Body) -> Result<Vec<u8>> {
 
 fn decode(bytes: &[u8]) -> Result<Body> {
     serde_json::from_slice(bytes).map_err(|_| corrupt("event body"))
+}
+
+/// What an event's sealed body is bound to: its room, entry, version, change, kind,
+/// visibility, author and time. A body copied to another row, or a row whose visibility or
+/// author was changed, does not open.
+#[allow(clippy::too_many_arguments)]
+fn body_context(
+    room_id: &str,
+    entry_id: &str,
+    version: i64,
+    change: &str,
+    kind: Option<&str>,
+    visibility: &str,
+    author_id: &str,
+    created_at: i64,
+) -> Context {
+    Context::new("event")
+        .field(room_id)
+        .field(entry_id)
+        .number(version)
+        .field(change)
+        .optional(kind)
+        .field(visibility)
+        .field(author_id)
+        .number(created_at)
+}
+
+/// The context of a new event's body.
+pub(crate) fn new_event_context(event: &NewEvent) -> Context {
+    body_context(
+        &event.room_id,
+        &event.entry_id,
+        event.version,
+        event.change,
+        event.entry_kind,
+        event.visibility,
+        &event.author_id,
+        event.created_at,
+    )
+}
+
+fn row_context(room_id: &str, row: &EventRow) -> Context {
+    body_context(
+        room_id,
+        &row.entry_id,
+        row.version,
+        &row.change,
+        row.entry_kind.as_deref(),
+        &row.visibility,
+        &row.author_id,
+        row.created_at,
+    )
+}
+
+/// Seals a new event's body under its room's current key, counted in `tx`.
+///
+/// # Errors
+/// The room has no key, or the keys or database failed.
+pub(crate) async fn seal_event(
+    keys: &RoomKeys,
+    tx: &mut StoreTx,
+    event: &mut NewEvent,
+) -> Result<()> {
+    let key = keys.sealing_key(tx, &event.room_id, 1).await?;
+    event.body = key.seal(&new_event_context(event), &event.body)?;
+    Ok(())
+}
+
+/// Opens the sealed bodies of stored events of `room` in place. A body that does not open is
+/// recorded as an integrity failure (by `actor`, if a person's request read it) and fails the
+/// read: nothing of it is returned.
+///
+/// # Errors
+/// `integrity_error`; the keys or database failed.
+pub async fn open_events(
+    keys: &RoomKeys,
+    store: &Store,
+    actor: Option<&Principal>,
+    room: RoomId,
+    rows: &mut [EventRow],
+) -> Result<()> {
+    let room_id = room.to_string();
+    for row in rows.iter_mut() {
+        match keys
+            .open(&room_id, &row_context(&room_id, row), &row.body)
+            .await
+        {
+            Ok(plain) => row.body = plain.to_vec(),
+            Err(error @ AppError::Integrity(_)) => {
+                crate::keys::record_integrity_failure(
+                    store,
+                    actor,
+                    room,
+                    &format!("event;seq={}", row.seq),
+                )
+                .await;
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 fn visibility_name(visibility: Visibility) -> &'static str {
@@ -223,6 +327,7 @@ fn checked_text(text: &str, field: &str, max: usize) -> Result<String> {
 /// Database failures.
 /// Returns its sequence number, to publish once the transaction commits.
 pub async fn append_system_event(
+    keys: &RoomKeys,
     tx: &mut StoreTx,
     principal: &Principal,
     room: RoomId,
@@ -232,7 +337,7 @@ pub async fn append_system_event(
         system: Some(event),
         ..Body::default()
     })?;
-    tx.append_event(&NewEvent {
+    let mut event = NewEvent {
         room_id: room.to_string(),
         entry_id: EntryId::generate().to_string(),
         change: "system",
@@ -245,10 +350,12 @@ pub async fn append_system_event(
         client_id: None,
         body,
         created_at: now_micros(),
-    })
-    .await
-    .map(|(seq, _)| seq)
-    .map_err(AppError::from)
+    };
+    seal_event(keys, tx, &mut event).await?;
+    tx.append_event(&event)
+        .await
+        .map(|(seq, _)| seq)
+        .map_err(AppError::from)
 }
 
 /// Publishes the committed events `first..=last` of a room to its live subscribers.
@@ -258,13 +365,15 @@ pub async fn append_system_event(
 pub async fn publish_committed(
     store: &Store,
     hub: &Hub,
+    keys: &RoomKeys,
     room: RoomId,
     first: i64,
     last: i64,
 ) -> Result<()> {
     let count = last - first + 1;
     if count > 0 {
-        let events = store.timeline(room, Stream::Full, first - 1, count).await?;
+        let mut events = store.timeline(room, Stream::Full, first - 1, count).await?;
+        open_events(keys, store, None, room, &mut events).await?;
         hub.publish(room, events);
     }
     Ok(())
@@ -275,6 +384,7 @@ pub async fn publish_committed(
 pub struct TimelineService {
     store: Store,
     hub: Hub,
+    keys: RoomKeys,
     writer: writer::PostWriter,
 }
 
@@ -285,9 +395,19 @@ impl TimelineService {
     ///
     /// # Errors
     /// The writer's thread could not be started.
-    pub fn new(store: Store, hub: Hub) -> std::io::Result<Self> {
-        let writer = writer::PostWriter::start(store.clone(), hub.clone())?;
-        Ok(Self { store, hub, writer })
+    pub fn new(store: Store, hub: Hub, keys: RoomKeys) -> std::io::Result<Self> {
+        let writer = writer::PostWriter::start(store.clone(), hub.clone(), keys.clone())?;
+        Ok(Self {
+            store,
+            hub,
+            keys,
+            writer,
+        })
+    }
+
+    /// The room keys, for the WebSocket catch-up.
+    pub fn keys(&self) -> &RoomKeys {
+        &self.keys
     }
 
     /// The store, for the WebSocket catch-up.
@@ -307,12 +427,13 @@ impl TimelineService {
         room: RoomId,
         entry: EntryId,
     ) -> Result<Vec<EventRow>> {
-        let events = self.store.entry_events(room, entry).await?;
+        let mut events = self.store.entry_events(room, entry).await?;
         let visible = events.first().is_some_and(|first| {
             first.change != "system"
                 && (stream_of(principal.role) == Stream::Full || first.visibility == "everyone")
         });
         if visible {
+            open_events(&self.keys, &self.store, Some(principal), room, &mut events).await?;
             Ok(events)
         } else {
             Err(AppError::NotFound)
@@ -374,7 +495,9 @@ impl TimelineService {
         let attachments = if attachment_ids.is_empty() {
             Vec::new()
         } else {
-            match attachments::for_post(&self.store, principal, room, &attachment_ids).await? {
+            match attachments::for_post(&self.store, &self.keys, principal, room, &attachment_ids)
+                .await?
+            {
                 ForPost::Free(described) => described,
                 ForPost::Bound(described) => {
                     // Bound by an earlier attempt of this post: answer that attempt.
@@ -384,7 +507,17 @@ impl TimelineService {
                         .client_post(room, principal.user_id, &client_id)
                         .await?
                     {
-                        Some(existing) => answer_duplicate(&existing, &request, &described, stream),
+                        Some(mut existing) => {
+                            open_events(
+                                &self.keys,
+                                &self.store,
+                                Some(principal),
+                                room,
+                                std::slice::from_mut(&mut existing),
+                            )
+                            .await?;
+                            answer_duplicate(&existing, &request, &described, stream)
+                        }
                         None => Err(attachments::unavailable()),
                     };
                 }
@@ -465,10 +598,11 @@ impl TimelineService {
         let row = access::accepted_room(&self.store, principal, room, Action::TimelineRead).await?;
         let stream = stream_of(principal.role);
         let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let rows = self
+        let mut rows = self
             .store
             .timeline(room, stream, after, i64::from(limit))
             .await?;
+        open_events(&self.keys, &self.store, Some(principal), room, &mut rows).await?;
         let events = rows
             .iter()
             .map(|row| event_from_row(row, stream, principal))
@@ -525,7 +659,7 @@ impl TimelineService {
             .map(|text| checked_text(&text, "text", MAX_TEXT_CHARS))
             .transpose()?;
         let change = if text.is_some() { "edited" } else { "deleted" };
-        let event = NewEvent {
+        let mut event = NewEvent {
             room_id: room.to_string(),
             entry_id: entry.to_string(),
             change,
@@ -548,6 +682,7 @@ impl TimelineService {
             created_at: now_micros(),
         };
         let mut tx = self.store.begin().await?;
+        seal_event(&self.keys, &mut tx, &mut event).await?;
         let (seq, _) = tx.append_event(&event).await?;
         Event::by(principal, action, Outcome::Success)
             .object("room", room)
@@ -555,7 +690,8 @@ impl TimelineService {
             .append(&mut tx)
             .await?;
         tx.commit().await?;
-        let stored = self.store.entry_events(room, entry).await?;
+        let mut stored = self.store.entry_events(room, entry).await?;
+        open_events(&self.keys, &self.store, Some(principal), room, &mut stored).await?;
         let appended = stored
             .iter()
             .find(|e| e.seq == seq)
@@ -735,6 +871,16 @@ pub(crate) fn no_consent() -> AppError {
         "not_in_force",
         "患者（家族）の同意が記録されていないため投稿できません。",
         "No consent to sharing is in force: nothing can be posted.",
+    )])
+}
+
+/// The conflict answered for a post to a closed room.
+pub(crate) fn room_closed() -> AppError {
+    AppError::Conflict(vec![field_error(
+        "room",
+        "closed",
+        "この部屋は終了しているため投稿できません。",
+        "This room is closed: nothing more can be posted.",
     )])
 }
 

@@ -19,8 +19,9 @@ use tsunagu_protocol::{AttachmentId, RoomId};
 use crate::audit::{self, Event};
 use crate::error::{AppError, Result};
 use crate::hub::Hub;
+use crate::keys::RoomKeys;
 use crate::rooms::access;
-use crate::store::{self, EventRow, NewEvent, PosterRow, RoomAdvance, Store};
+use crate::store::{self, EventRow, KeyUse, NewEvent, PosterRow, RoomAdvance, Store};
 
 /// Most posts in one transaction.
 pub(super) const MAX_BATCH: usize = 256;
@@ -100,14 +101,14 @@ impl PostWriter {
     ///
     /// # Errors
     /// The thread or its runtime could not be started.
-    pub(super) fn start(store: Store, hub: Hub) -> std::io::Result<Self> {
+    pub(super) fn start(store: Store, hub: Hub, keys: RoomKeys) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         std::thread::Builder::new()
             .name("post-writer".into())
-            .spawn(move || runtime.block_on(run(store, hub, queue)))?;
+            .spawn(move || runtime.block_on(run(store, hub, keys, queue)))?;
         Ok(Self { jobs })
     }
 
@@ -141,7 +142,7 @@ impl PostWriter {
     }
 }
 
-async fn run(store: Store, hub: Hub, mut queue: mpsc::Receiver<Job>) {
+async fn run(store: Store, hub: Hub, keys: RoomKeys, mut queue: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.recv().await {
         batch.push(first);
@@ -151,7 +152,7 @@ async fn run(store: Store, hub: Hub, mut queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        match commit(&store, &batch).await {
+        match commit(&store, &keys, &batch).await {
             Ok(committed) => finish(&hub, std::mem::take(&mut batch), Ok(committed)),
             Err(error) if batch.len() == 1 => {
                 finish(&hub, std::mem::take(&mut batch), Err(error));
@@ -160,7 +161,7 @@ async fn run(store: Store, hub: Hub, mut queue: mpsc::Receiver<Job>) {
                 tracing::warn!(%error, posts = batch.len(), "a batch of posts failed; retrying them one by one");
                 for job in batch.drain(..) {
                     let jobs = vec![job];
-                    let committed = commit(&store, &jobs).await;
+                    let committed = commit(&store, &keys, &jobs).await;
                     finish(&hub, jobs, committed);
                 }
             }
@@ -168,8 +169,8 @@ async fn run(store: Store, hub: Hub, mut queue: mpsc::Receiver<Job>) {
     }
 }
 
-/// Checks, numbers, stores and audits `jobs` in one transaction.
-async fn commit(store: &Store, jobs: &[Job]) -> store::Result<Committed> {
+/// Checks, numbers, seals, stores and audits `jobs` in one transaction.
+async fn commit(store: &Store, keys: &RoomKeys, jobs: &[Job]) -> Result<Committed> {
     let started = std::time::Instant::now();
     let mut tx = store.begin().await?;
 
@@ -190,7 +191,7 @@ async fn commit(store: &Store, jobs: &[Job]) -> store::Result<Committed> {
         .collect();
 
     // Retries: one read for the whole batch.
-    let keys: Vec<(String, String, String)> = jobs
+    let client_keys: Vec<(String, String, String)> = jobs
         .iter()
         .filter_map(|job| {
             let client_id = job.event.client_id.clone()?;
@@ -201,11 +202,17 @@ async fn commit(store: &Store, jobs: &[Job]) -> store::Result<Committed> {
             ))
         })
         .collect();
-    let earlier = if keys.is_empty() {
+    let mut earlier = if client_keys.is_empty() {
         Vec::new()
     } else {
-        tx.client_posts(&keys).await?
+        tx.client_posts(&client_keys).await?
     };
+    for (room, row) in &mut earlier {
+        let room: RoomId = room
+            .parse()
+            .map_err(|_| store::Error::Corrupt("room id".into()))?;
+        crate::timeline::open_events(keys, store, None, room, std::slice::from_mut(row)).await?;
+    }
     let checked = started.elapsed();
 
     let mut decisions = Vec::with_capacity(jobs.len());
@@ -246,6 +253,10 @@ async fn commit(store: &Store, jobs: &[Job]) -> store::Result<Committed> {
                 continue;
             }
         }
+        if posters[poster].closed_at.is_some() {
+            decisions.push(Decision::Refuse(super::room_closed()));
+            continue;
+        }
         if access::consent_state(posters[poster].consent_state.as_deref()) != ConsentState::Given {
             decisions.push(Decision::Refuse(super::no_consent()));
             continue;
@@ -285,6 +296,19 @@ async fn commit(store: &Store, jobs: &[Job]) -> store::Result<Committed> {
     } else {
         tx.advance_rooms(&mut rooms).await?
     };
+    // Each room's current key, counted with this batch's events by the numbering above.
+    let mut sealing = HashMap::with_capacity(ends.len());
+    for end in &ends {
+        let used = KeyUse {
+            version: end.key_version,
+            uses: end.key_uses,
+            created_at: end.key_created_at,
+        };
+        sealing.insert(
+            end.room_id.as_str(),
+            (keys.current_key(&end.room_id, used).await?, used),
+        );
+    }
     let before: HashMap<&str, (i64, i64)> = ends
         .iter()
         .filter_map(|end| {
@@ -309,7 +333,12 @@ async fn commit(store: &Store, jobs: &[Job]) -> store::Result<Committed> {
                     .ok_or_else(|| store::Error::Corrupt("room numbering".into()))?;
                 let seq = seq_before + n;
                 let public_seq = public_n.map(|k| public_before + k);
-                inserts.push((&job.event, seq, public_seq));
+                let (key, _) = sealing
+                    .get(job.event.room_id.as_str())
+                    .ok_or_else(|| store::Error::Corrupt("room key".into()))?;
+                let mut sealed = job.event.clone();
+                sealed.body = key.seal(&super::new_event_context(&job.event), &job.event.body)?;
+                inserts.push((sealed, seq, public_seq));
                 audits.push(
                     job.audit
                         .clone()
@@ -330,7 +359,7 @@ async fn commit(store: &Store, jobs: &[Job]) -> store::Result<Committed> {
                     stored,
                     &posters,
                 )))),
-                Err(_) => return Err(store::Error::Corrupt("batch retry".into())),
+                Err(_) => return Err(store::Error::Corrupt("batch retry".into()).into()),
             },
             Decision::Refuse(error) => Err(Answer::Refused(error)),
         };
@@ -339,7 +368,15 @@ async fn commit(store: &Store, jobs: &[Job]) -> store::Result<Committed> {
 
     let numbered = started.elapsed();
     if !inserts.is_empty() {
+        let inserts: Vec<(&NewEvent, i64, Option<i64>)> = inserts
+            .iter()
+            .map(|(event, seq, public_seq)| (event, *seq, *public_seq))
+            .collect();
         tx.insert_events(&inserts).await?;
+    }
+    // A key that reached its rotation point gives way to a new version for the next seals.
+    for (room, (_, used)) in &sealing {
+        keys.rotate_if_due(&mut tx, room, *used).await?;
     }
     // Attachments are bound to their stored posts; one no longer free fails the batch, whose
     // posts are then retried one by one.
@@ -397,12 +434,12 @@ fn stored_row(event: &NewEvent, stored: &Stored, posters: &[PosterRow]) -> Event
 }
 
 /// Answers each post and publishes the stored ones, room by room, in sequence order.
-fn finish(hub: &Hub, jobs: Vec<Job>, committed: store::Result<Committed>) {
+fn finish(hub: &Hub, jobs: Vec<Job>, committed: Result<Committed>) {
     let committed = match committed {
         Ok(committed) => committed,
         Err(error) => {
             // Only ever one post here: batches that fail are retried one post at a time.
-            let mut error = Some(AppError::from(error));
+            let mut error = Some(error);
             for job in jobs {
                 let answer = error
                     .take()

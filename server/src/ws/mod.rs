@@ -435,6 +435,7 @@ impl Connection {
             room,
             viewer: self.principal.clone(),
             store: self.state.timeline.store().clone(),
+            keys: self.state.timeline.keys().clone(),
             out: self.out.clone(),
         }
         .spawn(since, receiver);

@@ -14,8 +14,9 @@ use tsunagu_protocol::ws::ServerFrame;
 use super::frame_text;
 use crate::auth::Principal;
 use crate::hub::Published;
+use crate::keys::RoomKeys;
 use crate::store::{EventRow, Store};
-use crate::timeline::{ends_membership_of, event_text, stream_of};
+use crate::timeline::{ends_membership_of, event_text, open_events, stream_of};
 
 /// Events read from the database per page while catching up.
 const PAGE: i64 = 500;
@@ -27,6 +28,7 @@ pub(super) struct Forwarder {
     pub(super) room: RoomId,
     pub(super) viewer: Principal,
     pub(super) store: Store,
+    pub(super) keys: RoomKeys,
     pub(super) out: mpsc::Sender<Utf8Bytes>,
 }
 
@@ -38,6 +40,9 @@ enum Stop {
     Resume,
     /// The viewer is no longer a member: nothing more of this room.
     Removed,
+    /// A stored event failed its integrity check (recorded): the subscription ends with an
+    /// error rather than skipping it or resuming into it again.
+    Integrity,
 }
 
 impl Forwarder {
@@ -48,7 +53,8 @@ impl Forwarder {
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
             let mut last = i64::try_from(since).unwrap_or(i64::MAX);
-            match self.forward(&mut last, receiver).await {
+            let stop = self.forward(&mut last, receiver).await;
+            match stop {
                 Stop::Resume => {
                     let after = u64::try_from(last).unwrap_or(0);
                     self.send(&ServerFrame::Resume {
@@ -57,8 +63,12 @@ impl Forwarder {
                     })
                     .await;
                 }
-                Stop::Removed => {
-                    let body = crate::error::AppError::Forbidden.body();
+                Stop::Removed | Stop::Integrity => {
+                    let body = if matches!(stop, Stop::Removed) {
+                        crate::error::AppError::Forbidden.body()
+                    } else {
+                        crate::error::AppError::Integrity("event").body()
+                    };
                     let frame = ServerFrame::Error {
                         code: body.code,
                         message_ja: body.message_ja,
@@ -97,9 +107,21 @@ impl Forwarder {
             loop {
                 // Boxed, so that an idle subscription does not carry the read's state.
                 let read = Box::pin(self.store.timeline(self.room, stream, *last, PAGE));
-                let Ok(rows) = read.await else {
+                let Ok(mut rows) = read.await else {
                     return Stop::Resume;
                 };
+                let opened = Box::pin(open_events(
+                    &self.keys,
+                    &self.store,
+                    Some(&self.viewer),
+                    self.room,
+                    &mut rows,
+                ));
+                match opened.await {
+                    Ok(()) => {}
+                    Err(crate::error::AppError::Integrity(_)) => return Stop::Integrity,
+                    Err(_) => return Stop::Resume,
+                }
                 if rows.is_empty() {
                     break;
                 }
