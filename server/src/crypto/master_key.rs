@@ -427,10 +427,10 @@ fn write_keyring(path: &Path, keyring: &Keyring) -> Result<(), MasterKeyError> {
         path: path.to_owned(),
         source,
     })?;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if let Ok(dir) = File::open(parent) {
-            let _ = dir.sync_all();
-        }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && let Ok(dir) = File::open(parent)
+    {
+        let _ = dir.sync_all();
     }
     Ok(())
 }
