@@ -422,7 +422,29 @@ impl RoomKeys {
             tracing::info!(room, version = key.version + 1, "rotating a room key");
             return self.create_version(tx, room, key.version + 1, n).await;
         }
-        self.current_key(room, key).await
+        match self.current_key(room, key).await {
+            // Made in this transaction (a new room): only `tx` sees it.
+            Err(KeyError::NoRoomKey(_)) => self.uncommitted_key(tx, room, key.version).await,
+            other => other,
+        }
+    }
+
+    /// A key version only `tx` can see yet, read and unwrapped there; not cached, since the
+    /// transaction may still roll back.
+    async fn uncommitted_key(
+        &self,
+        tx: &mut StoreTx,
+        room: &str,
+        version: i64,
+    ) -> Result<SealingKey, KeyError> {
+        let row = tx
+            .room_key(room, version)
+            .await?
+            .ok_or_else(|| KeyError::NoRoomKey(room.to_owned()))?;
+        Ok(SealingKey {
+            version: key_version(version)?,
+            key: Arc::new(self.unwrap_row(&row).await?),
+        })
     }
 
     /// The key of version `key.version`, as counted by the caller in its transaction.

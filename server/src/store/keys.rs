@@ -216,6 +216,20 @@ impl StoreTx {
         Ok(())
     }
 
+    /// One version of a room's key, as this transaction sees it.
+    pub async fn room_key(&mut self, room: &str, version: i64) -> Result<Option<RoomKeyRow>> {
+        let row = sqlx::query(
+            "select room_id, version, master_version, wrapped_key, created_at from room_key \
+             where room_id = $1 and version = $2",
+        )
+        .bind(room.to_owned())
+        .bind(version)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|row| RoomKeyRow::from_row(&row).map_err(Into::into))
+            .transpose()
+    }
+
     /// Counts `n` more values sealed under the room's current key; returns the key's version,
     /// its count after these, and its age, or `None` for an unknown room.
     pub async fn use_room_key(&mut self, room: &str, n: i64) -> Result<Option<KeyUse>> {
