@@ -24,7 +24,7 @@ use crate::crypto::envelope::Context;
 use crate::error::{AppError, Result, field_error};
 use crate::hub::Hub;
 use crate::keys::{RoomKeys, SealingKey, record_integrity_failure};
-use crate::store::{self, ConsentRow, MemberRow, RoomRow, Store};
+use crate::store::{self, ConsentRow, MemberRow, RoomListRow, RoomRow, Store};
 use crate::time::{from_micros, now_micros};
 use crate::timeline::{append_system_event, publish_committed, stream_of};
 
@@ -166,6 +166,23 @@ impl RoomService {
         details::consent_from_row(&plain)
     }
 
+    /// A line of `principal`'s room list, with the patient's name opened.
+    async fn summary(&self, principal: &Principal, row: &RoomListRow) -> Result<RoomSummary> {
+        let patient = self
+            .open_patient(Some(principal), &row.room_id, &row.patient_details)
+            .await?;
+        Ok(RoomSummary {
+            id: parse(&row.room_id, "room id")?,
+            patient_name: patient.name,
+            consent: consent_state(row.consent_state.as_deref()),
+            my_state: member_state(&row.my_state)?,
+            head: u64::try_from(row.head).unwrap_or(0),
+            unread: u64::try_from(row.unread).unwrap_or(0),
+            urgent_unread: u64::try_from(row.urgent_unread).unwrap_or(0),
+            created_at: from_micros(row.created_at),
+        })
+    }
+
     /// The blind-index digests of a patient's insurer numbers.
     fn insurer_digests(&self, patient: &tsunagu_protocol::rooms::PatientDetails) -> Vec<Vec<u8>> {
         patient
@@ -289,19 +306,7 @@ impl RoomService {
             .await?;
         let mut summaries = Vec::with_capacity(rows.len());
         for row in &rows {
-            let patient = self
-                .open_patient(Some(principal), &row.room_id, &row.patient_details)
-                .await?;
-            summaries.push(RoomSummary {
-                id: parse(&row.room_id, "room id")?,
-                patient_name: patient.name,
-                consent: consent_state(row.consent_state.as_deref()),
-                my_state: member_state(&row.my_state)?,
-                head: u64::try_from(row.head).unwrap_or(0),
-                unread: u64::try_from(row.unread).unwrap_or(0),
-                urgent_unread: u64::try_from(row.urgent_unread).unwrap_or(0),
-                created_at: from_micros(row.created_at),
-            });
+            summaries.push(self.summary(principal, row).await?);
         }
         Event::by(principal, Action::RoomList, Outcome::Success)
             .reason(format!("rooms={}", summaries.len()))
@@ -360,19 +365,7 @@ impl RoomService {
             .await?;
         let mut summaries = Vec::new();
         for row in rows.iter().filter(|row| found.contains(&row.room_id)) {
-            let patient = self
-                .open_patient(Some(principal), &row.room_id, &row.patient_details)
-                .await?;
-            summaries.push(RoomSummary {
-                id: parse(&row.room_id, "room id")?,
-                patient_name: patient.name,
-                consent: consent_state(row.consent_state.as_deref()),
-                my_state: member_state(&row.my_state)?,
-                head: u64::try_from(row.head).unwrap_or(0),
-                unread: u64::try_from(row.unread).unwrap_or(0),
-                urgent_unread: u64::try_from(row.urgent_unread).unwrap_or(0),
-                created_at: from_micros(row.created_at),
-            });
+            summaries.push(self.summary(principal, row).await?);
         }
         Event::by(principal, Action::PatientSearch, Outcome::Success)
             .reason(format!("matches={}", summaries.len()))
