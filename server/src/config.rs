@@ -40,6 +40,14 @@ pub enum KeysCommand {
     RotateMaster,
     /// Show the master key versions in use and how many room keys each wraps.
     Status,
+    /// Check that the master key file opens this database: unwrap every room key and open
+    /// every sealed value (patient details, consent records, entries). Reads only. Exits
+    /// non-zero if anything does not open; use it on a restored backup with its key file.
+    Verify {
+        /// Check this room only, and report it even when it is readable.
+        #[arg(long)]
+        room: Option<tsunagu_protocol::RoomId>,
+    },
 }
 
 /// `tsunagu-server admin …`

@@ -56,7 +56,7 @@ fn patient() -> PatientDetails {
     }
 }
 
-fn post(text: &str, visibility: Visibility) -> PostEntryRequest {
+pub fn post(text: &str, visibility: Visibility) -> PostEntryRequest {
     PostEntryRequest {
         client_id: ClientPostId::generate(),
         kind: EntryKind::Text,
@@ -65,7 +65,7 @@ fn post(text: &str, visibility: Visibility) -> PostEntryRequest {
     }
 }
 
-async fn open_room(doctor: &Session, patient: PatientDetails) -> RoomId {
+pub async fn open_room(doctor: &Session, patient: PatientDetails) -> RoomId {
     let room = doctor
         .create_room(&CreateRoomRequest { patient })
         .await
@@ -88,7 +88,7 @@ async fn open_room(doctor: &Session, patient: PatientDetails) -> RoomId {
 }
 
 /// The texts of a room's posts and corrections, as the API returns them.
-async fn texts(session: &Session, room: RoomId) -> Vec<String> {
+pub async fn texts(session: &Session, room: RoomId) -> Vec<String> {
     session
         .timeline_all(room, 0)
         .await
@@ -396,11 +396,18 @@ pub async fn run(server: TestServer) {
         .unwrap();
     assert_eq!(texts(&doctor, newest).await.len(), 1);
 
+    // A closed room is kept for its retention period (five years by default): no purge yet.
+    let retention = doctor.close_room(newest).await.unwrap();
+    let kept_for = retention.retain_until - retention.closed_at;
+    assert!(kept_for >= time::Duration::days(1826), "{kept_for}");
+    assert_code(admin.session.purge_room(newest).await, ErrorCode::Conflict);
+    assert_eq!(texts(&doctor, newest).await.len(), 1);
+
     assert_free_of_markers(server.logs().join("\n").as_bytes(), "the logs");
     server.stop().await;
 }
 
-fn patient_named(name: &str) -> PatientDetails {
+pub fn patient_named(name: &str) -> PatientDetails {
     PatientDetails {
         name: name.into(),
         name_kana: "カンジャ".into(),

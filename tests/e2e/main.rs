@@ -22,6 +22,7 @@ mod process;
 mod rejections;
 mod rooms;
 mod scope;
+mod shredding;
 mod timeline;
 
 use live_resilience::{live_client_restart, live_client_streams, session_expiry, slow_consumer};
@@ -73,4 +74,5 @@ both_backends! {
     live_resilience_live_client_streams => live_client_streams;
     live_resilience_live_client_survives_sigkill => live_client_restart;
     encryption_at_rest_markers_tampering_rotation => encryption;
+    crypto_shredding_purge_after_retention => shredding ["--retention-days", "0"];
 }

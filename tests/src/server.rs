@@ -139,8 +139,9 @@ impl TestServer {
 
     /// One number read straight from the server's database, beside the server (for example
     /// how many rows a table holds), with a statement of the test's own.
-    pub async fn sql_number(&self, sql: &'static str) -> i64 {
+    pub async fn sql_number(&self, sql: &str) -> i64 {
         use sqlx::Connection;
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
         match &self.database {
             Some(database) => {
                 let mut conn = sqlx::PgConnection::connect(&database.url)
@@ -255,25 +256,68 @@ impl TestServer {
     /// Runs `tsunagu-server ARGS…` against this server's data directory and database (while
     /// the server runs); returns whether it succeeded, and its standard output and error.
     pub async fn server_command(&self, args: &[&str]) -> (bool, String, String) {
-        let mut command = Command::new(binary("tsunagu-server"));
-        command
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .args(["--log-format", "json"])
-            .args(args)
-            .env_remove("TSUNAGU_DATABASE_URL");
-        if let Some(database) = &self.database {
-            command.args(["--database-url", &database.url]);
-        }
-        let output = command.output().await.expect("run a server command");
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let (ok, stdout, stderr) =
+            server_command(self.data_dir(), self.database.as_ref(), args).await;
         {
             let mut logs = self.logs.lock().expect("log lock");
             logs.extend(stdout.lines().map(str::to_owned));
             logs.extend(stderr.lines().map(str::to_owned));
         }
-        (output.status.success(), stdout, stderr)
+        (ok, stdout, stderr)
+    }
+
+    /// A consistent copy of the database taken now, while the server runs (as a backup
+    /// would be), with a copy of the master key file as it is now. On SQLite `VACUUM INTO`
+    /// a new data directory; on PostgreSQL a `pg_dump` restored into a new database.
+    pub async fn backup(&self) -> Backup {
+        let dir = tempfile::tempdir().expect("backup directory");
+        let keys = dir.path().join("keys");
+        std::fs::create_dir(&keys).expect("backup keys directory");
+        // `fs::copy` keeps the key file's 0600 mode.
+        std::fs::copy(
+            self.data_dir().join("keys/master.key"),
+            keys.join("master.key"),
+        )
+        .expect("copy the master key file");
+        let database = match &self.database {
+            None => {
+                let target = dir.path().join("tsunagu.db");
+                let target = target.to_str().expect("UTF-8 path").replace('\'', "''");
+                self.execute_sql(&format!("vacuum into '{target}'")).await;
+                None
+            }
+            Some(source) => {
+                let copy = fresh_database("backup")
+                    .await
+                    .expect("PostgreSQL is configured");
+                let dump = Command::new("pg_dump")
+                    .args(["--dbname", &source.url])
+                    .output()
+                    .await
+                    .expect("run pg_dump");
+                assert!(dump.status.success(), "pg_dump failed");
+                let mut restore = Command::new("psql")
+                    .args(["--quiet", "--set", "ON_ERROR_STOP=1", "--dbname", &copy.url])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("run psql");
+                {
+                    use tokio::io::AsyncWriteExt;
+                    let mut stdin = restore.stdin.take().expect("psql stdin");
+                    stdin.write_all(&dump.stdout).await.expect("feed psql");
+                }
+                let restored = restore.wait_with_output().await.expect("wait for psql");
+                assert!(
+                    restored.status.success(),
+                    "restoring the dump failed: {}",
+                    String::from_utf8_lossy(&restored.stderr)
+                );
+                Some(copy)
+            }
+        };
+        Backup { dir, database }
     }
 
     /// The audit trail as stored: `(action, outcome, actor user id, object id)`, oldest first.
@@ -404,6 +448,55 @@ impl TestServer {
             database.drop_database().await;
         }
     }
+}
+
+/// A copy of a server's database and master key file (see [`TestServer::backup`]).
+#[derive(Debug)]
+pub struct Backup {
+    dir: tempfile::TempDir,
+    database: Option<TestDatabase>,
+}
+
+impl Backup {
+    /// The copy of the master key file taken with the database.
+    pub fn key_file(&self) -> PathBuf {
+        self.dir.path().join("keys/master.key")
+    }
+
+    /// Runs `tsunagu-server ARGS…` against the copy; returns whether it succeeded, and its
+    /// standard output and error.
+    pub async fn server_command(&self, args: &[&str]) -> (bool, String, String) {
+        server_command(self.dir.path(), self.database.as_ref(), args).await
+    }
+
+    /// Drops the copy's PostgreSQL database, if any.
+    pub async fn remove(self) {
+        if let Some(database) = self.database {
+            database.drop_database().await;
+        }
+    }
+}
+
+/// Runs `tsunagu-server ARGS…` on `data_dir` (and `database`) and waits for it.
+async fn server_command(
+    data_dir: &Path,
+    database: Option<&TestDatabase>,
+    args: &[&str],
+) -> (bool, String, String) {
+    let mut command = Command::new(binary("tsunagu-server"));
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--log-format", "json"])
+        .args(args)
+        .env_remove("TSUNAGU_DATABASE_URL");
+    if let Some(database) = database {
+        command.args(["--database-url", &database.url]);
+    }
+    let output = command.output().await.expect("run a server command");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.success(), stdout, stderr)
 }
 
 /// Spawns `tsunagu-server` on `data_dir` (and `database`), collecting its output into `logs`;

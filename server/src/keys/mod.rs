@@ -32,6 +32,10 @@ use crate::error::AppError;
 use crate::store::{self, KeyStateRow, KeyUse, RoomKeyRow, Store, StoreTx};
 use crate::time::now_micros;
 
+mod verify;
+
+pub use verify::{RoomCheck, room_ids_after, verify_room};
+
 /// How long an unwrapped DEK stays in memory without being read from the database again.
 const CACHE_TTL: Duration = Duration::from_secs(300);
 /// Most rooms whose keys are held in memory at once.
@@ -206,6 +210,21 @@ fn wrap_context(room_id: &str, version: i64) -> Vec<u8> {
 
 const INDEX_KEY_CONTEXT: &[u8] = b"blind-index-key\0v1";
 
+/// Unwraps one stored room key with `master`.
+async fn unwrap_room_key(
+    master: &dyn MasterKeyProvider,
+    row: &RoomKeyRow,
+) -> Result<DataKey, KeyError> {
+    let bytes = master
+        .unwrap(
+            master_version(row.master_version)?,
+            &row.wrapped_key,
+            &wrap_context(&row.room_id, row.version),
+        )
+        .await?;
+    Ok(DataKey::from_bytes(&bytes))
+}
+
 fn master_version(value: i64) -> Result<u32, KeyError> {
     u32::try_from(value)
         .map_err(|_| KeyError::Store(store::Error::Corrupt("master version".into())))
@@ -337,16 +356,7 @@ impl RoomKeys {
     }
 
     async fn unwrap_row(&self, row: &RoomKeyRow) -> Result<DataKey, KeyError> {
-        let bytes = self
-            .inner
-            .master
-            .unwrap(
-                master_version(row.master_version)?,
-                &row.wrapped_key,
-                &wrap_context(&row.room_id, row.version),
-            )
-            .await?;
-        Ok(DataKey::from_bytes(&bytes))
+        unwrap_room_key(self.inner.master.as_ref(), row).await
     }
 
     /// Makes version `version` of `room`'s key, wrapped under the master version new wraps use,

@@ -53,12 +53,12 @@ fn member_state(state: &str) -> Result<MemberState> {
 }
 
 /// What a room's sealed patient details are bound to.
-fn patient_context(room_id: &str) -> Context {
+pub(crate) fn patient_context(room_id: &str) -> Context {
     Context::new("patient").field(room_id)
 }
 
 /// What a consent record's sealed details are bound to.
-fn consent_context(row: &ConsentRow) -> Context {
+pub(crate) fn consent_context(row: &ConsentRow) -> Context {
     Context::new("consent")
         .field(&row.room_id)
         .field(&row.consent_id)
@@ -67,7 +67,7 @@ fn consent_context(row: &ConsentRow) -> Context {
 }
 
 /// What a consent withdrawal's sealed details are bound to.
-fn withdrawal_context(room_id: &str, consent_id: &str) -> Context {
+pub(crate) fn withdrawal_context(room_id: &str, consent_id: &str) -> Context {
     Context::new("consent_withdrawal")
         .field(room_id)
         .field(consent_id)

@@ -122,6 +122,22 @@ impl Store {
         Ok(found)
     }
 
+    /// Up to `limit` ids of rooms not purged, after `after` in id order (`""` for the first
+    /// page).
+    pub async fn room_ids_after(&self, after: &str, limit: i64) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = self
+            .fetch_all(
+                sqlx::query(
+                    "select room_id from room where room_id > $1 and purged_at is null \
+                     order by room_id limit $2",
+                )
+                .bind(after.to_owned())
+                .bind(limit),
+            )
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
     /// A room's retention state.
     pub async fn retention(&self, room: RoomId) -> Result<Option<RetentionRow>> {
         self.fetch_optional(

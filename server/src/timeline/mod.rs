@@ -117,7 +117,7 @@ pub(crate) fn new_event_context(event: &NewEvent) -> Context {
     )
 }
 
-fn row_context(room_id: &str, row: &EventRow) -> Context {
+pub(crate) fn row_context(room_id: &str, row: &EventRow) -> Context {
     body_context(
         room_id,
         &row.entry_id,
