@@ -265,4 +265,18 @@ mod tests {
             two[HEADER_LEN..HEADER_LEN + NONCE_LEN]
         );
     }
+
+    #[test]
+    fn no_nonce_repeats_under_one_key() {
+        let k = key(4);
+        let context = Context::new("event").field("room");
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..50_000 {
+            let sealed = k.seal(1, &context, b"x").unwrap();
+            let nonce: [u8; NONCE_LEN] = sealed[HEADER_LEN..HEADER_LEN + NONCE_LEN]
+                .try_into()
+                .unwrap();
+            assert!(seen.insert(nonce), "a nonce repeated");
+        }
+    }
 }
