@@ -8,6 +8,8 @@ use tsunagu_protocol::{OrganisationId, SessionId, UserId};
 use crate::auth::Principal;
 use crate::store::{self, AuditRecord, StoreTx};
 
+pub mod chain;
+
 /// What was done. Stored by name (`auth.login`), so the set can grow without renumbering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
