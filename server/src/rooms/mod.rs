@@ -166,6 +166,19 @@ impl RoomService {
         details::consent_from_row(&plain)
     }
 
+    /// The lines of `principal`'s room list for `rows`.
+    async fn summaries(
+        &self,
+        principal: &Principal,
+        rows: impl Iterator<Item = &RoomListRow>,
+    ) -> Result<Vec<RoomSummary>> {
+        let mut summaries = Vec::with_capacity(rows.size_hint().0);
+        for row in rows {
+            summaries.push(self.summary(principal, row).await?);
+        }
+        Ok(summaries)
+    }
+
     /// A line of `principal`'s room list, with the patient's name opened.
     async fn summary(&self, principal: &Principal, row: &RoomListRow) -> Result<RoomSummary> {
         let patient = self
@@ -304,10 +317,7 @@ impl RoomService {
             .store
             .rooms_of_user(principal.user_id, stream_of(principal.role))
             .await?;
-        let mut summaries = Vec::with_capacity(rows.len());
-        for row in &rows {
-            summaries.push(self.summary(principal, row).await?);
-        }
+        let summaries = self.summaries(principal, rows.iter()).await?;
         Event::by(principal, Action::RoomList, Outcome::Success)
             .reason(format!("rooms={}", summaries.len()))
             .record(&self.store)
@@ -363,10 +373,12 @@ impl RoomService {
             .store
             .rooms_of_user(principal.user_id, stream_of(principal.role))
             .await?;
-        let mut summaries = Vec::new();
-        for row in rows.iter().filter(|row| found.contains(&row.room_id)) {
-            summaries.push(self.summary(principal, row).await?);
-        }
+        let summaries = self
+            .summaries(
+                principal,
+                rows.iter().filter(|row| found.contains(&row.room_id)),
+            )
+            .await?;
         Event::by(principal, Action::PatientSearch, Outcome::Success)
             .reason(format!("matches={}", summaries.len()))
             .record(&self.store)

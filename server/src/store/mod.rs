@@ -1356,28 +1356,7 @@ impl StoreTx {
 
     /// Appends an audit record in this transaction: if it cannot be written, nothing is.
     pub async fn append_audit(&mut self, record: &AuditRecord) -> Result<()> {
-        self.execute(
-            sqlx::query(
-                "insert into audit_event (occurred_at, actor_user_id, actor_role, \
-                 actor_organisation_id, session_id, source_address, user_agent, action, \
-                 object_type, object_id, outcome, reason) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(record.occurred_at)
-            .bind(record.actor_user_id.clone())
-            .bind(record.actor_role.clone())
-            .bind(record.actor_organisation_id.clone())
-            .bind(record.session_id.clone())
-            .bind(record.source_address.clone())
-            .bind(record.user_agent.clone())
-            .bind(record.action.clone())
-            .bind(record.object_type.clone())
-            .bind(record.object_id.clone())
-            .bind(record.outcome.clone())
-            .bind(record.reason.clone()),
-        )
-        .await?;
-        Ok(())
+        self.append_audits(std::slice::from_ref(record)).await
     }
 }
 
