@@ -30,6 +30,27 @@ pub enum Command {
     /// The master key and the room keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `tsunagu-server audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute every record's MAC, the hash chain and every checkpoint signature, compare
+    /// the log with the checkpoints kept outside the database, and report the first bad
+    /// position. Reads only; works on a copy or while servers run. Exits non-zero if anything
+    /// is wrong.
+    Verify {
+        /// Checkpoint file(s) kept outside the database to compare with [default: the
+        /// configured --audit-checkpoint-file, if it exists].
+        #[arg(long = "checkpoints")]
+        checkpoints: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `tsunagu-server keys …`
@@ -158,6 +179,32 @@ pub struct Options {
     /// Days after which a room key is replaced by a new version [default: 365].
     #[arg(long, env = "TSUNAGU_ROOM_KEY_MAX_DAYS")]
     pub room_key_max_days: Option<u64>,
+    /// The Ed25519 key that signs audit checkpoints (created with mode 0600 on first start);
+    /// keep it apart from the database [default: KEYS_DIR/audit-signing.key].
+    #[arg(long, env = "TSUNAGU_AUDIT_SIGNING_KEY_FILE", global = true)]
+    pub audit_signing_key_file: Option<PathBuf>,
+    /// File every audit checkpoint is appended to, one JSON line each; put it on other
+    /// storage than the database (or a mount a witness collects from)
+    /// [default: DATA_DIR/audit-checkpoints.jsonl].
+    #[arg(long, env = "TSUNAGU_AUDIT_CHECKPOINT_FILE", global = true)]
+    pub audit_checkpoint_file: Option<PathBuf>,
+    /// Records after which a checkpoint is signed [default: 1000].
+    #[arg(long, env = "TSUNAGU_AUDIT_CHECKPOINT_RECORDS")]
+    pub audit_checkpoint_records: Option<u64>,
+    /// Seconds after which new records get a checkpoint [default: 300].
+    #[arg(long, env = "TSUNAGU_AUDIT_CHECKPOINT_SECONDS")]
+    pub audit_checkpoint_seconds: Option<u64>,
+    /// Name of this installation's audit log, signed into every checkpoint [default: tsunagu].
+    #[arg(long, env = "TSUNAGU_AUDIT_ORIGIN", global = true)]
+    pub audit_origin: Option<String>,
+    /// Days audit records are kept, at least 1827 (five years) and never less than
+    /// --retention-days [default: 1827].
+    #[arg(long, env = "TSUNAGU_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u64>,
+    /// Office hours for the out-of-hours access report, in Japan time, e.g. 8-19
+    /// [default: 8-19].
+    #[arg(long, env = "TSUNAGU_OFFICE_HOURS")]
+    pub office_hours: Option<String>,
 }
 
 /// Why the configuration cannot be used.
@@ -203,6 +250,19 @@ impl Options {
             retention_days: self.retention_days.or(lower.retention_days),
             room_key_max_uses: self.room_key_max_uses.or(lower.room_key_max_uses),
             room_key_max_days: self.room_key_max_days.or(lower.room_key_max_days),
+            audit_signing_key_file: self
+                .audit_signing_key_file
+                .or(lower.audit_signing_key_file),
+            audit_checkpoint_file: self.audit_checkpoint_file.or(lower.audit_checkpoint_file),
+            audit_checkpoint_records: self
+                .audit_checkpoint_records
+                .or(lower.audit_checkpoint_records),
+            audit_checkpoint_seconds: self
+                .audit_checkpoint_seconds
+                .or(lower.audit_checkpoint_seconds),
+            audit_origin: self.audit_origin.or(lower.audit_origin),
+            audit_retention_days: self.audit_retention_days.or(lower.audit_retention_days),
+            office_hours: self.office_hours.or(lower.office_hours),
         }
     }
 }
@@ -245,6 +305,20 @@ pub struct Settings {
     /// How long a closed room is kept, in microseconds.
     pub retention_micros: i64,
     pub rotation: crate::keys::RotationPolicy,
+    pub audit: AuditSettings,
+}
+
+/// The audit trail's keys, checkpoints and retention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSettings {
+    pub signing_key_file: PathBuf,
+    pub checkpoint_file: PathBuf,
+    pub checkpoint_records: u64,
+    pub checkpoint_seconds: u64,
+    pub origin: String,
+    pub retention_days: u64,
+    /// Office hours in Japan time: `[start, end)` hours.
+    pub office_hours: (u8, u8),
 }
 
 impl Settings {
@@ -268,6 +342,47 @@ impl Settings {
             .unwrap_or_else(|| keys_dir.join("master.key"));
         const DAY_MICROS: i64 = 24 * 3600 * 1_000_000;
         let retention_days = in_range(options.retention_days, 1827, 0..=36_500, "retention_days")?;
+        let audit_retention_days = in_range(
+            options.audit_retention_days,
+            1827,
+            1827..=36_500,
+            "audit_retention_days",
+        )?;
+        if audit_retention_days < retention_days {
+            return Err(ConfigError::Invalid(format!(
+                "audit_retention_days ({audit_retention_days}) must not be shorter than \
+                 retention_days ({retention_days}): audit records outlive the data they describe"
+            )));
+        }
+        let audit = AuditSettings {
+            signing_key_file: options
+                .audit_signing_key_file
+                .clone()
+                .unwrap_or_else(|| keys_dir.join("audit-signing.key")),
+            checkpoint_file: options
+                .audit_checkpoint_file
+                .clone()
+                .unwrap_or_else(|| data_dir.join("audit-checkpoints.jsonl")),
+            checkpoint_records: in_range(
+                options.audit_checkpoint_records,
+                1000,
+                1..=10_000_000,
+                "audit_checkpoint_records",
+            )?,
+            checkpoint_seconds: in_range(
+                options.audit_checkpoint_seconds,
+                300,
+                1..=86_400,
+                "audit_checkpoint_seconds",
+            )?,
+            origin: options
+                .audit_origin
+                .clone()
+                .filter(|o| !o.trim().is_empty())
+                .unwrap_or_else(|| "tsunagu".to_owned()),
+            retention_days: audit_retention_days,
+            office_hours: office_hours(options.office_hours.as_deref())?,
+        };
         let rotation = crate::keys::RotationPolicy {
             max_uses: in_range(
                 options.room_key_max_uses,
@@ -381,8 +496,28 @@ impl Settings {
             master_key_file,
             retention_micros: retention_days as i64 * DAY_MICROS,
             rotation,
+            audit,
         })
     }
+}
+
+/// `8-19` → `(8, 19)`.
+fn office_hours(value: Option<&str>) -> Result<(u8, u8), ConfigError> {
+    let Some(value) = value else {
+        return Ok((8, 19));
+    };
+    let invalid = || {
+        ConfigError::Invalid(format!(
+            "office_hours must look like 8-19 (start and end hour, Japan time), not {value:?}"
+        ))
+    };
+    let (start, end) = value.split_once('-').ok_or_else(invalid)?;
+    let start: u8 = start.trim().parse().map_err(|_| invalid())?;
+    let end: u8 = end.trim().parse().map_err(|_| invalid())?;
+    if start >= end || end > 24 {
+        return Err(invalid());
+    }
+    Ok((start, end))
 }
 
 fn in_range(

@@ -42,11 +42,18 @@ pub async fn run(
 ) {
     let store = state.store.clone();
     let hub = state.timeline.hub().clone();
+    let (stop_sequencer, stopped) = tokio::sync::watch::channel(false);
+    let sequencer = tokio::spawn(state.audit.sequencer().run(stopped));
     let shutdown = async move {
         shutdown.await;
         // Upgraded connections are not drained by the HTTP server: tell them to close.
         hub.close_all();
     };
     server::serve(listener, app(state), shutdown).await;
+    // The last records get their place and a checkpoint before the database closes.
+    let _ = stop_sequencer.send(true);
+    if let Err(error) = sequencer.await {
+        tracing::error!(%error, "the audit sequencer stopped abnormally");
+    }
     store.close().await;
 }

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use tsunagu_server::config::{AdminCommand, Cli, Command, KeysCommand, LogFormat, Settings};
+use tsunagu_server::config::{
+    AdminCommand, AuditCommand, Cli, Command, KeysCommand, LogFormat, Settings,
+};
 use tsunagu_server::crypto::ServerKeys;
 use tsunagu_server::crypto::master_key::MasterKeyFile;
 use tsunagu_server::keys::RoomKeys;
@@ -37,6 +39,9 @@ async fn main() -> ExitCode {
         Some(Command::Keys(KeysCommand::RotateMaster)) => rotate_master(settings).await,
         Some(Command::Keys(KeysCommand::Status)) => key_status(settings).await,
         Some(Command::Keys(KeysCommand::Verify { room })) => verify_keys(settings, room).await,
+        Some(Command::Audit(AuditCommand::Verify { checkpoints, json })) => {
+            verify_audit(settings, checkpoints, json).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -80,10 +85,27 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
         .with_context(|| format!("cannot open the {} database", settings.database.dialect()))
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let store = open_store(&settings).await?;
+/// Opens the store for commands that write audit records: with the audit key of the key
+/// files (created if missing, as the server would).
+async fn open_store_for_writing(settings: &Settings) -> anyhow::Result<(Store, ServerKeys)> {
     let keys =
         ServerKeys::load_or_create(&settings.keys_dir).context("cannot load the key files")?;
+    let store = open_store(settings)
+        .await?
+        .with_audit_key(keys.audit_key().clone());
+    Ok((store, keys))
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let (store, keys) = open_store_for_writing(&settings).await?;
+    let signing_key = tsunagu_server::crypto::load_or_create_audit_signing_key(
+        &settings.audit.signing_key_file,
+    )
+    .context("cannot load the audit signing key")?;
+    let checkpoint_signer = tsunagu_server::audit::log::CheckpointSigner::new(
+        signing_key,
+        settings.audit.origin.clone(),
+    );
     let master = MasterKeyFile::open_or_create(&settings.master_key_file)
         .context("cannot load the master key file")?;
     let room_keys = RoomKeys::load(
@@ -123,7 +145,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
              It prints a one-time password to change at first login.\n"
         );
     }
-    let state = AppState::new(store, keys, room_keys, settings)?;
+    let state = AppState::new(store, keys, room_keys, checkpoint_signer, settings)?;
     let shutdown =
         tsunagu_server::server::shutdown_signal().context("cannot install signal handlers")?;
     tracing::info!(%address, database, "listening on {scheme}://{address}");
@@ -137,8 +159,8 @@ async fn create_system_admin(
     username: &str,
     display_name: &str,
 ) -> anyhow::Result<()> {
-    // Only the database: creating an account needs no key, so none is created here.
-    let store = open_store(&settings).await?;
+    // The account needs no key, but its audit record is authenticated with the server's.
+    let (store, _) = open_store_for_writing(&settings).await?;
     let result = identity::create_system_admin(&store, username, display_name).await;
     store.close().await;
     let one_time = result.map_err(|error| {
@@ -161,7 +183,7 @@ async fn create_system_admin(
 
 /// `keys rotate-master`: re-wraps every room key under a new master key version.
 async fn rotate_master(settings: Settings) -> anyhow::Result<()> {
-    let store = open_store(&settings).await?;
+    let (store, _) = open_store_for_writing(&settings).await?;
     let master = MasterKeyFile::open(&settings.master_key_file)
         .context("cannot load the master key file")?;
     let result = tsunagu_server::keys::rotate_master(&store, &master).await;
@@ -302,4 +324,81 @@ fn print_check(check: &tsunagu_server::keys::RoomCheck) {
             .map(|f| format!(", first failure at {f}"))
             .unwrap_or_default()
     );
+}
+
+/// `audit verify`: recomputes the whole audit trail and reports the first bad position.
+async fn verify_audit(
+    settings: Settings,
+    mut checkpoint_files: Vec<std::path::PathBuf>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use tsunagu_server::audit::log::{read_checkpoint_file, verify};
+    let mac_key = tsunagu_server::crypto::load_audit_key(&settings.keys_dir)
+        .context("cannot load the server secret (the audit key is derived from it)")?;
+    let signing_key =
+        tsunagu_server::crypto::load_audit_signing_key(&settings.audit.signing_key_file)
+            .context("cannot load the audit signing key")?;
+    let verifying_key = signing_key.verifying_key();
+    if checkpoint_files.is_empty() && settings.audit.checkpoint_file.exists() {
+        checkpoint_files.push(settings.audit.checkpoint_file.clone());
+    }
+    let mut external = Vec::new();
+    for path in &checkpoint_files {
+        external.extend(read_checkpoint_file(path)?);
+    }
+    let store = open_store(&settings).await?;
+    let report = verify(&store, &mac_key, &verifying_key, &external).await;
+    store.close().await;
+    let report = report?;
+    let first_bad = report.first_bad_position();
+    if json {
+        let problems: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "clean": report.is_clean(),
+                "size": report.size,
+                "checkpoints": report.checkpoints,
+                "external_checkpoint_files": checkpoint_files,
+                "pending": report.pending,
+                "first_bad_position": first_bad,
+                "problems": problems,
+            })
+        );
+    } else {
+        println!(
+            "監査ログ: 記録 {} 件、チェックポイント {} 件を検証（未配置 {} 件） / \
+             audit log: {} records, {} checkpoints checked ({} not placed yet)",
+            report.size,
+            report.checkpoints,
+            report.pending,
+            report.size,
+            report.checkpoints,
+            report.pending
+        );
+        if checkpoint_files.is_empty() {
+            println!(
+                "warning: no checkpoint file kept outside the database was given \
+                 (--checkpoints); a cut-off tail cannot be detected without one"
+            );
+        }
+        for problem in &report.problems {
+            println!("problem: {problem}");
+        }
+        match first_bad {
+            Some(position) => println!("first bad position: {position}"),
+            None if report.is_clean() => println!("OK: the audit log verifies"),
+            None => {}
+        }
+    }
+    if !report.is_clean() {
+        anyhow::bail!(
+            "the audit log does not verify ({} problems{})",
+            report.problems.len(),
+            first_bad
+                .map(|p| format!(", first bad position {p}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::attachments::AttachmentService;
+use crate::audit::AuditService;
 use crate::auth::AuthService;
 use crate::config::Settings;
 use crate::crypto::ServerKeys;
@@ -22,6 +23,7 @@ pub struct AppState {
     pub rooms: RoomService,
     pub timeline: TimelineService,
     pub attachments: AttachmentService,
+    pub audit: AuditService,
     pub settings: Arc<Settings>,
 }
 
@@ -30,13 +32,22 @@ impl AppState {
     ///
     /// # Errors
     /// The token-signing key is unusable, or the post writer's thread could not start.
-    /// `room_keys` is opened with the master key beforehand ([`RoomKeys::load`]).
+    /// `room_keys` is opened with the master key beforehand ([`RoomKeys::load`]); `store` must
+    /// carry the audit key of `keys` ([`Store::with_audit_key`]).
     pub fn new(
         store: Store,
         keys: ServerKeys,
         room_keys: RoomKeys,
+        checkpoint_signer: crate::audit::log::CheckpointSigner,
         settings: Settings,
     ) -> crate::error::Result<Self> {
+        let audit = AuditService::new(
+            store.clone(),
+            keys.audit_key().clone(),
+            checkpoint_signer,
+            settings.audit.clone(),
+            keys.sealer().clone(),
+        );
         let auth = AuthService::new(store.clone(), keys, settings.auth.clone())?;
         let identity = IdentityService::new(store.clone(), auth.clone());
         let hub = Hub::new();
@@ -54,6 +65,7 @@ impl AppState {
         let attachments = AttachmentService::new(store.clone(), room_keys);
         Ok(Self {
             attachments,
+            audit,
             store,
             auth,
             identity,

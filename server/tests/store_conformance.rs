@@ -13,6 +13,10 @@ use tsunagu_server::store::{
     OrganisationRow, RefreshTokenUse, RoleGrantRow, RoomAdvance, RoomRow, SessionRow, Store,
     Stream, UserRow,
 };
+use tsunagu_server::store::AuditKey;
+
+/// The audit key the conformance stores write with.
+const AUDIT_KEY: [u8; 32] = [5; 32];
 
 const NOW: i64 = 1_795_000_000_000_000;
 
@@ -62,6 +66,7 @@ conformance!(
     acknowledgements_and_read_positions,
     batches_are_checked_numbered_and_stored_together,
     attachments_are_stored_in_chunks_bound_once_and_cleaned_up,
+    audit_records_are_chained_once_and_verified,
 );
 
 async fn on_sqlite<F, Fut>(scenario: F)
@@ -73,7 +78,10 @@ where
     let database = Database::Sqlite {
         path: dir.path().join("conformance.db"),
     };
-    let store = Store::open(&database).await.unwrap();
+    let store = Store::open(&database)
+        .await
+        .unwrap()
+        .with_audit_key(AuditKey::new(AUDIT_KEY));
     scenario(store.clone(), database).await;
     store.close().await;
 }
@@ -89,7 +97,10 @@ where
     let database = Database::Postgres {
         url: db.url.clone(),
     };
-    let store = Store::open(&database).await.unwrap();
+    let store = Store::open(&database)
+        .await
+        .unwrap()
+        .with_audit_key(AuditKey::new(AUDIT_KEY));
     scenario(store.clone(), database).await;
     store.close().await;
     db.drop_database().await;
@@ -1538,4 +1549,98 @@ async fn attachments_are_stored_in_chunks_bound_once_and_cleaned_up(store: Store
         store.attachment_chunk(stale_unbound, 0).await.unwrap(),
         None
     );
+}
+
+async fn audit_records_are_chained_once_and_verified(store: Store, database: Database) {
+    use tsunagu_server::audit::chain::Problem;
+    use tsunagu_server::audit::log::{
+        CheckpointPolicy, CheckpointSigner, Sequencer, read_checkpoint_file, verify,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("checkpoints.jsonl");
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
+    let verifying = signing.verifying_key();
+    let key = AuditKey::new(AUDIT_KEY);
+    let mut sequencer = Sequencer::new(
+        store.clone(),
+        key.clone(),
+        std::sync::Arc::new(CheckpointSigner::new(signing, "conformance")),
+        CheckpointPolicy {
+            every_records: 3,
+            every: std::time::Duration::from_secs(3600),
+            file: file.clone(),
+        },
+    );
+
+    // A store without the key writes no audit record, and so no audited action.
+    let keyless = Store::open(&database).await.unwrap();
+    let mut tx = keyless.begin().await.unwrap();
+    assert!(matches!(
+        tx.append_audit(&audit("auth.login", "success")).await,
+        Err(Error::NoAuditKey)
+    ));
+    drop(tx);
+    keyless.close().await;
+
+    let mut tx = store.begin().await.unwrap();
+    let records: Vec<AuditRecord> = (0..5).map(|_| audit("timeline.read", "success")).collect();
+    tx.append_audits(&records).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let round = sequencer.catch_up(false).await.unwrap();
+    assert_eq!((round.placed, round.size, round.checkpoint), (5, 5, true));
+    let external = read_checkpoint_file(&file).unwrap();
+    assert_eq!(external.len(), 1, "the checkpoint is copied outside the database");
+    assert_eq!(external[0].size, 5);
+    let report = verify(&store, &key, &verifying, &external).await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!((report.size, report.checkpoints, report.pending), (5, 2, 0));
+
+    // Nothing new: no round places anything, no checkpoint is signed.
+    let round = sequencer.catch_up(false).await.unwrap();
+    assert_eq!((round.placed, round.checkpoint), (0, false));
+
+    // A record's place is set once; its content never changes.
+    for sql in [
+        "update audit_event set position = 99 where position = 1",
+        "update audit_event set chain = position where position = 2",
+        "update audit_event set outcome = 'failure' where position = 3",
+        "delete from audit_event where position = 5",
+        "delete from audit_checkpoint",
+        "update audit_checkpoint set size = 1",
+    ] {
+        assert!(raw_execute(&database, sql).await.is_err(), "{sql}");
+    }
+
+    // A record inserted beside the server carries no valid MAC: it stays out of the chain,
+    // the sequencer records that it found it, and verification reports it.
+    let forge = match database {
+        Database::Sqlite { .. } => {
+            "insert into audit_event (occurred_at, action, outcome, format, mac) \
+             values (1, 'timeline.read', 'success', 1, x'00')"
+        }
+        Database::Postgres { .. } => {
+            "insert into audit_event (occurred_at, action, outcome, format, mac) \
+             values (1, 'timeline.read', 'success', 1, decode('00', 'hex'))"
+        }
+    };
+    raw_execute(&database, forge).await.unwrap();
+    let round = sequencer.catch_up(false).await.unwrap();
+    assert_eq!(round.placed, 0, "the forged record is not placed");
+    let round = sequencer.catch_up(false).await.unwrap();
+    assert_eq!(round.placed, 1, "the record of the finding is placed");
+    let found = store.audit_records(0, 100).await.unwrap();
+    assert!(
+        found
+            .iter()
+            .any(|r| r.action == "security.audit_integrity_failure" && r.reason.as_deref() == Some("mac_mismatch")),
+        "{found:?}"
+    );
+    let report = verify(&store, &key, &verifying, &external).await.unwrap();
+    assert!(
+        matches!(report.problems.as_slice(), [Problem::Unauthenticated { .. }]),
+        "{report:?}"
+    );
+    assert_eq!(report.size, 6);
 }

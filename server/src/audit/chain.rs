@@ -185,6 +185,11 @@ pub enum Problem {
          for {external_size} (the tail was cut off)"
     )]
     Truncated { external_size: u64, log_size: u64 },
+    #[error(
+        "the log's state records {recorded} records but {log_size} are in the chain (records \
+         were cut off, or the state was rewritten)"
+    )]
+    SizeMismatch { recorded: u64, log_size: u64 },
 }
 
 impl Problem {
@@ -193,6 +198,9 @@ impl Problem {
         match self {
             Problem::Missing { position } | Problem::Altered { position, .. } => Some(*position),
             Problem::Truncated { log_size, .. } => Some(log_size + 1),
+            Problem::SizeMismatch {
+                recorded, log_size, ..
+            } => Some(recorded.min(log_size) + 1),
             Problem::Unauthenticated { .. } | Problem::BadCheckpoint { .. } => None,
         }
     }

@@ -9,6 +9,7 @@ use crate::auth::Principal;
 use crate::store::{self, AuditRecord, StoreTx};
 
 pub mod chain;
+pub mod log;
 
 /// What was done. Stored by name (`auth.login`), so the set can grow without renumbering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +72,22 @@ pub enum Action {
     MasterKeyRotate,
     /// Stored data that failed its integrity check when read.
     IntegrityFailure,
+    /// An audit record whose MAC does not verify, found by the sequencer.
+    AuditIntegrityFailure,
+    /// A security officer searched the audit trail.
+    AuditSearch,
+    /// A security officer ran a review report.
+    AuditReport,
+    /// A security officer exported audit records.
+    AuditExport,
+    /// The audit trail was verified (chain, MACs, checkpoints).
+    AuditVerify,
+    /// A security officer signed off a review period.
+    AuditReviewSignOff,
+    /// A security officer listed review sign-offs.
+    AuditReviewList,
+    /// The server's clock changed between synchronised and not synchronised.
+    ClockStatus,
 }
 
 impl Action {
@@ -127,6 +144,14 @@ impl Action {
             Action::RoomKeyRotate => "admin.room_key_rotate",
             Action::MasterKeyRotate => "admin.master_key_rotate",
             Action::IntegrityFailure => "security.integrity_failure",
+            Action::AuditIntegrityFailure => "security.audit_integrity_failure",
+            Action::AuditSearch => "audit.search",
+            Action::AuditReport => "audit.report",
+            Action::AuditExport => "audit.export",
+            Action::AuditVerify => "audit.verify",
+            Action::AuditReviewSignOff => "audit.review_sign_off",
+            Action::AuditReviewList => "audit.review_list",
+            Action::ClockStatus => "system.clock_status",
         }
     }
 }
@@ -254,5 +279,56 @@ impl Event {
         let mut tx = store.begin().await?;
         self.append(&mut tx).await?;
         tx.commit().await
+    }
+}
+
+/// The audit trail of a running server: its keys and checkpoint policy, the sequencer, and
+/// the security officers' tools ([`review`]).
+#[derive(Debug, Clone)]
+pub struct AuditService {
+    store: store::Store,
+    mac_key: store::AuditKey,
+    signer: std::sync::Arc<log::CheckpointSigner>,
+    settings: crate::config::AuditSettings,
+    /// Seals review findings at rest.
+    sealer: crate::crypto::Sealer,
+}
+
+impl AuditService {
+    /// The audit trail over `store` (which must carry `mac_key`), signing checkpoints with
+    /// `signer`.
+    pub fn new(
+        store: store::Store,
+        mac_key: store::AuditKey,
+        signer: log::CheckpointSigner,
+        settings: crate::config::AuditSettings,
+        sealer: crate::crypto::Sealer,
+    ) -> Self {
+        AuditService {
+            store,
+            mac_key,
+            signer: std::sync::Arc::new(signer),
+            settings,
+            sealer,
+        }
+    }
+
+    /// A sequencer for this log; run one per server.
+    pub fn sequencer(&self) -> log::Sequencer {
+        log::Sequencer::new(
+            self.store.clone(),
+            self.mac_key.clone(),
+            std::sync::Arc::clone(&self.signer),
+            log::CheckpointPolicy {
+                every_records: self.settings.checkpoint_records,
+                every: std::time::Duration::from_secs(self.settings.checkpoint_seconds),
+                file: self.settings.checkpoint_file.clone(),
+            },
+        )
+    }
+
+    /// The settings the trail runs with.
+    pub fn settings(&self) -> &crate::config::AuditSettings {
+        &self.settings
     }
 }

@@ -3,8 +3,11 @@
 //!
 //! - `token-signing.key`: 32-byte Ed25519 seed that signs access tokens. Every node of a
 //!   cluster needs the same file.
-//! - `server-secret.key`: 32 bytes from which the sealing key (TOTP seeds) and the digest key
-//!   (tokens, codes) are derived.
+//! - `server-secret.key`: 32 bytes from which the sealing key (TOTP seeds), the digest key
+//!   (tokens, codes) and the audit key (record MACs) are derived. Every node needs the same
+//!   file.
+//! - `audit-signing.key` (its own path, `--audit-signing-key-file`, ideally on other storage
+//!   than the database): 32-byte Ed25519 seed that signs audit checkpoints.
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
@@ -14,6 +17,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::{Digester, Sealer, hmac_sha256, random_bytes};
+use crate::store::AuditKey;
 
 const TOKEN_SIGNING_FILE: &str = "token-signing.key";
 const SERVER_SECRET_FILE: &str = "server-secret.key";
@@ -38,6 +42,7 @@ pub struct ServerKeys {
     token_signing_seed: Zeroizing<[u8; 32]>,
     sealer: Sealer,
     digester: Digester,
+    audit_key: AuditKey,
 }
 
 impl std::fmt::Debug for ServerKeys {
@@ -69,10 +74,12 @@ impl ServerKeys {
     pub fn from_secrets(token_signing_seed: Zeroizing<[u8; 32]>, server_secret: &[u8; 32]) -> Self {
         let seal_key = Zeroizing::new(hmac_sha256(server_secret, &[b"tsunagu/seal/v1"]));
         let digest_key = Zeroizing::new(hmac_sha256(server_secret, &[b"tsunagu/digest/v1"]));
+        let audit_key = hmac_sha256(server_secret, &[b"tsunagu/audit-mac/v1"]);
         Self {
             token_signing_seed,
             sealer: Sealer::new(&seal_key),
             digester: Digester::new(&digest_key),
+            audit_key: AuditKey::new(audit_key),
         }
     }
 
@@ -90,6 +97,68 @@ impl ServerKeys {
     pub fn digester(&self) -> &Digester {
         &self.digester
     }
+
+    /// Authenticates audit records (their MACs).
+    pub fn audit_key(&self) -> &AuditKey {
+        &self.audit_key
+    }
+}
+
+/// Loads the Ed25519 key that signs audit checkpoints from `path`, creating it (mode 0600) if
+/// missing.
+///
+/// # Errors
+/// The file cannot be read or created, has the wrong length, or is readable by others.
+pub fn load_or_create_audit_signing_key(
+    path: &Path,
+) -> Result<ed25519_dalek::SigningKey, KeyFileError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| KeyFileError::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
+    }
+    let seed = load_or_create_key(path)?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+}
+
+/// Loads the key that signs audit checkpoints from `path`, which must exist (offline
+/// verification never creates keys).
+///
+/// # Errors
+/// The file is missing, unreadable, of the wrong length or readable by others.
+pub fn load_audit_signing_key(path: &Path) -> Result<ed25519_dalek::SigningKey, KeyFileError> {
+    if !path.exists() {
+        return Err(KeyFileError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
+    load_or_create_audit_signing_key(path)
+}
+
+/// Loads the server secret from `dir` (which must hold it) and derives the audit key, for
+/// offline commands that read the audit trail.
+///
+/// # Errors
+/// The file is missing, unreadable, of the wrong length or readable by others.
+pub fn load_audit_key(dir: &Path) -> Result<AuditKey, KeyFileError> {
+    let path = dir.join(SERVER_SECRET_FILE);
+    if !path.exists() {
+        return Err(KeyFileError::Io {
+            path,
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
+    let secret = load_or_create_key(&path)?;
+    Ok(AuditKey::new(hmac_sha256(
+        secret.as_ref(),
+        &[b"tsunagu/audit-mac/v1"],
+    )))
 }
 
 fn load_or_create_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyFileError> {

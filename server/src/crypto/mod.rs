@@ -16,7 +16,10 @@ use rand::rngs::OsRng;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-pub use key_files::{KeyFileError, ServerKeys};
+pub use key_files::{
+    KeyFileError, ServerKeys, load_audit_key, load_audit_signing_key,
+    load_or_create_audit_signing_key,
+};
 
 /// A failure to unseal: wrong key, tampered data or wrong context. Deliberately carries no
 /// detail.

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use sqlx::{AssertSqlSafe, FromRow};
 
-use super::rows::{self, AuditRecord, EventRow, NewEvent, PosterRow};
+use super::rows::{self, EventRow, NewEvent, PosterRow};
 use super::{Error, Result, StoreTx};
 
 /// The most rows one statement takes (a power of two).
@@ -20,7 +20,7 @@ const SHAPES: usize = MAX_ROWS.trailing_zeros() as usize + 1;
 
 /// How placeholders are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Placeholders {
+pub(super) enum Placeholders {
     /// `$1, $2, …` (PostgreSQL).
     Numbered,
     /// `?, ?, …` (SQLite).
@@ -28,16 +28,16 @@ enum Placeholders {
 }
 
 /// The SQL of one multi-row statement, built once per shape and placeholder style.
-struct Shapes([[OnceLock<Arc<str>>; SHAPES]; 2]);
+pub(super) struct Shapes([[OnceLock<Arc<str>>; SHAPES]; 2]);
 
 impl Shapes {
-    const fn new() -> Self {
+    pub(super) const fn new() -> Self {
         Shapes([const { [const { OnceLock::new() }; SHAPES] }; 2])
     }
 
     /// The statement for `rows` rows (a power of two up to [`MAX_ROWS`]), built by `build`
     /// from the text of its row tuples.
-    fn get(
+    pub(super) fn get(
         &self,
         style: Placeholders,
         rows: usize,
@@ -54,7 +54,7 @@ impl Shapes {
 }
 
 /// Splits `items` into runs whose lengths are powers of two, largest first.
-fn runs<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
+pub(super) fn runs<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
     std::iter::from_fn(move || {
         if items.is_empty() {
             return None;
@@ -95,7 +95,6 @@ static POSTERS: Shapes = Shapes::new();
 static CLIENT_POSTS: Shapes = Shapes::new();
 static ADVANCE: Shapes = Shapes::new();
 static INSERT_EVENTS: Shapes = Shapes::new();
-static INSERT_AUDIT: Shapes = Shapes::new();
 
 /// A room's counters after [`StoreTx::advance_rooms`]: the numbers its new events end at.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -119,7 +118,7 @@ pub struct RoomAdvance {
 }
 
 impl StoreTx {
-    fn placeholders(&self) -> Placeholders {
+    pub(super) fn placeholders(&self) -> Placeholders {
         if self.dialect == "sqlite" {
             Placeholders::Positional
         } else {
@@ -255,38 +254,6 @@ impl StoreTx {
                     .bind(event.client_id.clone())
                     .bind(event.body.clone())
                     .bind(event.created_at);
-            }
-            query.execute(&mut *self.tx).await?;
-        }
-        Ok(())
-    }
-
-    /// Appends audit records in this transaction, in order.
-    pub async fn append_audits(&mut self, records: &[AuditRecord]) -> Result<()> {
-        for run in runs(records) {
-            let sql = INSERT_AUDIT.get(self.placeholders(), run.len(), 12, |values| {
-                format!(
-                    "insert into audit_event (occurred_at, actor_user_id, actor_role, \
-                     actor_organisation_id, session_id, source_address, user_agent, action, \
-                     object_type, object_id, outcome, reason) values {}",
-                    values
-                )
-            });
-            let mut query = sqlx::query(sql);
-            for record in run {
-                query = query
-                    .bind(record.occurred_at)
-                    .bind(record.actor_user_id.clone())
-                    .bind(record.actor_role.clone())
-                    .bind(record.actor_organisation_id.clone())
-                    .bind(record.session_id.clone())
-                    .bind(record.source_address.clone())
-                    .bind(record.user_agent.clone())
-                    .bind(record.action.clone())
-                    .bind(record.object_type.clone())
-                    .bind(record.object_id.clone())
-                    .bind(record.outcome.clone())
-                    .bind(record.reason.clone());
             }
             query.execute(&mut *self.tx).await?;
         }

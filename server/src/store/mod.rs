@@ -10,6 +10,7 @@
 //! audit record describing it commit together or not at all.
 
 mod attachments;
+mod audit;
 mod batch;
 mod keys;
 mod postgres;
@@ -25,6 +26,9 @@ use tsunagu_protocol::{
 };
 
 pub use attachments::{AttachmentRow, NewAttachment, StaleAttachments};
+pub use audit::{
+    AuditFilter, AuditKey, AuditLogRow, AuditReviewRow, AuditRow, CheckpointRow, Placement,
+};
 pub use batch::{RoomAdvance, RoomCounters};
 pub use keys::{KeyStateRow, KeyUse, RetentionRow, RoomKeyRow};
 pub use rows::{
@@ -59,6 +63,10 @@ pub enum Error {
     /// The database refused to migrate.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The store was opened without the audit key, so it cannot write audit records (and so
+    /// no audited action).
+    #[error("no audit key: audit records cannot be written")]
+    NoAuditKey,
     /// Any other database failure (connection lost, disk full, …).
     #[error("database error: {0}")]
     Backend(sqlx::Error),
@@ -111,6 +119,8 @@ pub struct Store {
     /// `SQLITE_BUSY`; on PostgreSQL the same pool as `read`.
     write: AnyPool,
     dialect: &'static str,
+    /// Authenticates appended audit records; see [`Store::with_audit_key`].
+    audit_key: Option<AuditKey>,
 }
 
 /// An open write transaction. Dropping it without [`StoreTx::commit`] rolls back.
@@ -118,6 +128,7 @@ pub struct Store {
 pub struct StoreTx {
     tx: Transaction<'static, Any>,
     dialect: &'static str,
+    audit_key: Option<AuditKey>,
 }
 
 /// The post an author made with a client id, read by [`Store::client_post`] and inside the
@@ -193,6 +204,7 @@ impl Store {
         Ok(StoreTx {
             tx: self.write.begin().await?,
             dialect: self.dialect,
+            audit_key: self.audit_key.clone(),
         })
     }
 

@@ -32,6 +32,7 @@ pub(super) async fn open(url: &str) -> Result<Store> {
         read: pool.clone(),
         write: pool,
         dialect: "postgres",
+        audit_key: None,
     })
 }
 

@@ -35,6 +35,7 @@ pub(super) async fn open(path: &Path) -> Result<Store> {
         read,
         write,
         dialect: "sqlite",
+        audit_key: None,
     })
 }
 
