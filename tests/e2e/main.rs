@@ -11,6 +11,7 @@
 mod support;
 
 mod attachments;
+mod audit_tamper;
 mod cli;
 mod cli_attachments;
 mod durability;
@@ -75,4 +76,6 @@ both_backends! {
     live_resilience_live_client_survives_sigkill => live_client_restart;
     encryption_at_rest_markers_tampering_rotation => encryption;
     crypto_shredding_purge_after_retention => shredding ["--retention-days", "0"];
+    audit_tampering_is_detected => audit_tamper
+        ["--audit-checkpoint-records", "4", "--audit-checkpoint-seconds", "1"];
 }
