@@ -5,6 +5,7 @@
 //! mirroring the server's modules.
 
 pub mod attachments;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod identity;

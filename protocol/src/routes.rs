@@ -108,3 +108,15 @@ pub fn fill(template: &str, values: &[&str]) -> String {
     out.push_str(rest);
     out
 }
+/// `GET`: search the audit trail (security officers).
+pub const AUDIT_RECORDS: &str = "/api/audit/records";
+/// `GET ?format=csv|jsonl|fhir`: export audit records (security officers).
+pub const AUDIT_EXPORT: &str = "/api/audit/export";
+/// `GET`: verify the tamper-evident log (security officers).
+pub const AUDIT_VERIFY: &str = "/api/audit/verify";
+/// `GET`: a review report (security officers).
+pub const AUDIT_REPORT: &str = "/api/audit/reports/{kind}";
+/// `GET` list, `POST` sign off a review period (security officers).
+pub const AUDIT_REVIEWS: &str = "/api/audit/reviews";
+/// `GET`: whether the server's clock is synchronised.
+pub const CLOCK: &str = "/api/clock";

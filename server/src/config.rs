@@ -205,6 +205,13 @@ pub struct Options {
     /// [default: 8-19].
     #[arg(long, env = "TSUNAGU_OFFICE_HOURS")]
     pub office_hours: Option<String>,
+    /// Command that tells whether the clock is synchronised (exit 0 yes, 1 no), e.g.
+    /// `chronyc waitsync 1 0.1` [default: ask chrony, then timedatectl, then timesyncd].
+    #[arg(long, env = "TSUNAGU_CLOCK_CHECK_COMMAND")]
+    pub clock_check_command: Option<String>,
+    /// Seconds between clock checks [default: 60].
+    #[arg(long, env = "TSUNAGU_CLOCK_CHECK_SECONDS")]
+    pub clock_check_seconds: Option<u64>,
 }
 
 /// Why the configuration cannot be used.
@@ -250,9 +257,7 @@ impl Options {
             retention_days: self.retention_days.or(lower.retention_days),
             room_key_max_uses: self.room_key_max_uses.or(lower.room_key_max_uses),
             room_key_max_days: self.room_key_max_days.or(lower.room_key_max_days),
-            audit_signing_key_file: self
-                .audit_signing_key_file
-                .or(lower.audit_signing_key_file),
+            audit_signing_key_file: self.audit_signing_key_file.or(lower.audit_signing_key_file),
             audit_checkpoint_file: self.audit_checkpoint_file.or(lower.audit_checkpoint_file),
             audit_checkpoint_records: self
                 .audit_checkpoint_records
@@ -263,6 +268,8 @@ impl Options {
             audit_origin: self.audit_origin.or(lower.audit_origin),
             audit_retention_days: self.audit_retention_days.or(lower.audit_retention_days),
             office_hours: self.office_hours.or(lower.office_hours),
+            clock_check_command: self.clock_check_command.or(lower.clock_check_command),
+            clock_check_seconds: self.clock_check_seconds.or(lower.clock_check_seconds),
         }
     }
 }
@@ -319,6 +326,8 @@ pub struct AuditSettings {
     pub retention_days: u64,
     /// Office hours in Japan time: `[start, end)` hours.
     pub office_hours: (u8, u8),
+    pub clock_check_command: Option<String>,
+    pub clock_check_seconds: u64,
 }
 
 impl Settings {
@@ -382,6 +391,13 @@ impl Settings {
                 .unwrap_or_else(|| "tsunagu".to_owned()),
             retention_days: audit_retention_days,
             office_hours: office_hours(options.office_hours.as_deref())?,
+            clock_check_command: options.clock_check_command.clone(),
+            clock_check_seconds: in_range(
+                options.clock_check_seconds,
+                60,
+                1..=3600,
+                "clock_check_seconds",
+            )?,
         };
         let rotation = crate::keys::RotationPolicy {
             max_uses: in_range(

@@ -10,6 +10,7 @@
 pub mod attachments;
 pub mod audit;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
@@ -43,6 +44,7 @@ pub async fn run(
     let store = state.store.clone();
     let hub = state.timeline.hub().clone();
     let (stop_sequencer, stopped) = tokio::sync::watch::channel(false);
+    let clock = tokio::spawn(state.clock.clone().run(store.clone(), stopped.clone()));
     let sequencer = tokio::spawn(state.audit.sequencer().run(stopped));
     let shutdown = async move {
         shutdown.await;
@@ -52,6 +54,7 @@ pub async fn run(
     server::serve(listener, app(state), shutdown).await;
     // The last records get their place and a checkpoint before the database closes.
     let _ = stop_sequencer.send(true);
+    let _ = clock.await;
     if let Err(error) = sequencer.await {
         tracing::error!(%error, "the audit sequencer stopped abnormally");
     }

@@ -98,10 +98,9 @@ async fn open_store_for_writing(settings: &Settings) -> anyhow::Result<(Store, S
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let (store, keys) = open_store_for_writing(&settings).await?;
-    let signing_key = tsunagu_server::crypto::load_or_create_audit_signing_key(
-        &settings.audit.signing_key_file,
-    )
-    .context("cannot load the audit signing key")?;
+    let signing_key =
+        tsunagu_server::crypto::load_or_create_audit_signing_key(&settings.audit.signing_key_file)
+            .context("cannot load the audit signing key")?;
     let checkpoint_signer = tsunagu_server::audit::log::CheckpointSigner::new(
         signing_key,
         settings.audit.origin.clone(),

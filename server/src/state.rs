@@ -24,6 +24,7 @@ pub struct AppState {
     pub timeline: TimelineService,
     pub attachments: AttachmentService,
     pub audit: AuditService,
+    pub clock: crate::clock::ClockMonitor,
     pub settings: Arc<Settings>,
 }
 
@@ -66,6 +67,10 @@ impl AppState {
         Ok(Self {
             attachments,
             audit,
+            clock: crate::clock::ClockMonitor::new(
+                settings.audit.clock_check_command.as_deref(),
+                std::time::Duration::from_secs(settings.audit.clock_check_seconds),
+            ),
             store,
             auth,
             identity,

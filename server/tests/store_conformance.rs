@@ -8,12 +8,12 @@ use std::future::Future;
 use tsunagu_protocol::{
     AttachmentId, ConsentId, InvitationId, OrganisationId, RoomId, SessionId, UserId,
 };
+use tsunagu_server::store::AuditKey;
 use tsunagu_server::store::{
     AuditRecord, ConsentRow, Database, Error, InvitationRow, NewAttachment, NewEvent,
     OrganisationRow, RefreshTokenUse, RoleGrantRow, RoomAdvance, RoomRow, SessionRow, Store,
     Stream, UserRow,
 };
-use tsunagu_server::store::AuditKey;
 
 /// The audit key the conformance stores write with.
 const AUDIT_KEY: [u8; 32] = [5; 32];
@@ -1591,7 +1591,11 @@ async fn audit_records_are_chained_once_and_verified(store: Store, database: Dat
     let round = sequencer.catch_up(false).await.unwrap();
     assert_eq!((round.placed, round.size, round.checkpoint), (5, 5, true));
     let external = read_checkpoint_file(&file).unwrap();
-    assert_eq!(external.len(), 1, "the checkpoint is copied outside the database");
+    assert_eq!(
+        external.len(),
+        1,
+        "the checkpoint is copied outside the database"
+    );
     assert_eq!(external[0].size, 5);
     let report = verify(&store, &key, &verifying, &external).await.unwrap();
     assert!(report.is_clean(), "{report:?}");
@@ -1634,12 +1638,16 @@ async fn audit_records_are_chained_once_and_verified(store: Store, database: Dat
     assert!(
         found
             .iter()
-            .any(|r| r.action == "security.audit_integrity_failure" && r.reason.as_deref() == Some("mac_mismatch")),
+            .any(|r| r.action == "security.audit_integrity_failure"
+                && r.reason.as_deref() == Some("mac_mismatch")),
         "{found:?}"
     );
     let report = verify(&store, &key, &verifying, &external).await.unwrap();
     assert!(
-        matches!(report.problems.as_slice(), [Problem::Unauthenticated { .. }]),
+        matches!(
+            report.problems.as_slice(),
+            [Problem::Unauthenticated { .. }]
+        ),
         "{report:?}"
     );
     assert_eq!(report.size, 6);

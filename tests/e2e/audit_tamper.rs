@@ -25,14 +25,7 @@ pub async fn run(mut server: TestServer) {
     let client = server.client();
     let admin = bootstrap_admin(&server).await;
     let clinic = organisation(&admin.session, "監査 診療所", OrganisationKind::Clinic).await;
-    onboard(
-        &client,
-        &admin.session,
-        &clinic,
-        Role::Nurse,
-        "audit-nurse",
-    )
-    .await;
+    onboard(&client, &admin.session, &clinic, Role::Nurse, "audit-nurse").await;
     // A checkpoint now, and another after more records.
     wait_until_sealed(&server).await;
     // Failed logins: more records, and no session needed.
@@ -50,9 +43,7 @@ pub async fn run(mut server: TestServer) {
     // Every record placed and covered by a checkpoint, then no more writes.
     wait_until_sealed(&server).await;
     server.kill().await;
-    let size = server
-        .sql_number("select count(*) from audit_event")
-        .await;
+    let size = server.sql_number("select count(*) from audit_event").await;
     assert!(size >= 12, "a log worth tampering with: {size} records");
     let external = std::fs::read_to_string(server.data_dir().join("audit-checkpoints.jsonl"))
         .expect("the external checkpoint file");
@@ -84,14 +75,14 @@ pub async fn run(mut server: TestServer) {
             "audit_checkpoint_no_update",
             "audit_checkpoint_no_delete",
         ] {
-            server
-                .execute_sql(&format!("drop trigger {trigger}"))
-                .await;
+            server.execute_sql(&format!("drop trigger {trigger}")).await;
         }
     }
     for table in ["audit_event", "audit_log", "audit_checkpoint"] {
         server
-            .execute_sql(&format!("create table {table}_copy as select * from {table}"))
+            .execute_sql(&format!(
+                "create table {table}_copy as select * from {table}"
+            ))
             .await;
     }
 
@@ -174,13 +165,18 @@ pub async fn run(mut server: TestServer) {
     let (ok, stdout, _) = server
         .server_command(&["audit", "verify", "--checkpoints", empty.to_str().unwrap()])
         .await;
-    assert!(ok, "without external checkpoints the cut is invisible: {stdout}");
+    assert!(
+        ok,
+        "without external checkpoints the cut is invisible: {stdout}"
+    );
     tamper(&server, &[], Some(keep + 1), "cut off").await;
     // A stored checkpoint re-signed by someone without the key.
     tamper(
         &server,
-        &["update audit_checkpoint set signature = (select signature from audit_checkpoint \
-           order by size limit 1) where size = (select max(size) from audit_checkpoint)"],
+        &[
+            "update audit_checkpoint set signature = (select signature from audit_checkpoint \
+           order by size limit 1) where size = (select max(size) from audit_checkpoint)",
+        ],
         None,
         "signature does not verify",
     )
@@ -234,9 +230,7 @@ async fn tamper(server: &TestServer, statements: &[&str], first_bad: Option<i64>
         ),
         None => assert!(!stdout.contains("first bad position"), "{stdout}"),
     }
-    let (ok, json, _) = server
-        .server_command(&["audit", "verify", "--json"])
-        .await;
+    let (ok, json, _) = server.server_command(&["audit", "verify", "--json"]).await;
     assert!(!ok);
     let report: serde_json::Value = serde_json::from_str(json.trim()).expect("JSON report");
     assert_eq!(report["clean"], false);

@@ -11,6 +11,7 @@
 mod support;
 
 mod attachments;
+mod audit_day;
 mod audit_tamper;
 mod cli;
 mod cli_attachments;
@@ -78,4 +79,5 @@ both_backends! {
     crypto_shredding_purge_after_retention => shredding ["--retention-days", "0"];
     audit_tampering_is_detected => audit_tamper
         ["--audit-checkpoint-records", "4", "--audit-checkpoint-seconds", "1"];
+    audit_scripted_day => audit_day;
 }

@@ -352,6 +352,74 @@ impl TestServer {
         }
     }
 
+    /// Every audit record with an id above `after_id`, oldest first, with all the columns the
+    /// audit trail has always had. Read straight from the database, beside the server.
+    pub async fn audit_records_after(&self, after_id: i64) -> Vec<AuditRow> {
+        use sqlx::Connection;
+        type Columns = (
+            i64,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+            Option<String>,
+        );
+        const SQL: &str = "select audit_event_id, occurred_at, actor_user_id, actor_role, \
+                           actor_organisation_id, session_id, source_address, user_agent, \
+                           action, object_type, object_id, outcome, reason \
+                           from audit_event where audit_event_id > $1 order by audit_event_id";
+        let rows: Vec<Columns> = match &self.database {
+            Some(database) => {
+                let mut conn = sqlx::PgConnection::connect(&database.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_as(SQL)
+                    .bind(after_id)
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("read audit records")
+            }
+            None => {
+                let url = format!(
+                    "sqlite://{}?mode=ro",
+                    self.data_dir().join("tsunagu.db").display()
+                );
+                let mut conn = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .expect("connect");
+                sqlx::query_as(SQL)
+                    .bind(after_id)
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("read audit records")
+            }
+        };
+        rows.into_iter()
+            .map(|row| AuditRow {
+                audit_event_id: row.0,
+                occurred_at: row.1,
+                actor_user_id: row.2,
+                actor_role: row.3,
+                actor_organisation_id: row.4,
+                session_id: row.5,
+                source_address: row.6,
+                user_agent: row.7,
+                action: row.8,
+                object_type: row.9,
+                object_id: row.10,
+                outcome: row.11,
+                reason: row.12,
+            })
+            .collect()
+    }
+
     /// Runs one SQL statement against the server's database, beside the server (for example
     /// to make time pass for a session); returns the number of rows it changed. The statement
     /// is the test's own text: never build it from untrusted input.
@@ -448,6 +516,25 @@ impl TestServer {
             database.drop_database().await;
         }
     }
+}
+
+/// One audit record as stored (see [`TestServer::audit_records_after`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub audit_event_id: i64,
+    /// Microseconds since the Unix epoch (UTC).
+    pub occurred_at: i64,
+    pub actor_user_id: Option<String>,
+    pub actor_role: Option<String>,
+    pub actor_organisation_id: Option<String>,
+    pub session_id: Option<String>,
+    pub source_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub action: String,
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    pub outcome: String,
+    pub reason: Option<String>,
 }
 
 /// A copy of a server's database and master key file (see [`TestServer::backup`]).

@@ -323,9 +323,9 @@ impl Sequencer {
 async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, AuditLogError> + Send + 'static,
 ) -> Result<T, AuditLogError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|_| Err(store::Error::Corrupt("checkpoint file task panicked".into()).into()))
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|_| {
+        Err(store::Error::Corrupt("checkpoint file task panicked".into()).into())
+    })
 }
 
 /// Reads the checkpoints in an external file; a missing file holds none.

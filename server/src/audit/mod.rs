@@ -9,7 +9,9 @@ use crate::auth::Principal;
 use crate::store::{self, AuditRecord, StoreTx};
 
 pub mod chain;
+pub mod export;
 pub mod log;
+pub mod review;
 
 /// What was done. Stored by name (`auth.login`), so the set can grow without renumbering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

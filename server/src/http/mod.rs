@@ -4,6 +4,7 @@
 
 mod admin;
 mod attachments;
+mod audit;
 mod auth;
 mod extract;
 mod health;
@@ -57,7 +58,8 @@ const UPLOAD_TIMEOUT: Duration = Duration::from_secs(300);
         (name = "rooms", description = "Patient rooms, their care teams and consent"),
         (name = "timeline", description = "Entries, corrections, acknowledgements, history"),
         (name = "attachments", description = "Photos and documents attached to entries"),
-        (name = "health", description = "Liveness and readiness"),
+        (name = "audit", description = "The audit trail, for security officers: search, reports, exports, verification, review sign-offs"),
+        (name = "health", description = "Liveness, readiness and the clock"),
     )
 )]
 struct ApiDoc;
@@ -138,6 +140,12 @@ fn api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(timeline::mark_read))
         .routes(routes!(attachments::download))
         .routes(routes!(crate::ws::ticket))
+        .routes(routes!(audit::search))
+        .routes(routes!(audit::export))
+        .routes(routes!(audit::verify))
+        .routes(routes!(audit::report))
+        .routes(routes!(audit::reviews, audit::sign_off))
+        .routes(routes!(audit::clock))
         .split_for_parts();
     doc.merge(uploads_doc);
     (routes, uploads, doc)

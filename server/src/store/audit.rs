@@ -75,6 +75,9 @@ pub type Placement = (i64, i64, [u8; 32]);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
     pub actor_user_id: Option<String>,
+    /// Records by members of this organisation (an organisation's security officer sees no
+    /// others).
+    pub actor_organisation_id: Option<String>,
     pub object_type: Option<String>,
     pub object_id: Option<String>,
     /// Exact action (`timeline.read`) or a prefix ending in a dot (`auth.`).
@@ -190,6 +193,7 @@ impl Store {
                 " and ($7 is null or outcome = $7)",
                 " and ($8 is null or occurred_at >= $8)",
                 " and ($9 is null or occurred_at < $9)",
+                " and ($11 is null or actor_organisation_id = $11)",
                 " order by audit_event_id limit $10"
             ))
             .bind(filter.after_id)
@@ -201,7 +205,36 @@ impl Store {
             .bind(filter.outcome.clone())
             .bind(filter.from)
             .bind(filter.until)
-            .bind(filter.limit),
+            .bind(filter.limit)
+            .bind(filter.actor_organisation_id.clone()),
+        )
+        .await
+    }
+
+    /// Records about patient rooms, in `[from, until)`, by someone who is not an accepted
+    /// member of the room's care team (refusals included), oldest first, at most `limit`;
+    /// only actors of `organisation` if given.
+    pub async fn audits_outside_care_team(
+        &self,
+        from: i64,
+        until: i64,
+        organisation: Option<String>,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>> {
+        self.fetch_all(
+            sqlx::query(concat!(
+                audit_row_select!(),
+                " where object_type = 'room' and occurred_at >= $1 and occurred_at < $2",
+                " and actor_user_id is not null",
+                " and ($3 is null or actor_organisation_id = $3)",
+                " and not exists (select 1 from room_member m where m.room_id = object_id",
+                " and m.user_id = actor_user_id and m.state = 'accepted')",
+                " order by audit_event_id limit $4"
+            ))
+            .bind(from)
+            .bind(until)
+            .bind(organisation)
+            .bind(limit),
         )
         .await
     }
