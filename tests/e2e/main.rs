@@ -12,6 +12,7 @@ mod support;
 
 mod attachments;
 mod audit_day;
+mod audit_officer;
 mod audit_tamper;
 mod cli;
 mod cli_attachments;
@@ -80,4 +81,5 @@ both_backends! {
     audit_tampering_is_detected => audit_tamper
         ["--audit-checkpoint-records", "4", "--audit-checkpoint-seconds", "1"];
     audit_scripted_day => audit_day;
+    audit_officer_tools => audit_officer ["--clock-check-command", "false"];
 }

@@ -274,6 +274,18 @@ impl Client {
         decode(status, &bytes)
     }
 
+    /// [`Client::request`] for an answer that is not JSON (an export): its body as sent.
+    pub(crate) async fn request_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        bearer: Option<&str>,
+    ) -> Result<Vec<u8>, ClientError> {
+        let (_, bytes) = self.execute(method, path, query, None, bearer).await?;
+        Ok(bytes)
+    }
+
     /// Sends one request; returns the status and body of a 2xx answer, or the decoded error.
     /// `query` pairs are appended to the URL, form-encoded (UTF-8, percent-escaped, spaces as
     /// `+`), so that any text, Japanese included, arrives as given.

@@ -45,6 +45,7 @@
 //! ```
 
 mod attachments;
+mod audit;
 mod client;
 mod error;
 pub mod live;

@@ -205,7 +205,7 @@ impl Session {
     /// The one request path of every authenticated call: sends with the current access token,
     /// and on `token_expired` refreshes once and retries once. `query` pairs are form-encoded
     /// into the URL.
-    async fn call_with_query<T: DeserializeOwned>(
+    pub(crate) async fn call_with_query<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -229,6 +229,29 @@ impl Session {
                 let access_token = self.access_token();
                 self.client
                     .request(method, path, query, body.as_deref(), Some(&access_token))
+                    .await
+            }
+            result => result,
+        }
+    }
+
+    /// [`Session::call_with_query`] for an answer that is not JSON: its body as sent.
+    pub(crate) async fn call_bytes(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<u8>, ClientError> {
+        let access_token = self.access_token();
+        match self
+            .client
+            .request_bytes(Method::GET, path, query, Some(&access_token))
+            .await
+        {
+            Err(err) if err.is(ErrorCode::TokenExpired) => {
+                self.refresh_after_expiry(&access_token).await?;
+                let access_token = self.access_token();
+                self.client
+                    .request_bytes(Method::GET, path, query, Some(&access_token))
                     .await
             }
             result => result,
