@@ -24,6 +24,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve,
+    /// Apply pending database migrations and exit (on PostgreSQL, as the schema's owner; see
+    /// deploy/postgres/roles.sql for the role the server then runs as).
+    Migrate,
     /// Administration that works directly on the database.
     #[command(subcommand)]
     Admin(AdminCommand),

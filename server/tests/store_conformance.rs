@@ -1652,3 +1652,131 @@ async fn audit_records_are_chained_once_and_verified(store: Store, database: Dat
     );
     assert_eq!(report.size, 6);
 }
+
+/// `url` with its user replaced by `user` (no password: the test cluster trusts local users).
+fn with_user(url: &str, user: &str) -> String {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[scheme_end..];
+    let host_start = rest.find('@').map_or(0, |i| i + 1);
+    format!("{}{user}@{}", &url[..scheme_end], &rest[host_start..])
+}
+
+/// On PostgreSQL the server runs as a role set up by `deploy/postgres/roles.sql`: it can run
+/// (migrations already applied by the owner), append audit records and place them on the
+/// chain, but it cannot UPDATE, DELETE or TRUNCATE audit rows, nor disable the triggers.
+#[tokio::test]
+async fn postgres_app_role_cannot_change_audit_rows() {
+    use sqlx::Connection;
+    use tsunagu_server::audit::log::{CheckpointPolicy, CheckpointSigner, Sequencer, verify};
+
+    let Some(db) = tsunagu_e2e::postgres::fresh_database("app_role").await else {
+        return;
+    };
+    let owner = Store::open(&Database::Postgres {
+        url: db.url.clone(),
+    })
+    .await
+    .unwrap();
+    owner.close().await;
+    let role = format!(
+        "tsunagu_app_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create role {role} login")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/postgres/roles.sql");
+    let psql = tokio::process::Command::new("psql")
+        .args(["--quiet", "-v", "ON_ERROR_STOP=1", "-v"])
+        .arg(format!("app_role={role}"))
+        .arg("-f")
+        .arg(&script)
+        .arg(&db.url)
+        .output()
+        .await
+        .expect("run psql");
+    assert!(
+        psql.status.success(),
+        "roles.sql failed: {}",
+        String::from_utf8_lossy(&psql.stderr)
+    );
+
+    let app_url = with_user(&db.url, &role);
+    let app = Store::open(&Database::Postgres {
+        url: app_url.clone(),
+    })
+    .await
+    .expect("the server starts as the application role")
+    .with_audit_key(AuditKey::new(AUDIT_KEY));
+    let mut tx = app.begin().await.unwrap();
+    tx.append_audits(&[
+        audit("auth.login", "success"),
+        audit("timeline.read", "success"),
+    ])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
+    let verifying = signing.verifying_key();
+    let mut sequencer = Sequencer::new(
+        app.clone(),
+        AuditKey::new(AUDIT_KEY),
+        std::sync::Arc::new(CheckpointSigner::new(signing, "roles")),
+        CheckpointPolicy {
+            every_records: 1,
+            every: std::time::Duration::from_secs(60),
+            file: dir.path().join("checkpoints.jsonl"),
+        },
+    );
+    let round = sequencer.catch_up(true).await.unwrap();
+    assert_eq!((round.placed, round.checkpoint), (2, true));
+    let report = verify(&app, &AuditKey::new(AUDIT_KEY), &verifying, &[])
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+
+    let mut conn = sqlx::PgConnection::connect(&app_url).await.unwrap();
+    for sql in [
+        "update audit_event set outcome = 'failure'",
+        "update audit_event set reason = 'x' where position = 1",
+        "delete from audit_event",
+        "truncate audit_event",
+        "delete from audit_checkpoint",
+        "update audit_checkpoint set size = 9",
+        "delete from audit_log",
+        "update audit_log set legacy_through = 99",
+        "alter table audit_event disable trigger user",
+        "drop trigger audit_event_place_once on audit_event",
+    ] {
+        let error = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .expect_err(sql)
+            .to_string();
+        assert!(
+            error.contains("permission denied") || error.contains("must be owner"),
+            "{sql}: {error}"
+        );
+    }
+    // Setting a place again is refused by the trigger even where the column may be written.
+    assert!(
+        sqlx::raw_sql("update audit_event set position = 7 where position = 1")
+            .execute(&mut conn)
+            .await
+            .is_err()
+    );
+    conn.close().await.ok();
+    admin.close().await.ok();
+    app.close().await;
+    db.drop_database().await;
+    let maintenance = std::env::var(tsunagu_e2e::postgres::URL_VAR).unwrap();
+    let mut admin = sqlx::PgConnection::connect(&maintenance).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("drop role {role}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
