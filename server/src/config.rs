@@ -581,6 +581,33 @@ mod tests {
     }
 
     #[test]
+    fn audit_records_are_kept_five_years_and_never_shorter_than_rooms() {
+        let settings = Settings::resolve(Options::default()).unwrap();
+        assert_eq!(settings.audit.retention_days, 1827);
+        assert!(settings.audit.checkpoint_file.ends_with("audit-checkpoints.jsonl"));
+        assert!(settings.audit.signing_key_file.ends_with("keys/audit-signing.key"));
+        assert!(Settings::resolve(parse(&["--audit-retention-days", "365"])).is_err());
+        let error = Settings::resolve(parse(&["--retention-days", "3650"])).unwrap_err();
+        assert!(error.to_string().contains("audit_retention_days"), "{error}");
+        let longer = parse(&[
+            "--retention-days",
+            "3650",
+            "--audit-retention-days",
+            "3650",
+        ]);
+        assert_eq!(Settings::resolve(longer).unwrap().audit.retention_days, 3650);
+    }
+
+    #[test]
+    fn office_hours_are_checked() {
+        let hours = |value: &str| Settings::resolve(parse(&["--office-hours", value]));
+        assert_eq!(hours("9-18").unwrap().audit.office_hours, (9, 18));
+        for bad in ["18-9", "9", "9-25", "a-b", "9-9"] {
+            assert!(hours(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
     }
