@@ -176,39 +176,63 @@ impl Store {
 
     /// Records matching `filter`, oldest first.
     pub async fn search_audits(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
-        let (action_exact, action_prefix) = match &filter.action {
-            Some(action) if action.ends_with('.') => (None, Some(format!("{action}%"))),
-            Some(action) => (Some(action.clone()), None),
-            None => (None, None),
+        // Only the filters given become conditions, so that each search can use its index
+        // (a generic `$n is null or …` plan cannot).
+        enum Value {
+            Text(String),
+            Int(i64),
+        }
+        let mut conditions = vec!["audit_event_id > $1".to_owned()];
+        let mut values = vec![Value::Int(filter.after_id)];
+        let mut add = |condition: &str, value: Value| {
+            values.push(value);
+            conditions.push(condition.replace('?', &format!("${}", values.len())));
         };
-        self.fetch_all(
-            sqlx::query(concat!(
-                audit_row_select!(),
-                " where audit_event_id > $1",
-                " and ($2 is null or actor_user_id = $2)",
-                " and ($3 is null or object_type = $3)",
-                " and ($4 is null or object_id = $4)",
-                " and ($5 is null or action = $5)",
-                " and ($6 is null or action like $6)",
-                " and ($7 is null or outcome = $7)",
-                " and ($8 is null or occurred_at >= $8)",
-                " and ($9 is null or occurred_at < $9)",
-                " and ($11 is null or actor_organisation_id = $11)",
-                " order by audit_event_id limit $10"
-            ))
-            .bind(filter.after_id)
-            .bind(filter.actor_user_id.clone())
-            .bind(filter.object_type.clone())
-            .bind(filter.object_id.clone())
-            .bind(action_exact)
-            .bind(action_prefix)
-            .bind(filter.outcome.clone())
-            .bind(filter.from)
-            .bind(filter.until)
-            .bind(filter.limit)
-            .bind(filter.actor_organisation_id.clone()),
-        )
-        .await
+        let texts = [
+            ("actor_user_id = ?", &filter.actor_user_id),
+            ("actor_organisation_id = ?", &filter.actor_organisation_id),
+            ("object_type = ?", &filter.object_type),
+            ("object_id = ?", &filter.object_id),
+            ("outcome = ?", &filter.outcome),
+        ];
+        for (condition, value) in texts {
+            if let Some(value) = value {
+                add(condition, Value::Text(value.clone()));
+            }
+        }
+        match &filter.action {
+            Some(family) if family.ends_with('.') => {
+                let length = family.chars().count();
+                add(
+                    &format!("substr(action, 1, {length}) = ?"),
+                    Value::Text(family.clone()),
+                );
+            }
+            Some(action) => add("action = ?", Value::Text(action.clone())),
+            None => {}
+        }
+        if let Some(from) = filter.from {
+            add("occurred_at >= ?", Value::Int(from));
+        }
+        if let Some(until) = filter.until {
+            add("occurred_at < ?", Value::Int(until));
+        }
+        values.push(Value::Int(filter.limit));
+        let sql = format!(
+            "{} where {} order by audit_event_id limit ${}",
+            audit_row_select!(),
+            conditions.join(" and "),
+            values.len()
+        );
+        // Only fixed fragments, placeholders and a length are put into the text.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in values {
+            query = match value {
+                Value::Text(text) => query.bind(text),
+                Value::Int(number) => query.bind(number),
+            };
+        }
+        self.fetch_all(query).await
     }
 
     /// Records about patient rooms, in `[from, until)`, by someone who is not an accepted
