@@ -196,7 +196,9 @@ pub struct AuditReport {
     pub until: Timestamp,
     /// The records found (at most 10,000; `truncated` says when more matched).
     pub records: Vec<AuditRecord>,
-    /// Per account (user id, or login name digest for unknown names): how many records.
+    /// Per account (user id, or `unknown` for attempts on names that are no account; those
+    /// carry no organisation, so only an officer without organisation sees them): how many
+    /// records.
     pub counts: Vec<AccountCount>,
     pub truncated: bool,
 }

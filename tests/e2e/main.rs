@@ -16,6 +16,7 @@ mod audit_officer;
 mod audit_tamper;
 mod cli;
 mod cli_attachments;
+mod cli_audit;
 mod durability;
 mod encryption;
 mod live;
@@ -72,6 +73,7 @@ both_backends! {
     cli_walkthrough => cli;
     attachments_upload_post_and_download => attachments;
     cli_attachments_post_and_get => cli_attachments;
+    cli_audit_officer_tools => cli_audit;
     live_resilience_slow_consumer_resumes => slow_consumer;
     live_resilience_expired_session_socket_closes => session_expiry;
     live_resilience_live_client_streams => live_client_streams;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tsunagu_protocol::audit::ReportKind;
 use tsunagu_protocol::identity::{OrganisationKind, Role};
 use tsunagu_protocol::rooms::{ConsentGiver, Date, InsurerKind, InsurerNumber};
 use tsunagu_protocol::timeline::Visibility;
@@ -87,6 +88,13 @@ pub(crate) enum Command {
     /// 管理者向けの操作 / Administration
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// 監査ログの検索・書き出し・検証・点検（セキュリティ責任者）/ Search, export, verify and
+    /// review the audit trail (security officers)
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// サーバーの時刻が同期しているかを表示する / Show whether the server's clock is
+    /// synchronised
+    Clock,
     /// 患者ごとの部屋：ケアチームと情報共有の同意 / Patient rooms: care team and consent
     #[command(subcommand)]
     Room(RoomCommand),
@@ -587,6 +595,226 @@ pub(crate) struct RecordConsentArgs {
     /// 同意書の保管場所 / Where the signed document is kept
     #[arg(long, value_name = "REF")]
     pub(crate) document: Option<String>,
+}
+
+/// `tsunagu audit …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// 監査記録を検索する（古い順）/ Search the audit records (oldest first)
+    Search(AuditSearchArgs),
+    /// 監査記録を CSV・JSON Lines・FHIR で書き出す（10万件まで）/ Export the audit records as
+    /// CSV, JSON lines or FHIR (up to 100,000)
+    Export(AuditExportArgs),
+    /// 改ざん検知ログを検証する（問題があれば終了コード 1）/ Verify the tamper-evident log
+    /// (exit code 1 if it is not clean)
+    Verify,
+    /// 点検用レポートを表示する / Run a review report
+    Report(AuditReportArgs),
+    /// 点検の完了と所見を記録する / Sign off a review period with its findings
+    SignOff(AuditSignOffArgs),
+    /// 点検の記録を一覧する（新しい期間から）/ List the review sign-offs (newest period first)
+    Reviews,
+}
+
+/// The filters shared by `tsunagu audit search` and `export`; all optional, combined with AND.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AuditFilterArgs {
+    /// この利用者の操作 / Records by this user
+    #[arg(long, value_name = "ID")]
+    pub(crate) user: Option<UserId>,
+    /// この部屋についての記録 / Records about this patient room
+    #[arg(long, value_name = "ID")]
+    pub(crate) room: Option<RoomId>,
+    /// 操作名（timeline.read）または末尾が . の操作群（auth.）/ An action (timeline.read) or
+    /// a family of them ending in a dot (auth.)
+    #[arg(long, value_name = "ACTION")]
+    pub(crate) action: Option<String>,
+    /// 結果 / Outcome
+    #[arg(long, value_enum, value_name = "OUTCOME")]
+    pub(crate) outcome: Option<OutcomeArg>,
+    /// この日時から（含む）。RFC 3339、または YYYY-MM-DD（日本時間 0:00）/ From this instant,
+    /// inclusive: RFC 3339, or YYYY-MM-DD (midnight, Japan time)
+    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+    pub(crate) from: Option<String>,
+    /// この日時まで（含まない）。形式は --from と同じ / Until this instant, exclusive; as
+    /// --from
+    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+    pub(crate) until: Option<String>,
+}
+
+/// An audit record's outcome, as given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutcomeArg {
+    /// 成功 / Succeeded
+    Success,
+    /// 失敗（パスワード誤りなど）/ Failed (a wrong password, …)
+    Failure,
+    /// 拒否（権限なし）/ Refused (not allowed)
+    Refused,
+}
+
+impl OutcomeArg {
+    /// The wire name.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Refused => "refused",
+        }
+    }
+}
+
+/// `tsunagu audit search`.
+#[derive(Debug, Args)]
+pub(crate) struct AuditSearchArgs {
+    #[command(flatten)]
+    pub(crate) filters: AuditFilterArgs,
+    /// 1ページの件数（1〜1000、既定 100）/ Records per page (1–1000) [default: 100]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub(crate) limit: Option<u32>,
+    /// 続きのページもすべて取得する / Fetch every following page too
+    #[arg(long)]
+    pub(crate) all: bool,
+}
+
+/// The formats of `tsunagu audit export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportFormatArg {
+    /// CSV（UTF-8、BOM 付き、Excel 向け）/ CSV (UTF-8 with a BOM, for spreadsheets)
+    Csv,
+    /// JSON Lines（1行1記録）/ JSON lines, one record a line
+    Jsonl,
+    /// FHIR R4 AuditEvent（NDJSON）/ FHIR R4 AuditEvent resources (NDJSON)
+    Fhir,
+}
+
+impl ExportFormatArg {
+    /// The wire name.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Jsonl => "jsonl",
+            Self::Fhir => "fhir",
+        }
+    }
+}
+
+/// `tsunagu audit export`.
+#[derive(Debug, Args)]
+pub(crate) struct AuditExportArgs {
+    /// 形式 / Format
+    #[arg(long, value_enum)]
+    pub(crate) format: ExportFormatArg,
+    #[command(flatten)]
+    pub(crate) filters: AuditFilterArgs,
+    /// 最大件数（1〜100000、既定 100000）/ At most this many records (1–100000) [default:
+    /// 100000]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(crate) limit: Option<u32>,
+    /// 保存先（所有者のみ読める新しいファイル。`-` または省略時は標準出力）/ Where to save
+    /// it: a new file only its owner can read (`-` or absent: stdout)
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// 既存のファイルを上書きする / Overwrite an existing file
+    #[arg(long, requires = "output")]
+    pub(crate) force: bool,
+}
+
+/// The review reports, as given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ReportKindArg {
+    /// ケアチーム外の人による部屋へのアクセス / Access to a room by someone outside its care
+    /// team
+    #[value(alias = "outside_care_team")]
+    OutsideCareTeam,
+    /// 時間外（日本時間）の患者情報へのアクセス / Access to patient information out of office
+    /// hours (Japan time)
+    #[value(alias = "out_of_hours")]
+    OutOfHours,
+    /// 書き出しと大量の閲覧 / Exports and large reads
+    #[value(alias = "bulk_exports")]
+    BulkExports,
+    /// ログインの失敗とロック / Failed logins and lockouts
+    #[value(alias = "failed_logins")]
+    FailedLogins,
+    /// 拒否の多いアカウント / Accounts refused many times
+    #[value(alias = "many_refusals")]
+    ManyRefusals,
+    /// サーバーの時刻が同期していなかった期間 / When the server's clock was not synchronised
+    #[value(alias = "clock_unsynchronised")]
+    ClockUnsynchronised,
+}
+
+impl From<ReportKindArg> for ReportKind {
+    fn from(value: ReportKindArg) -> Self {
+        match value {
+            ReportKindArg::OutsideCareTeam => Self::OutsideCareTeam,
+            ReportKindArg::OutOfHours => Self::OutOfHours,
+            ReportKindArg::BulkExports => Self::BulkExports,
+            ReportKindArg::FailedLogins => Self::FailedLogins,
+            ReportKindArg::ManyRefusals => Self::ManyRefusals,
+            ReportKindArg::ClockUnsynchronised => Self::ClockUnsynchronised,
+        }
+    }
+}
+
+/// `tsunagu audit report`.
+#[derive(Debug, Args)]
+pub(crate) struct AuditReportArgs {
+    /// レポートの種類 / Which report
+    #[arg(value_enum, value_name = "KIND")]
+    pub(crate) kind: ReportKindArg,
+    /// この日時から（既定: 30日前）。RFC 3339 または YYYY-MM-DD（日本時間 0:00）/ From this
+    /// instant [default: 30 days ago]: RFC 3339, or YYYY-MM-DD (midnight, Japan time)
+    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+    pub(crate) from: Option<String>,
+    /// この日時まで（含まない、既定: 現在）/ Until this instant, exclusive [default: now]
+    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+    pub(crate) until: Option<String>,
+}
+
+/// `tsunagu audit sign-off`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("findings_source").required(true).args(["findings", "findings_file"])))]
+pub(crate) struct AuditSignOffArgs {
+    /// 点検した期間の開始。RFC 3339 または YYYY-MM-DD（日本時間 0:00）/ Start of the period
+    /// reviewed: RFC 3339, or YYYY-MM-DD (midnight, Japan time)
+    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+    pub(crate) from: String,
+    /// 点検した期間の終了（現在以前）/ End of the period reviewed (not in the future)
+    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+    pub(crate) until: String,
+    /// 所見と対応（1〜4000文字、暗号化して保存）/ What the review found and what was done
+    /// (1–4000 characters; stored sealed)
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) findings: Option<String>,
+    /// 所見をファイルから読む（`-` なら標準入力）/ Read the findings from a file (`-`: stdin)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) findings_file: Option<PathBuf>,
+}
+
+/// Parses an instant for the audit commands: RFC 3339 as given, or a calendar date
+/// `YYYY-MM-DD`, meaning its midnight in Japan (`YYYY-MM-DDT00:00:00+09:00`).
+pub(crate) fn parse_instant(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    if time::OffsetDateTime::parse(text, rfc3339).is_ok() {
+        return Ok(text.to_owned());
+    }
+    match parse_date(text) {
+        Ok(date) => Ok(format!(
+            "{:04}-{:02}-{:02}T00:00:00+09:00",
+            date.year(),
+            u8::from(date.month()),
+            date.day()
+        )),
+        Err(err) if err.contains("no such date") => Err(err),
+        Err(_) => Err(
+            "日時は RFC 3339（例 2026-11-21T09:00:00+09:00）または YYYY-MM-DD で指定してください / \
+             expected an RFC 3339 instant (e.g. 2026-11-21T09:00:00+09:00) or a date as YYYY-MM-DD"
+                .to_owned(),
+        ),
+    }
 }
 
 /// Parses a calendar date given as `YYYY-MM-DD`; a date of that shape that does not exist
@@ -1314,6 +1542,259 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn parses_the_audit_commands() {
+        let user = UserId::generate();
+        let room = RoomId::generate();
+        let cli = parse(&[
+            "audit",
+            "search",
+            "--user",
+            &user.to_string(),
+            "--room",
+            &room.to_string(),
+            "--action",
+            "auth.",
+            "--outcome",
+            "refused",
+            "--from",
+            "2026-11-01",
+            "--until",
+            "2026-11-21T09:00:00Z",
+            "--limit",
+            "1000",
+            "--all",
+            "--json",
+        ])
+        .unwrap();
+        assert!(cli.global.json);
+        let Command::Audit(AuditCommand::Search(args)) = cli.command else {
+            panic!("not audit search")
+        };
+        assert_eq!(
+            (args.filters.user, args.filters.room, args.limit, args.all),
+            (Some(user), Some(room), Some(1000), true)
+        );
+        assert_eq!(args.filters.action.as_deref(), Some("auth."));
+        assert_eq!(args.filters.outcome, Some(OutcomeArg::Refused));
+        assert_eq!(
+            args.filters.from.as_deref(),
+            Some("2026-11-01T00:00:00+09:00"),
+            "a date is its midnight in Japan"
+        );
+        assert_eq!(args.filters.until.as_deref(), Some("2026-11-21T09:00:00Z"));
+        let Command::Audit(AuditCommand::Search(args)) =
+            parse(&["audit", "search"]).unwrap().command
+        else {
+            panic!("not audit search")
+        };
+        assert_eq!(
+            (args.limit, args.all, args.filters.outcome),
+            (None, false, None)
+        );
+
+        let cli = parse(&[
+            "audit", "export", "--format", "fhir", "-o", "a.ndjson", "--force",
+        ])
+        .unwrap();
+        let Command::Audit(AuditCommand::Export(args)) = cli.command else {
+            panic!("not audit export")
+        };
+        assert_eq!(
+            (args.format, args.output, args.force, args.limit),
+            (
+                ExportFormatArg::Fhir,
+                Some(PathBuf::from("a.ndjson")),
+                true,
+                None
+            )
+        );
+        assert_eq!(
+            [
+                ExportFormatArg::Csv,
+                ExportFormatArg::Jsonl,
+                ExportFormatArg::Fhir
+            ]
+            .map(ExportFormatArg::as_str),
+            ["csv", "jsonl", "fhir"]
+        );
+
+        for (name, kind) in [
+            ("outside-care-team", ReportKind::OutsideCareTeam),
+            ("out-of-hours", ReportKind::OutOfHours),
+            ("bulk-exports", ReportKind::BulkExports),
+            ("failed-logins", ReportKind::FailedLogins),
+            ("many-refusals", ReportKind::ManyRefusals),
+            ("clock-unsynchronised", ReportKind::ClockUnsynchronised),
+            // The wire spelling too.
+            ("failed_logins", ReportKind::FailedLogins),
+        ] {
+            let Command::Audit(AuditCommand::Report(args)) =
+                parse(&["audit", "report", name]).unwrap().command
+            else {
+                panic!("not audit report")
+            };
+            assert_eq!(ReportKind::from(args.kind), kind, "{name}");
+        }
+        let Command::Audit(AuditCommand::Report(args)) = parse(&[
+            "audit",
+            "report",
+            "many-refusals",
+            "--from",
+            "2026-10-01T00:00:00+09:00",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not audit report")
+        };
+        assert_eq!(
+            (args.from.as_deref(), args.until),
+            (Some("2026-10-01T00:00:00+09:00"), None)
+        );
+
+        let Command::Audit(AuditCommand::SignOff(args)) = parse(&[
+            "audit",
+            "sign-off",
+            "--from",
+            "2026-10-01",
+            "--until",
+            "2026-11-01",
+            "--findings",
+            "不審なアクセスなし",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not audit sign-off")
+        };
+        assert_eq!(
+            (
+                args.from.as_str(),
+                args.until.as_str(),
+                args.findings.as_deref(),
+                args.findings_file
+            ),
+            (
+                "2026-10-01T00:00:00+09:00",
+                "2026-11-01T00:00:00+09:00",
+                Some("不審なアクセスなし"),
+                None
+            )
+        );
+        for ok in [
+            &["audit", "verify"][..],
+            &["audit", "reviews"],
+            &["clock"],
+            &["audit", "export", "--format", "csv"],
+            &[
+                "audit",
+                "export",
+                "--format",
+                "jsonl",
+                "--action",
+                "timeline.read",
+            ],
+            &["audit", "export", "--format", "csv", "--limit", "100000"],
+            &[
+                "audit",
+                "sign-off",
+                "--from",
+                "2026-10-01",
+                "--until",
+                "2026-11-01",
+                "--findings-file",
+                "-",
+            ],
+        ] {
+            assert!(parse(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            &["audit"][..],
+            &["audit", "search", "--limit", "0"],
+            &["audit", "search", "--limit", "1001"],
+            &["audit", "search", "--outcome", "ok"],
+            &["audit", "search", "--from", "yesterday"],
+            &["audit", "search", "--until", "2026-02-30"],
+            &["audit", "search", "--user", "sato"],
+            &["audit", "search", "--room", "not-a-room"],
+            &["audit", "export"],
+            &["audit", "export", "--format", "xlsx"],
+            &["audit", "export", "--format", "csv", "--limit", "100001"],
+            // --force is about a file.
+            &["audit", "export", "--format", "csv", "--force"],
+            &["audit", "report"],
+            &["audit", "report", "everything"],
+            &[
+                "audit",
+                "sign-off",
+                "--from",
+                "2026-10-01",
+                "--until",
+                "2026-11-01",
+            ],
+            &[
+                "audit",
+                "sign-off",
+                "--until",
+                "2026-11-01",
+                "--findings",
+                "x",
+            ],
+            &[
+                "audit",
+                "sign-off",
+                "--from",
+                "2026-10-01",
+                "--until",
+                "2026-11-01",
+                "--findings",
+                "x",
+                "--findings-file",
+                "f.txt",
+            ],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn instants_are_rfc3339_or_dates_in_japan() {
+        assert_eq!(
+            parse_instant(" 2026-11-21T09:00:00.5+09:00 ").unwrap(),
+            "2026-11-21T09:00:00.5+09:00"
+        );
+        assert_eq!(
+            parse_instant("2024-02-29").unwrap(),
+            "2024-02-29T00:00:00+09:00"
+        );
+        assert!(
+            parse_instant("2026-02-29")
+                .unwrap_err()
+                .contains("no such date")
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2026/11/21",
+            "2026-11-21 09:00",
+            "2026-11-21T09:00:00",
+        ] {
+            assert!(
+                parse_instant(bad).unwrap_err().contains("RFC 3339"),
+                "{bad:?}"
+            );
+        }
+        let help = Cli::command()
+            .find_subcommand_mut("audit")
+            .and_then(|audit| audit.find_subcommand_mut("report"))
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("failed-logins"), "{help}");
+        assert!(help.contains("ケアチーム外"), "{help}");
     }
 
     #[test]

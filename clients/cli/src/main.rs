@@ -1,14 +1,16 @@
 //! `tsunagu`: the command-line client of Tsunagu. Log in, manage your sessions, password and
 //! two-factor authentication, open patient rooms, invite the care team, record the patient's
 //! consent, post to a room's timeline, read and follow it, acknowledge, correct and delete
-//! posts, and administer organisations, invitations and users.
+//! posts, administer organisations, invitations and users, and (security officers) search,
+//! report on, export and verify the audit trail.
 //!
 //! This file only parses the command line, runs the command on a Tokio runtime and turns the
 //! outcome into an exit code. The modules:
 //!
 //! * `cli`: the clap command definitions;
 //! * `commands`: running them (`auth` for the account, `admin` for administration, `rooms`
-//!   for patient rooms and the directory, `timeline` for posts and the timeline);
+//!   for patient rooms and the directory, `timeline` for posts and the timeline, `audit`
+//!   for the security officers' tools);
 //! * `credentials`: the stored login, `<config-dir>/credentials.toml` (mode 0600);
 //! * `output`: human-readable and `--json` rendering, and error reports;
 //! * `prompt`: reading passwords and codes;

@@ -14,6 +14,9 @@ use std::io::{self, Write};
 use serde::Serialize;
 use tsunagu_protocol::OrganisationId;
 use tsunagu_protocol::Timestamp;
+use tsunagu_protocol::audit::{
+    AuditPage, AuditRecord, AuditReport, AuditVerification, ClockStatus, ReportKind, Review,
+};
 use tsunagu_protocol::auth::{Me, PendingStep, RecoveryCodes, SessionInfo, TotpEnrolment};
 use tsunagu_protocol::identity::{
     Invitation, InvitationCreated, InvitationStatus, Organisation, OrganisationKind, PasswordReset,
@@ -863,6 +866,282 @@ pub(crate) fn pending_guidance(pending: &[PendingStep]) -> String {
     text
 }
 
+// ----- The audit trail -----
+
+/// A value from the audit trail on one line: line breaks and tabs become spaces and other
+/// control characters are replaced, so that a stored text (a user agent, a reason) cannot
+/// move the cursor or recolour the terminal.
+fn audit_cell(text: &str) -> String {
+    text.split(['\r', '\n', '\t'])
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.chars()
+                .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// An audit outcome in words: `成功 success`, `失敗 failure`, `拒否 refused`.
+fn audit_outcome(outcome: &str) -> String {
+    match outcome {
+        "success" => "成功 success".to_owned(),
+        "failure" => "失敗 failure".to_owned(),
+        "refused" => "拒否 refused".to_owned(),
+        other => audit_cell(other),
+    }
+}
+
+/// The actor's role by its label when it is a known role, else as stored.
+fn audit_role(stored: Option<&str>) -> String {
+    match stored {
+        Some(name) => Role::parse(name).map_or_else(|| audit_cell(name), role),
+        None => none(),
+    }
+}
+
+/// `room 0190…`, the type alone, or "－".
+fn audit_object(record: &AuditRecord) -> String {
+    match (&record.object_type, &record.object_id) {
+        (Some(kind), Some(id)) => format!("{} {}", audit_cell(kind), audit_cell(id)),
+        (Some(kind), None) => audit_cell(kind),
+        (None, Some(id)) => audit_cell(id),
+        (None, None) => none(),
+    }
+}
+
+/// Audit records as a table, oldest first: time, position in the log (`－` until placed),
+/// actor, role, action, object, outcome and reason.
+pub(crate) fn audit_records(records: &[AuditRecord]) -> String {
+    let optional = |value: &Option<String>| value.as_deref().map_or_else(none, audit_cell);
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|record| {
+            vec![
+                timestamp(record.occurred_at),
+                record
+                    .position
+                    .map_or_else(none, |position| position.to_string()),
+                optional(&record.actor_user_id),
+                audit_role(record.actor_role.as_deref()),
+                audit_cell(&record.action),
+                audit_object(record),
+                audit_outcome(&record.outcome),
+                optional(&record.reason),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "日時 Time",
+            "位置 Position",
+            "操作者 Actor",
+            "役割 Role",
+            "操作 Action",
+            "対象 Object",
+            "結果 Outcome",
+            "理由 Reason",
+        ],
+        &rows,
+    )
+}
+
+/// `tsunagu audit search`: the records, their number, and how to see more when the page is
+/// full.
+pub(crate) fn audit_page(page: &AuditPage) -> String {
+    let mut text = audit_records(&page.records);
+    text.push_str(&format!(
+        "\n{count} 件 {count} record(s)\n",
+        count = page.records.len()
+    ));
+    if page.next_after.is_some() {
+        text.push_str(
+            "さらに記録があります。すべて表示するには --all を指定するか、条件を絞り込んで\
+             ください。\n\
+             More records match: pass --all to fetch them all, or narrow the search.\n",
+        );
+    }
+    text
+}
+
+/// The clock's state in words.
+fn clock_state(state: &str) -> String {
+    match state {
+        "synchronised" => "同期済み synchronised".to_owned(),
+        "unsynchronised" => "⚠ 未同期 unsynchronised".to_owned(),
+        "unknown" => "不明 unknown".to_owned(),
+        other => audit_cell(other),
+    }
+}
+
+/// One line about the server's clock: its state, how it was found and when.
+fn clock_line(clock: &ClockStatus) -> String {
+    let mut text = clock_state(&clock.state);
+    if let Some(source) = &clock.source {
+        text.push_str(&format!(" ({})", audit_cell(source)));
+    }
+    text.push_str(&format!("  確認 checked {}", timestamp(clock.checked_at)));
+    text
+}
+
+/// `tsunagu clock`.
+pub(crate) fn clock_status(clock: &ClockStatus) -> String {
+    let mut text = fields(&[
+        ("時刻同期 Clock", clock_state(&clock.state)),
+        (
+            "確認方法 Source",
+            clock.source.as_deref().map_or_else(none, audit_cell),
+        ),
+        ("確認 Checked at", timestamp(clock.checked_at)),
+    ]);
+    if clock.state != "synchronised" {
+        text.push_str(
+            "\n⚠ 時刻同期を確認できません。監査記録の日時が不正確になるおそれがあります。\n\
+             ⚠ The clock is not known to be synchronised: audit records may carry wrong times.\n",
+        );
+    }
+    text
+}
+
+/// `tsunagu audit verify`: the verdict first, then the figures and every problem.
+pub(crate) fn audit_verification(verification: &AuditVerification) -> String {
+    let mut text = if verification.clean {
+        "監査ログに問題はありません。 The audit log is clean.\n\n".to_owned()
+    } else {
+        "⚠ 監査ログに問題があります。 The audit log has problems.\n\n".to_owned()
+    };
+    text.push_str(&fields(&[
+        ("記録数 Records in the chain", verification.size.to_string()),
+        (
+            "チェックポイント Checkpoints checked",
+            verification.checkpoints.to_string(),
+        ),
+        (
+            "未配置 Pending (not placed yet)",
+            verification.pending.to_string(),
+        ),
+        (
+            "最初の不正位置 First bad position",
+            verification
+                .first_bad_position
+                .map_or_else(none, |position| position.to_string()),
+        ),
+        ("時刻同期 Clock", clock_line(&verification.clock)),
+    ]));
+    if !verification.problems.is_empty() {
+        text.push_str("\n問題 Problems:\n");
+        for problem in &verification.problems {
+            text.push_str(&format!("  - {}\n", audit_cell(problem)));
+        }
+    }
+    text
+}
+
+/// A review report's name, Japanese then English.
+pub(crate) fn report_kind(kind: ReportKind) -> &'static str {
+    match kind {
+        ReportKind::OutsideCareTeam => {
+            "ケアチーム外からのアクセス Access from outside the care team"
+        }
+        ReportKind::OutOfHours => "時間外のアクセス Access out of office hours",
+        ReportKind::BulkExports => "書き出しと大量閲覧 Exports and large reads",
+        ReportKind::FailedLogins => "ログイン失敗 Failed logins",
+        ReportKind::ManyRefusals => "拒否の多いアカウント Accounts refused many times",
+        ReportKind::ClockUnsynchronised => "時刻の非同期 Clock not synchronised",
+    }
+}
+
+/// `tsunagu audit report`: the report and its period, the counts per account, then the
+/// records.
+pub(crate) fn audit_report(report: &AuditReport) -> String {
+    let mut text = fields(&[
+        ("レポート Report", report_kind(report.kind).to_owned()),
+        (
+            "期間 Period",
+            format!("{} – {}", timestamp(report.from), timestamp(report.until)),
+        ),
+        ("記録数 Records", report.records.len().to_string()),
+    ]);
+    if report.truncated {
+        text.push_str(
+            "⚠ 記録が多いため先頭の 10,000 件のみ表示しています。期間を短くしてください。\n\
+             ⚠ Only the first 10,000 records are listed: shorten the period.\n",
+        );
+    }
+    if !report.counts.is_empty() {
+        text.push_str("\nアカウント別 Per account:\n");
+        let rows: Vec<Vec<String>> = report
+            .counts
+            .iter()
+            .map(|count| {
+                let account = match count.account.as_str() {
+                    "unknown" => "（不明な名前） unknown name".to_owned(),
+                    account => audit_cell(account),
+                };
+                vec![account, count.count.to_string()]
+            })
+            .collect();
+        text.push_str(&table(&["アカウント Account", "件数 Count"], &rows));
+    }
+    text.push_str("\n記録 Records:\n");
+    text.push_str(&audit_records(&report.records));
+    text
+}
+
+/// A text over several lines, each further line indented under the first.
+fn audit_text(text: &str) -> String {
+    text.trim_end()
+        .lines()
+        .map(audit_cell)
+        .collect::<Vec<_>>()
+        .join("\n    ")
+}
+
+/// One review sign-off.
+pub(crate) fn review(review: &Review) -> String {
+    fields(&[
+        ("点検 ID Review", review.review_id.clone()),
+        (
+            "期間 Period",
+            format!(
+                "{} – {}",
+                timestamp(review.period_start),
+                timestamp(review.period_end)
+            ),
+        ),
+        (
+            "対象の記録 Covers positions up to",
+            review.through_position.to_string(),
+        ),
+        ("点検者 Reviewed by", review.reviewed_by.to_string()),
+        ("記録 Signed at", timestamp(review.reviewed_at)),
+        ("所見 Findings", audit_text(&review.findings)),
+    ])
+}
+
+/// `tsunagu audit reviews`: one block per sign-off, newest period first as sent.
+pub(crate) fn reviews(reviews: &[Review]) -> String {
+    if reviews.is_empty() {
+        return "（なし） None\n".to_owned();
+    }
+    reviews
+        .iter()
+        .map(self::review)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `tsunagu audit export -o FILE`: where the export went.
+pub(crate) fn audit_exported(path: &std::path::Path, format: &str, bytes: usize) -> String {
+    format!(
+        "監査記録を書き出しました: {path}（{format}、{size}）\n\
+         Exported the audit records to {path} ({format}, {size}).\n",
+        path = path.display(),
+        size = size(bytes as u64)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use tsunagu_protocol::{ErrorCode, FieldError, OrganisationId, UserId};
@@ -1076,6 +1355,128 @@ mod tests {
         assert!(text.contains("撤回 Withdrawn"), "{text}");
         assert!(text.contains("本人の希望"), "{text}");
         assert_eq!(consents(&[]), "（なし） None\n");
+    }
+
+    #[test]
+    fn audit_records_reports_and_verification_are_readable() {
+        let record: AuditRecord = serde_json::from_value(serde_json::json!({
+            "id": 7, "occurred_at": "2026-11-21T09:30:00+09:00",
+            "actor_user_id": "0190a5b4-0000-7000-8000-000000000002", "actor_role": "nurse",
+            "action": "room.view", "object_type": "room",
+            "object_id": "0190a5b4-0000-7000-8000-0000000000a1", "outcome": "refused",
+            "reason": "not_member\n\u{1b}[31m"
+        }))
+        .unwrap();
+        let placed = AuditRecord {
+            position: Some(41),
+            outcome: "success".into(),
+            reason: None,
+            ..record.clone()
+        };
+        let page = AuditPage {
+            records: vec![record.clone(), placed],
+            next_after: Some(8),
+        };
+        let text = audit_page(&page);
+        for expected in [
+            "2026-11-21T00:30:00Z",
+            "看護師 Nurse",
+            "room 0190a5b4-0000-7000-8000-0000000000a1",
+            "拒否 refused",
+            "成功 success",
+            "not_member \u{FFFD}[31m",
+            "2 件 2 record(s)",
+            "--all",
+        ] {
+            assert!(text.contains(expected), "{expected}: {text}");
+        }
+        assert!(!text.contains('\u{1b}'), "{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].contains("  －  "), "not placed yet: {text}");
+        assert!(lines[2].contains("  41  "), "{text}");
+        assert!(
+            !audit_page(&AuditPage {
+                records: Vec::new(),
+                next_after: None
+            })
+            .contains("--all")
+        );
+
+        let clock: ClockStatus = serde_json::from_value(serde_json::json!({
+            "state": "unsynchronised", "source": "command", "checked_at": "2026-11-21T00:00:00Z"
+        }))
+        .unwrap();
+        let verification = AuditVerification {
+            clean: false,
+            size: 120,
+            checkpoints: 3,
+            pending: 2,
+            first_bad_position: Some(57),
+            problems: vec!["record 57: MAC mismatch".into()],
+            clock: clock.clone(),
+        };
+        let text = audit_verification(&verification);
+        for expected in [
+            "The audit log has problems",
+            "120",
+            "57",
+            "  - record 57: MAC mismatch",
+            "未同期 unsynchronised (command)",
+        ] {
+            assert!(text.contains(expected), "{expected}: {text}");
+        }
+        let clean = audit_verification(&AuditVerification {
+            clean: true,
+            first_bad_position: None,
+            problems: Vec::new(),
+            ..verification
+        });
+        assert!(clean.starts_with("監査ログに問題はありません。"), "{clean}");
+        assert!(!clean.contains("Problems"), "{clean}");
+        assert!(clock_status(&clock).contains("may carry wrong times"));
+
+        let report = AuditReport {
+            kind: ReportKind::FailedLogins,
+            from: record.occurred_at,
+            until: record.occurred_at,
+            records: vec![record],
+            counts: vec![
+                tsunagu_protocol::audit::AccountCount {
+                    account: "0190a5b4-0000-7000-8000-000000000002".into(),
+                    count: 3,
+                },
+                tsunagu_protocol::audit::AccountCount {
+                    account: "unknown".into(),
+                    count: 1,
+                },
+            ],
+            truncated: false,
+        };
+        let text = audit_report(&report);
+        for expected in [
+            "ログイン失敗 Failed logins",
+            "アカウント別 Per account",
+            "0190a5b4-0000-7000-8000-000000000002  3",
+            "unknown name",
+            "room.view",
+        ] {
+            assert!(text.contains(expected), "{expected}: {text}");
+        }
+
+        let review: Review = serde_json::from_value(serde_json::json!({
+            "review_id": "0190a5b4-0000-7000-8000-0000000000f1",
+            "period_start": "2026-10-01T00:00:00Z", "period_end": "2026-11-01T00:00:00Z",
+            "through_position": 41, "reviewed_by": "0190a5b4-0000-7000-8000-000000000003",
+            "reviewed_at": "2026-11-02T00:00:00Z", "findings": "不審なし\n対応不要"
+        }))
+        .unwrap();
+        let text = reviews(std::slice::from_ref(&review));
+        assert!(
+            text.contains("2026-10-01T00:00:00Z – 2026-11-01T00:00:00Z"),
+            "{text}"
+        );
+        assert!(text.contains("不審なし\n    対応不要"), "{text}");
+        assert_eq!(reviews(&[]), "（なし） None\n");
     }
 
     #[test]

@@ -492,6 +492,11 @@ impl AuditService {
             .sealer
             .seal(findings.as_bytes(), &findings_context(&review_id))
             .map_err(|_| AppError::Internal("seal"))?;
+        // Place what was committed before the sign-off, so that the review covers the records
+        // the officer has just looked at.
+        if let Err(error) = self.sequencer().catch_up(false).await {
+            tracing::warn!(%error, "could not place the latest audit records before a sign-off");
+        }
         let log = self.store.audit_log().await?;
         let row = AuditReviewRow {
             audit_review_id: review_id.clone(),

@@ -1,7 +1,7 @@
 //! Running commands: the shared context (which server, which credentials, how to print) and the
 //! dispatch to the account commands ([`auth`]), the administration commands ([`admin`]), the
-//! patient-room and directory commands ([`rooms`]), the timeline commands ([`timeline`]) and
-//! the attachment commands ([`attachments`]).
+//! patient-room and directory commands ([`rooms`]), the timeline commands ([`timeline`]), the
+//! attachment commands ([`attachments`]) and the security officers' commands ([`audit`]).
 //!
 //! Tokens are only ever sent to the server that issued them: a logged-in command refuses a
 //! `--server` other than the stored one. After every logged-in command the stored credentials
@@ -10,6 +10,7 @@
 
 mod admin;
 mod attachments;
+mod audit;
 mod auth;
 mod rooms;
 mod timeline;
@@ -35,6 +36,8 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Totp(command) => auth::totp(&ctx, command).await,
         Command::AcceptInvitation(args) => auth::accept_invitation(&ctx, args).await,
         Command::Admin(command) => admin::run(&ctx, command).await,
+        Command::Audit(command) => audit::run(&ctx, command).await,
+        Command::Clock => audit::clock(&ctx).await,
         Command::Room(command) => rooms::run(&ctx, command).await,
         Command::Directory { query } => rooms::directory(&ctx, query).await,
         Command::Post(args) => timeline::post(&ctx, args).await,
