@@ -1651,6 +1651,31 @@ async fn audit_records_are_chained_once_and_verified(store: Store, database: Dat
         "{report:?}"
     );
     assert_eq!(report.size, 6);
+
+    // A record without MAC in an id range that was once legacy (an id a rolled-back
+    // transaction left free) is not placed either once the log holds MAC'd records.
+    raw_execute(&database, "update audit_log set legacy_through = 1000000")
+        .await
+        .unwrap();
+    raw_execute(
+        &database,
+        "insert into audit_event (audit_event_id, occurred_at, action, outcome) \
+         values (999999, 1, 'auth.login', 'success')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(sequencer.catch_up(false).await.unwrap().placed, 0);
+    assert_eq!(sequencer.catch_up(false).await.unwrap().placed, 1);
+    let report = verify(&store, &key, &verifying, &external).await.unwrap();
+    assert_eq!(
+        report
+            .problems
+            .iter()
+            .filter(|p| matches!(p, Problem::Unauthenticated { .. }))
+            .count(),
+        2,
+        "{report:?}"
+    );
 }
 
 /// `url` with its user replaced by `user` (no password: the test cluster trusts local users).

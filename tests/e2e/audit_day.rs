@@ -1,24 +1,35 @@
 //! The audit trail of a scripted day (issue 5): after the set-up, a day of logins (one with a
-//! wrong password), room and timeline reads, posts, a correction, versions, an
-//! acknowledgement, an attachment uploaded, posted and downloaded, refusals (a non-member,
-//! the family, a nurse trying an administrator's action), a token refresh, a logout and a
-//! refresh after it. Every call is awaited before the next, so the server defines the order
-//! of the records; the records written during the day are asserted one by one, column by
-//! column, and no record holds clinical text, a file name, a password or a token.
+//! wrong password), room and timeline reads, a read position, the nurse's own session list,
+//! posts, a correction, versions, an acknowledgement and its listing, an attachment uploaded,
+//! posted and downloaded, refused uploads (type, name, size, no consent) and a post without
+//! consent, a WebSocket subscription with its catch-up and a live event, refusals (a
+//! non-member, the family, including care-team entries that answer `404`, a nurse trying an
+//! administrator's action or another organisation), an administrator's listings and views, a
+//! token refresh, a logout and a refresh after it. Every call is awaited before the next, so
+//! the server defines the order of the records; the records written during the day are
+//! asserted one by one, column by column, and no record holds clinical text, a file name, a
+//! password or a token.
 //!
 //! Then an injected failure of the audit write (a trigger that refuses the insert of one
 //! action): a post fails with `internal` and leaves the timeline, the room's numbering and the
 //! audit trail as they were; a read (and a refusal, and a download) fails without returning
-//! data. Once the trigger is gone, the same calls work and are recorded.
+//! data; so do a read position (left where it was), an acknowledgement listing and an
+//! administrator's user listing. Once the trigger is gone, the same calls work and are
+//! recorded.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tsunagu_client::{ClientError, Session};
+use std::time::Duration;
+
+use tsunagu_client::{ClientError, LiveConnection, Session};
 use tsunagu_e2e::server::{AuditRow, TestServer};
+use tsunagu_protocol::attachments::MAX_ATTACHMENT_BYTES;
 use tsunagu_protocol::identity::{OrganisationKind, Role};
+use tsunagu_protocol::rooms::{CreateRoomRequest, PatientDetails};
 use tsunagu_protocol::timeline::{
     EditEntryRequest, EntryKind, PostEntryRequest, PostEntryWithAttachments, Visibility,
 };
+use tsunagu_protocol::ws::{ClientFrame, ServerFrame};
 use tsunagu_protocol::{
     ClientPostId, ErrorCode, OrganisationId, RoomId, SessionId, UserId, routes,
 };
@@ -28,6 +39,8 @@ use crate::support::{
 };
 
 const PATIENT: &str = "監査 太郎";
+/// A patient whose room has no consent recorded yet.
+const PATIENT_WITHOUT_CONSENT: &str = "同意 待子";
 const URGENT: &str = "MARKER-urgent 38.9℃の発熱、至急往診します";
 const WOUND: &str = "MARKER-wound 仙骨部に褥瘡 2cm";
 const WOUND_CORRECTED: &str = "MARKER-corrected 仙骨部に褥瘡 3cm";
@@ -36,6 +49,11 @@ const PHOTO_POST: &str = "MARKER-photo 仙骨部の写真";
 const FILE_NAME: &str = "MARKER-仙骨部-褥瘡.jpg";
 const FILE_CONTENT: &str = "MARKER-jpeg-content";
 const FAMILY_HIDDEN: &str = "MARKER-family 専門職だけに伝えたい";
+const NO_CONSENT_POST: &str = "MARKER-no-consent 服薬状況";
+const LIVE_POST: &str = "MARKER-live 夕方の訪問で食欲あり";
+const GIF_NAME: &str = "MARKER-褥瘡.gif";
+const BAD_NAME: &str = "MARKER/褥瘡.jpg";
+const LARGE_NAME: &str = "MARKER-大きすぎる.jpg";
 const WRONG_PASSWORD: &str = "MARKER-not-her-password-2026";
 const FAILED_POST: &str = "MARKER-injected 血圧 150/90";
 const TRIGGER_MESSAGE: &str = "injected audit failure";
@@ -77,7 +95,8 @@ async fn last_audit_id(server: &TestServer) -> i64 {
 struct Actor {
     user: UserId,
     role: Role,
-    organisation: OrganisationId,
+    /// None for the system administrator.
+    organisation: Option<OrganisationId>,
 }
 
 impl Actor {
@@ -86,7 +105,7 @@ impl Actor {
         Actor {
             user: me.user.id,
             role: me.user.role,
-            organisation: me.organisation.expect("an organisation").id,
+            organisation: me.organisation.map(|organisation| organisation.id),
         }
     }
 }
@@ -162,7 +181,7 @@ fn assert_records(rows: &[AuditRow], expected: &[Expected], from: i64, to: i64) 
         );
         assert_eq!(
             row.actor_organisation_id,
-            Some(expected.actor.organisation.to_string()),
+            expected.actor.organisation.map(|id| id.to_string()),
             "{at}: actor organisation"
         );
         assert_eq!(
@@ -277,6 +296,23 @@ async fn remove_audit_failure(server: &TestServer) {
     server.execute_sql(sql).await;
 }
 
+/// The next frame of a socket, within ten seconds.
+async fn next_frame(socket: &mut LiveConnection) -> ServerFrame {
+    tokio::time::timeout(Duration::from_secs(10), socket.recv())
+        .await
+        .expect("a frame within ten seconds")
+        .expect("a frame")
+}
+
+/// A member's stored read position.
+async fn read_position(server: &TestServer, room: RoomId, user: UserId) -> i64 {
+    server
+        .sql_number(&format!(
+            "select read_seq from room_member where room_id = '{room}' and user_id = '{user}'"
+        ))
+        .await
+}
+
 /// A room's stored events and both heads of its numbering.
 async fn room_state(server: &TestServer, room: RoomId) -> (i64, i64, i64) {
     (
@@ -340,6 +376,7 @@ pub async fn run(server: TestServer) {
         "nurse.outside",
     )
     .await;
+    let admin_actor = Actor::of(&admin).await;
     let nurse_actor = Actor::of(&nurse).await;
     let doctor_actor = Actor::of(&doctor).await;
     let manager_actor = Actor::of(&manager).await;
@@ -359,10 +396,25 @@ pub async fn run(server: TestServer) {
             .await
             .unwrap();
     }
+    // A second room of the nurse's, whose consent is not recorded yet.
+    let waiting = nurse
+        .session
+        .create_room(&CreateRoomRequest {
+            patient: PatientDetails {
+                name: PATIENT_WITHOUT_CONSENT.into(),
+                name_kana: "ドウイ マチコ".into(),
+                date_of_birth: time::macros::date!(1941 - 09 - 12),
+                address: None,
+                insurer_numbers: Vec::new(),
+            },
+        })
+        .await
+        .unwrap()
+        .id;
     // Fresh access tokens for the sessions used during the day, so that none expires (and is
     // refreshed, which would be recorded) in the middle of it.
     let mut secrets = Vec::new();
-    for person in [&doctor, &family, &outsider] {
+    for person in [&admin, &doctor, &family, &outsider] {
         secrets.extend(tokens_of(&person.session));
         person.session.refresh().await.unwrap();
     }
@@ -399,9 +451,9 @@ pub async fn run(server: TestServer) {
 
     // Her rooms, the room, its timeline.
     let rooms = nurse_day.rooms().await.unwrap();
-    assert_eq!(rooms.len(), 1);
+    assert_eq!(rooms.len(), 2);
     expected.push(
-        Expected::new("room list", "room.list", "success", nurse_actor, nurse_in).reason("rooms=1"),
+        Expected::new("room list", "room.list", "success", nurse_actor, nurse_in).reason("rooms=2"),
     );
     let opened = nurse_day.room(room).await.unwrap();
     assert_eq!(opened.patient.name, PATIENT);
@@ -418,6 +470,33 @@ pub async fn run(server: TestServer) {
         )
         .room(room)
         .reason(format!("after=0;count={}", page.events.len())),
+    );
+    // She has read it all: a change of state, recorded.
+    nurse_day.mark_read(room, page.head).await.unwrap();
+    expected.push(
+        Expected::new(
+            "nurse marks the timeline read",
+            "timeline.mark_read",
+            "success",
+            nurse_actor,
+            nurse_in,
+        )
+        .room(room)
+        .reason(format!("seq={}", page.head)),
+    );
+    // Her own sessions: the one from her invitation and this morning's.
+    let sessions = nurse_day.sessions().await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    expected.push(
+        Expected::new(
+            "nurse lists her sessions",
+            "auth.session_list",
+            "success",
+            nurse_actor,
+            nurse_in,
+        )
+        .object("user", nurse_actor.user)
+        .reason("count=2"),
     );
 
     // The physician's urgent notice for everyone.
@@ -510,6 +589,24 @@ pub async fn run(server: TestServer) {
         .room(room)
         .reason(format!("entry={}", urgent.entry_id)),
     );
+    // The physician looks who has seen it: names and roles, a read.
+    let acks = doctor
+        .session
+        .acknowledgements(room, urgent.entry_id)
+        .await
+        .unwrap();
+    assert_eq!(acks.len(), 1);
+    expected.push(
+        Expected::new(
+            "physician lists the acknowledgements",
+            "timeline.acknowledgements",
+            "success",
+            doctor_actor,
+            doctor_in,
+        )
+        .room(room)
+        .reason(format!("entry={};count=1", urgent.entry_id)),
+    );
 
     // A photo: uploaded, posted for the care team, downloaded.
     let content = jpeg();
@@ -576,6 +673,151 @@ pub async fn run(server: TestServer) {
             photo.attachment_id, photo_post.entry_id
         )),
     );
+
+    // Uploads refused: by type, by name, by announced size; and without consent.
+    let mut gif = b"GIF89a".to_vec();
+    gif.extend_from_slice(FILE_CONTENT.as_bytes());
+    assert_code(
+        nurse_day
+            .upload_attachment_from(room, GIF_NAME, std::io::Cursor::new(gif))
+            .await,
+        ErrorCode::UnsupportedMediaType,
+    );
+    assert_code(
+        nurse_day
+            .upload_attachment_from(room, BAD_NAME, std::io::Cursor::new(jpeg()))
+            .await,
+        ErrorCode::InvalidRequest,
+    );
+    let large = nurse_day
+        .client()
+        .http()
+        .post(nurse_day.client().url(&routes::fill(
+            routes::ATTACHMENTS,
+            &[room.to_string().as_str()],
+        )))
+        .query(&[("file_name", LARGE_NAME)])
+        .bearer_auth(nurse_day.tokens().access_token)
+        .body(vec![
+            0xff_u8;
+            usize::try_from(MAX_ATTACHMENT_BYTES).unwrap() + 1
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(large.status(), 413);
+    assert_code(
+        nurse_day
+            .upload_attachment_from(waiting, FILE_NAME, std::io::Cursor::new(jpeg()))
+            .await,
+        ErrorCode::Conflict,
+    );
+    for (step, reason, in_room) in [
+        ("upload of a GIF", "unsupported_type", room),
+        ("upload with a bad name", "bad_name", room),
+        ("upload announced too large", "too_large", room),
+        ("upload without consent", "no_consent", waiting),
+    ] {
+        expected.push(
+            Expected::new(step, "attachment.upload", "refused", nurse_actor, nurse_in)
+                .room(in_room)
+                .reason(reason),
+        );
+    }
+    // A post where no consent is in force.
+    assert_code(
+        nurse_day
+            .post_entry(
+                waiting,
+                &post(NO_CONSENT_POST, EntryKind::Text, Visibility::CareTeam),
+            )
+            .await,
+        ErrorCode::Conflict,
+    );
+    expected.push(
+        Expected::new(
+            "post without consent",
+            "timeline.post",
+            "refused",
+            nurse_actor,
+            nurse_in,
+        )
+        .room(waiting)
+        .reason("no_consent"),
+    );
+
+    // The physician's device subscribes from her urgent notice on: the catch-up is one read,
+    // recorded with its count before the events are sent; then a live event, not recorded
+    // again (the subscription stands for it).
+    let mut socket = doctor.session.connect_live().await.unwrap();
+    socket
+        .send(&ClientFrame::Subscribe {
+            room,
+            since: urgent.seq,
+        })
+        .await
+        .unwrap();
+    let head = match next_frame(&mut socket).await {
+        ServerFrame::Subscribed {
+            room: r,
+            since,
+            head,
+        } if r == room && since == urgent.seq => head,
+        other => panic!("expected subscribed, got {other:?}"),
+    };
+    assert_eq!(head, photo_post.seq, "the head is the photo's post");
+    let mut caught_up = Vec::new();
+    while caught_up.len() < usize::try_from(head - urgent.seq).unwrap() {
+        match next_frame(&mut socket).await {
+            ServerFrame::Event { room: r, event } if r == room => caught_up.push(event.seq),
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        caught_up,
+        (urgent.seq + 1..=head).collect::<Vec<_>>(),
+        "the catch-up"
+    );
+    expected.push(
+        Expected::new(
+            "physician subscribes with catch-up",
+            "timeline.read",
+            "success",
+            doctor_actor,
+            doctor_in,
+        )
+        .room(room)
+        .reason(format!(
+            "since={};count={};live=true",
+            urgent.seq,
+            head - urgent.seq
+        )),
+    );
+    let live = nurse_day
+        .post_entry(
+            room,
+            &post(LIVE_POST, EntryKind::Text, Visibility::CareTeam),
+        )
+        .await
+        .unwrap();
+    expected.push(
+        Expected::new(
+            "nurse posts while the physician is subscribed",
+            "timeline.post",
+            "success",
+            nurse_actor,
+            nurse_in,
+        )
+        .room(room)
+        .reason(format!("entry={};seq={}", live.entry_id, live.seq)),
+    );
+    match next_frame(&mut socket).await {
+        ServerFrame::Event { room: r, event } if r == room => {
+            assert_eq!((event.seq, event.entry_id), (live.seq, live.entry_id));
+        }
+        other => panic!("expected the live event, got {other:?}"),
+    }
+    socket.close().await;
 
     // The care manager logs in and reads.
     let tokens = manager.login(&client).await;
@@ -678,11 +920,32 @@ pub async fn run(server: TestServer) {
         )
         .room(room),
     );
-    // A care-team entry does not exist for the family: 404, and (as documented) not audited.
+    // A care-team entry does not exist for the family: 404, the same answer as for an entry
+    // that does not exist; only the trail records the refusal.
     assert_code(
         family.session.acknowledge(room, wound.entry_id).await,
         ErrorCode::NotFound,
     );
+    assert_code(
+        family.session.acknowledgements(room, wound.entry_id).await,
+        ErrorCode::NotFound,
+    );
+    for (step, action) in [
+        (
+            "family acknowledges a care-team entry",
+            "timeline.acknowledge",
+        ),
+        (
+            "family lists acknowledgements of a care-team entry",
+            "timeline.acknowledgements",
+        ),
+    ] {
+        expected.push(
+            Expected::new(step, action, "refused", family_actor, family_in)
+                .room(room)
+                .reason(format!("not_visible;entry={}", wound.entry_id)),
+        );
+    }
     assert_code(
         family
             .session
@@ -719,6 +982,99 @@ pub async fn run(server: TestServer) {
         )
         .object("user", manager_actor.user),
     );
+    // Another organisation does not exist for her: 404, recorded as refused.
+    assert_code(nurse_day.organisation(office.id).await, ErrorCode::NotFound);
+    expected.push(
+        Expected::new(
+            "nurse opens another organisation",
+            "admin.organisation_view",
+            "refused",
+            nurse_actor,
+            nurse_in,
+        )
+        .object("organisation", office.id)
+        .reason("not_visible"),
+    );
+
+    // The system administrator's listings and views: each recorded, with a count.
+    let admin_in = Some(admin.session.session_id());
+    let organisations = admin.session.organisations().await.unwrap();
+    assert_eq!(organisations.len(), 2);
+    expected.push(
+        Expected::new(
+            "administrator lists organisations",
+            "admin.organisation_list",
+            "success",
+            admin_actor,
+            admin_in,
+        )
+        .reason("scope=all;count=2"),
+    );
+    admin.session.organisation(clinic.id).await.unwrap();
+    expected.push(
+        Expected::new(
+            "administrator opens the clinic",
+            "admin.organisation_view",
+            "success",
+            admin_actor,
+            admin_in,
+        )
+        .object("organisation", clinic.id),
+    );
+    let users = admin.session.organisation_users(clinic.id).await.unwrap();
+    assert_eq!(users.len(), 4, "nurse, physician, family, outsider");
+    expected.push(
+        Expected::new(
+            "administrator lists the clinic's users",
+            "admin.user_list",
+            "success",
+            admin_actor,
+            admin_in,
+        )
+        .object("organisation", clinic.id)
+        .reason("count=4"),
+    );
+    let invitations = admin.session.invitations(clinic.id).await.unwrap();
+    assert_eq!(invitations.len(), 4);
+    expected.push(
+        Expected::new(
+            "administrator lists the clinic's invitations",
+            "admin.invitation_list",
+            "success",
+            admin_actor,
+            admin_in,
+        )
+        .object("organisation", clinic.id)
+        .reason("count=4"),
+    );
+    admin.session.user(nurse_actor.user).await.unwrap();
+    let grants = admin.session.role_grants(nurse_actor.user).await.unwrap();
+    assert_eq!(grants.len(), 1);
+    let nurse_sessions = admin.session.user_sessions(nurse_actor.user).await.unwrap();
+    assert_eq!(nurse_sessions.len(), 2);
+    for (step, action, reason) in [
+        (
+            "administrator views the nurse",
+            "admin.user_view",
+            "view=account",
+        ),
+        (
+            "administrator views the nurse's role grants",
+            "admin.user_view",
+            "view=role_grants;count=1",
+        ),
+        (
+            "administrator lists the nurse's sessions",
+            "admin.session_list",
+            "count=2",
+        ),
+    ] {
+        expected.push(
+            Expected::new(step, action, "success", admin_actor, admin_in)
+                .object("user", nurse_actor.user)
+                .reason(reason),
+        );
+    }
 
     // Evening: a refresh, a logout, and a refresh of the ended session.
     secrets.extend(tokens_of(&manager_day));
@@ -765,6 +1121,8 @@ pub async fn run(server: TestServer) {
         .chain(
             [
                 PATIENT,
+                PATIENT_WITHOUT_CONSENT,
+                "ドウイ",
                 "MARKER",
                 "褥瘡",
                 "仙骨部",
@@ -772,7 +1130,13 @@ pub async fn run(server: TestServer) {
                 "計測誤り",
                 "専門職だけ",
                 "血圧",
+                "服薬",
+                "食欲",
+                "大きすぎる",
                 FILE_NAME,
+                GIF_NAME,
+                BAD_NAME,
+                LARGE_NAME,
                 FILE_CONTENT,
                 WRONG_PASSWORD,
             ]
@@ -786,7 +1150,7 @@ pub async fn run(server: TestServer) {
     secrets.extend(tokens_of(&manager_day));
 
     // ----- An audit write that fails: a post -----
-    for session in [&doctor.session, &outsider.session] {
+    for session in [&admin.session, &doctor.session, &outsider.session] {
         secrets.extend(tokens_of(session));
         session.refresh().await.unwrap();
     }
@@ -909,7 +1273,92 @@ pub async fn run(server: TestServer) {
         now_micros(),
     );
 
+    // ----- An audit write that fails: a read position (a write, in the same transaction),
+    // an acknowledgement listing and a user listing (reads, recorded before the answer) -----
+    let mark = last_audit_id(&server).await;
+    let failing_from = now_micros();
+    let position = read_position(&server, room, doctor_actor.user).await;
+    let head = u64::try_from(room_state(&server, room).await.1).unwrap();
+    assert!(i64::try_from(head).unwrap() > position);
+    inject_audit_failure(&server, "timeline.mark_read").await;
+    assert_internal(&doctor.session.mark_read(room, head).await.unwrap_err());
+    assert_eq!(
+        read_position(&server, room, doctor_actor.user).await,
+        position,
+        "a read position whose record failed did not move"
+    );
+    remove_audit_failure(&server).await;
+    inject_audit_failure(&server, "timeline.acknowledgements").await;
+    assert_internal(
+        &doctor
+            .session
+            .acknowledgements(room, urgent.entry_id)
+            .await
+            .unwrap_err(),
+    );
+    remove_audit_failure(&server).await;
+    inject_audit_failure(&server, "admin.user_list").await;
+    assert_internal(
+        &admin
+            .session
+            .organisation_users(clinic.id)
+            .await
+            .unwrap_err(),
+    );
+    remove_audit_failure(&server).await;
+    assert!(
+        server.audit_records_after(mark).await.is_empty(),
+        "nothing recorded"
+    );
+    doctor.session.mark_read(room, head).await.unwrap();
+    assert_eq!(
+        read_position(&server, room, doctor_actor.user).await,
+        i64::try_from(head).unwrap()
+    );
+    let acks = doctor
+        .session
+        .acknowledgements(room, urgent.entry_id)
+        .await
+        .unwrap();
+    let users = admin.session.organisation_users(clinic.id).await.unwrap();
+    let records = server.audit_records_after(mark).await;
+    assert_records(
+        &records,
+        &[
+            Expected::new(
+                "read position after the failure",
+                "timeline.mark_read",
+                "success",
+                doctor_actor,
+                doctor_in,
+            )
+            .room(room)
+            .reason(format!("seq={head}")),
+            Expected::new(
+                "acknowledgements after the failure",
+                "timeline.acknowledgements",
+                "success",
+                doctor_actor,
+                doctor_in,
+            )
+            .room(room)
+            .reason(format!("entry={};count={}", urgent.entry_id, acks.len())),
+            Expected::new(
+                "user list after the failure",
+                "admin.user_list",
+                "success",
+                admin_actor,
+                admin_in,
+            )
+            .object("organisation", clinic.id)
+            .reason(format!("count={}", users.len())),
+        ],
+        failing_from,
+        now_micros(),
+    );
+
     // Every record of the whole run, set-up included.
+    secrets.extend(tokens_of(&admin.session));
     secrets.extend(tokens_of(&doctor.session));
     secrets.extend(tokens_of(&outsider.session));
     assert_records_free_of(&server.audit_records_after(0).await, &secrets);

@@ -329,6 +329,17 @@ enum Stop {
     Interrupted,
 }
 
+impl Stop {
+    /// The reason of the refusal recorded for it; an interruption (the client went away or
+    /// broke off) is not a refusal and is not recorded.
+    fn refusal(&self) -> Option<&'static str> {
+        match self {
+            Stop::TooLarge => Some("too_large"),
+            Stop::Interrupted => None,
+        }
+    }
+}
+
 impl<S, E> Incoming<S>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
@@ -388,6 +399,26 @@ impl AttachmentService {
         Self { store, keys }
     }
 
+    /// Records a refused upload (`attachment.upload`, outcome `refused`, with `reason`) and
+    /// returns `error`, or the error of the audit write, which fails the request too.
+    async fn refuse_upload(
+        &self,
+        principal: &Principal,
+        room: RoomId,
+        reason: &str,
+        error: AppError,
+    ) -> AppError {
+        match Event::by(principal, Action::AttachmentUpload, Outcome::Refused)
+            .object("room", room)
+            .reason(reason)
+            .record(&self.store)
+            .await
+        {
+            Ok(()) => error,
+            Err(failed) => AppError::Store(failed),
+        }
+    }
+
     /// Stores an uploaded file of `room` named `file_name`, read from `body` as it arrives;
     /// `declared` is the body's `Content-Length`, if the client sent one (a body announced
     /// larger than 20 MiB is refused before anything is stored).
@@ -396,7 +427,9 @@ impl AttachmentService {
     /// `not_found` (no such room), `forbidden` (not an accepted member; audited), `conflict`
     /// (no consent in force), `invalid_request` (the file name; an interrupted body),
     /// `unsupported_media_type` (not JPEG, PNG or PDF by content), `payload_too_large`
-    /// (over 20 MiB). Nothing is kept after an error.
+    /// (over 20 MiB). Nothing is kept after an error. Every refusal is audited
+    /// (`attachment.upload`, `refused`: `no_consent`, `bad_name`, `unsupported_type`,
+    /// `too_large`); an interrupted body is not.
     pub async fn upload<S, E>(
         &self,
         principal: &Principal,
@@ -410,17 +443,27 @@ impl AttachmentService {
     {
         let row =
             access::accepted_room(&self.store, principal, room, Action::AttachmentUpload).await?;
+        // Refusals of the upload itself are recorded (with a reason, never the name or the
+        // content); an interrupted body is not.
         if access::consent_state(row.consent_state.as_deref()) != ConsentState::Given {
-            return Err(crate::timeline::no_consent());
+            let error = crate::timeline::no_consent();
+            return Err(self
+                .refuse_upload(principal, room, "no_consent", error)
+                .await);
         }
-        checked_file_name(file_name)?;
+        if let Err(error) = checked_file_name(file_name) {
+            return Err(self.refuse_upload(principal, room, "bad_name", error).await);
+        }
         let mut incoming = Incoming {
             body,
             total: 0,
             digest: Sha256::new(),
         };
         if declared.is_some_and(|length| length > MAX_ATTACHMENT_BYTES) {
-            return Err(incoming.refuse(Stop::TooLarge).await);
+            let error = incoming.refuse(Stop::TooLarge).await;
+            return Err(self
+                .refuse_upload(principal, room, "too_large", error)
+                .await);
         }
 
         // The type, from the first bytes, before anything is stored.
@@ -429,12 +472,22 @@ impl AttachmentService {
             match incoming.next().await {
                 Ok(Some(piece)) => buffer.extend_from_slice(&piece),
                 Ok(None) => break,
-                Err(stop) => return Err(incoming.refuse(stop).await),
+                Err(stop) => {
+                    let refusal = stop.refusal();
+                    let error = incoming.refuse(stop).await;
+                    return Err(match refusal {
+                        Some(reason) => self.refuse_upload(principal, room, reason, error).await,
+                        None => error,
+                    });
+                }
             }
         }
         let Some(media_type) = MediaType::sniff(&buffer) else {
             incoming.drain().await;
-            return Err(AppError::UnsupportedMediaType);
+            let error = AppError::UnsupportedMediaType;
+            return Err(self
+                .refuse_upload(principal, room, "unsupported_type", error)
+                .await);
         };
 
         let id = AttachmentId::generate();
@@ -485,9 +538,13 @@ impl AttachmentService {
                 Ok(Some(piece)) => buffer.extend_from_slice(&piece),
                 Ok(None) => break,
                 Err(stop) => {
+                    let refusal = stop.refusal();
                     let error = incoming.refuse(stop).await;
                     pending.discard().await;
-                    return Err(error);
+                    return Err(match refusal {
+                        Some(reason) => self.refuse_upload(principal, room, reason, error).await,
+                        None => error,
+                    });
                 }
             }
         }
@@ -592,6 +649,12 @@ impl AttachmentService {
                 let visible = stream_of(principal.role) == TimelineStream::Full
                     || (first.visibility == "everyone" && last.change != "deleted");
                 if !visible {
+                    // `not_found`, as for an entry they may not see; only the trail says why.
+                    Event::by(principal, Action::AttachmentRead, Outcome::Refused)
+                        .object("room", room)
+                        .reason(format!("not_visible;attachment={id};entry={entry}"))
+                        .record(&self.store)
+                        .await?;
                     return Err(AppError::NotFound);
                 }
                 format!("attachment={id};entry={entry}")

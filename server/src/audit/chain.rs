@@ -237,6 +237,10 @@ pub struct Verifier<'k> {
     checkpoint_key: &'k VerifyingKey,
     /// Records up to this id were written before records carried a MAC.
     legacy_through: i64,
+    /// Whether every record so far is such a record: they come first in the log, so a record
+    /// without MAC after one with a MAC was not written by the server (an id left free by a
+    /// rolled-back transaction, filled in later).
+    legacy_prefix: bool,
     head: [u8; 32],
     size: u64,
     /// Chain heads at the sizes checkpoints vouch for.
@@ -270,6 +274,7 @@ impl<'k> Verifier<'k> {
             mac_key,
             checkpoint_key,
             legacy_through,
+            legacy_prefix: true,
             head: GENESIS,
             size: 0,
             wanted: checkpoint_sizes.into_iter().collect(),
@@ -282,7 +287,7 @@ impl<'k> Verifier<'k> {
     fn mac_ok(&self, stored: &StoredRecord) -> bool {
         match &stored.mac {
             Some(mac) => mac.as_slice() == record_mac(self.mac_key, &stored.record).as_slice(),
-            None => stored.record.audit_event_id <= self.legacy_through,
+            None => self.legacy_prefix && stored.record.audit_event_id <= self.legacy_through,
         }
     }
 
@@ -310,6 +315,9 @@ impl<'k> Verifier<'k> {
                 audit_event_id: stored.record.audit_event_id,
             });
             self.chain_broken = true;
+        }
+        if stored.mac.is_some() {
+            self.legacy_prefix = false;
         }
         // Continue from what is stored, so that one bad record is reported once.
         self.head = match stored.chain.as_deref().map(<[u8; 32]>::try_from) {
@@ -411,6 +419,46 @@ mod tests {
             outcome: "success".into(),
             reason: None,
         }
+    }
+
+    #[test]
+    fn a_record_without_mac_after_the_first_with_one_is_not_the_servers() {
+        let key = signing_key().verifying_key();
+        // Two records from before MACs, then one with a MAC, then a MAC-less record whose id
+        // is within the old range (a gap filled in later).
+        let mut head = GENESIS;
+        let mut place = |record: AuditRecord, mac: Option<Vec<u8>>, position: i64| {
+            head = chain_step(
+                &head,
+                &leaf_hash(&record, mac.as_deref().unwrap_or_default()),
+            );
+            StoredRecord {
+                record,
+                position: Some(position),
+                mac,
+                chain: Some(head.to_vec()),
+            }
+        };
+        let third = record(10);
+        let third_mac = record_mac(&MAC_KEY, &third).to_vec();
+        let log = vec![
+            place(record(1), None, 1),
+            place(record(2), None, 2),
+            place(third, Some(third_mac), 3),
+            place(record(3), None, 4),
+        ];
+        let mut verifier = Verifier::new(&MAC_KEY, &key, 5, []);
+        for stored in &log {
+            verifier.record(stored);
+        }
+        let report = verifier.finish(&[], &[], &[]);
+        assert_eq!(report.first_bad_position(), Some(4), "{report:?}");
+        // The same three legacy-then-MAC records alone verify.
+        let mut verifier = Verifier::new(&MAC_KEY, &key, 5, []);
+        for stored in &log[..3] {
+            verifier.record(stored);
+        }
+        assert!(verifier.finish(&[], &[], &[]).is_clean());
     }
 
     /// A log of `n` records, placed and chained as the sequencer does.

@@ -353,18 +353,21 @@ impl Kind {
             | "auth.totp_enrol"
             | "auth.totp_confirm"
             | "auth.session_revoke"
-            | "auth.session_expire" => Kind::Authentication,
+            | "auth.session_expire"
+            | "auth.session_list" => Kind::Authentication,
             "security.integrity_failure"
             | "security.audit_integrity_failure"
             | "system.clock_status" => Kind::SecurityAlert,
             "room.view" | "room.member_list" | "room.consent_list" | "timeline.read"
             | "timeline.versions" | "attachment.read" | "admin.user_view" => Kind::Read,
+            "timeline.acknowledgements" | "admin.organisation_view" => Kind::Read,
             "room.list"
             | "room.patient_search"
             | "directory.search"
             | "admin.user_list"
             | "admin.session_list"
             | "admin.invitation_list"
+            | "admin.organisation_list"
             | "audit.search"
             | "audit.report"
             | "audit.export"
@@ -385,6 +388,7 @@ impl Kind {
             | "room.consent_withdraw"
             | "room.close"
             | "timeline.edit"
+            | "timeline.mark_read"
             | "identity.invitation_accept"
             | "admin.organisation_update"
             | "admin.invitation_revoke"

@@ -202,6 +202,9 @@ impl Sequencer {
             .try_into()
             .map_err(|_| store::Error::Corrupt("audit_log head".into()))?;
         let mut size = log.size;
+        // Records without a MAC are accepted only as the log's first records (those from
+        // before MACs); found later, one was slipped into an id left free.
+        let mut legacy_prefix = None;
         let mut placements = Vec::with_capacity(rows.len());
         let mut rejected_now = Vec::new();
         for row in rows {
@@ -215,11 +218,22 @@ impl Sequencer {
                         && mac.as_slice()
                             == chain::record_mac(self.mac_key.bytes(), &row.record).as_slice()
                 }
-                None => id <= log.legacy_through,
+                None if id <= log.legacy_through => match legacy_prefix {
+                    Some(prefix) => prefix,
+                    None => {
+                        let prefix = tx.placed_only_legacy(size).await?;
+                        legacy_prefix = Some(prefix);
+                        prefix
+                    }
+                },
+                None => false,
             };
             if !authentic {
                 rejected_now.push(id);
                 continue;
+            }
+            if row.mac.is_some() {
+                legacy_prefix = Some(false);
             }
             let leaf = chain::leaf_hash(&row.record, row.mac.as_deref().unwrap_or_default());
             head = chain::chain_step(&head, &leaf);

@@ -90,6 +90,16 @@ pub enum Action {
     AuditReviewList,
     /// The server's clock changed between synchronised and not synchronised.
     ClockStatus,
+    /// A member marked their stream read up to a number (`PUT …/read`).
+    TimelineMarkRead,
+    /// Who acknowledged an entry, listed.
+    EntryAcknowledgements,
+    /// Organisations listed (all for a system administrator, one's own otherwise).
+    OrganisationList,
+    /// One organisation viewed.
+    OrganisationView,
+    /// The caller's own live sessions listed.
+    OwnSessionList,
 }
 
 impl Action {
@@ -154,6 +164,11 @@ impl Action {
             Action::AuditReviewSignOff => "audit.review_sign_off",
             Action::AuditReviewList => "audit.review_list",
             Action::ClockStatus => "system.clock_status",
+            Action::TimelineMarkRead => "timeline.mark_read",
+            Action::EntryAcknowledgements => "timeline.acknowledgements",
+            Action::OrganisationList => "admin.organisation_list",
+            Action::OrganisationView => "admin.organisation_view",
+            Action::OwnSessionList => "auth.session_list",
         }
     }
 }

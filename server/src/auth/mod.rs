@@ -683,13 +683,21 @@ impl AuthService {
         Ok(response)
     }
 
-    /// The caller's live sessions.
+    /// The caller's live sessions (audited, `auth.session_list` with `count=N`, before they
+    /// are returned).
     ///
     /// # Errors
     /// Database failures.
     pub async fn sessions(&self, principal: &Principal) -> Result<Vec<SessionInfo>> {
-        self.user_sessions(principal.user_id, Some(principal.session_id))
-            .await
+        let sessions = self
+            .user_sessions(principal.user_id, Some(principal.session_id))
+            .await?;
+        Event::by(principal, Action::OwnSessionList, Outcome::Success)
+            .object("user", principal.user_id)
+            .reason(format!("count={}", sessions.len()))
+            .record(&self.store)
+            .await?;
+        Ok(sessions)
     }
 
     /// A user's live sessions; `current` marks the caller's.

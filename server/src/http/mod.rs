@@ -318,12 +318,18 @@ mod tests {
             r::ATTACHMENTS,
             r::ATTACHMENT,
             r::WS_TICKET,
+            r::AUDIT_RECORDS,
+            r::AUDIT_EXPORT,
+            r::AUDIT_VERIFY,
+            r::AUDIT_REPORT,
+            r::AUDIT_REVIEWS,
+            r::CLOCK,
         ] {
             assert!(doc.paths.paths.contains_key(path), "OpenAPI lacks {path}");
         }
         assert_eq!(
             doc.paths.paths.len(),
-            47,
+            53,
             "a route is missing from protocol::routes"
         );
     }

@@ -3,7 +3,8 @@
 //! - A system administrator manages every organisation and user.
 //! - An organisation administrator manages the users and invitations of their own
 //!   organisation only, and cannot grant administrative or security roles.
-//! - Every grant of a role records who granted it and why; every refusal is audited.
+//! - Every grant of a role records who granted it and why; every change, every read
+//!   (listings and views, with counts) and every refusal is audited.
 
 mod validate;
 
@@ -154,6 +155,24 @@ impl IdentityService {
         }
     }
 
+    /// Records a successful read of `kind` `id` (in a transaction of its own, before the
+    /// answer is returned: if the record cannot be written, the read fails).
+    async fn record_read(
+        &self,
+        principal: &Principal,
+        action: Action,
+        kind: &str,
+        id: impl ToString,
+        reason: Option<String>,
+    ) -> Result<()> {
+        let mut event = Event::by(principal, action, Outcome::Success).object(kind, id);
+        if let Some(reason) = reason {
+            event = event.reason(reason);
+        }
+        event.record(&self.store).await?;
+        Ok(())
+    }
+
     /// May `principal` administer organisation `org`?
     async fn require_org_admin(
         &self,
@@ -235,12 +254,14 @@ impl IdentityService {
     }
 
     /// The organisations the caller may see: all for a system administrator, their own for
-    /// anyone else.
+    /// anyone else. Audited (`admin.organisation_list`: without an object and
+    /// `scope=all;count=N` for all, with the organisation and `scope=own;count=N` otherwise).
     ///
     /// # Errors
     /// Database failures.
     pub async fn organisations(&self, principal: &Principal) -> Result<Vec<Organisation>> {
-        let rows = if principal.role == Role::SystemAdmin {
+        let all = principal.role == Role::SystemAdmin;
+        let rows = if all {
             self.store.organisations().await?
         } else {
             match principal.organisation_id {
@@ -248,27 +269,55 @@ impl IdentityService {
                 None => Vec::new(),
             }
         };
-        rows.into_iter().map(organisation_from_row).collect()
+        let organisations = rows
+            .into_iter()
+            .map(organisation_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let mut event = Event::by(principal, Action::OrganisationList, Outcome::Success);
+        if let Some(own) = principal.organisation_id.filter(|_| !all) {
+            event = event.object("organisation", own);
+        }
+        let scope = if all { "all" } else { "own" };
+        event
+            .reason(format!("scope={scope};count={}", organisations.len()))
+            .record(&self.store)
+            .await?;
+        Ok(organisations)
     }
 
-    /// One organisation, if the caller may see it.
+    /// One organisation, if the caller may see it (audited, `admin.organisation_view`).
     ///
     /// # Errors
-    /// `not_found` (also for organisations the caller may not see).
+    /// `not_found` (also for organisations the caller may not see: that refusal is recorded,
+    /// reason `not_visible`, but the answer does not tell it from a missing one).
     pub async fn organisation(
         &self,
         principal: &Principal,
         id: OrganisationId,
     ) -> Result<Organisation> {
         if principal.role != Role::SystemAdmin && principal.organisation_id != Some(id) {
+            Event::by(principal, Action::OrganisationView, Outcome::Refused)
+                .object("organisation", id)
+                .reason("not_visible")
+                .record(&self.store)
+                .await?;
             return Err(AppError::NotFound);
         }
-        organisation_from_row(
+        let organisation = organisation_from_row(
             self.store
                 .organisation(id)
                 .await?
                 .ok_or(AppError::NotFound)?,
+        )?;
+        self.record_read(
+            principal,
+            Action::OrganisationView,
+            "organisation",
+            id,
+            None,
         )
+        .await?;
+        Ok(organisation)
     }
 
     /// Changes an organisation's name or TOTP policy: a system administrator for any
@@ -388,7 +437,7 @@ impl IdentityService {
             .digest("invitation-code", normalise_code(code).as_bytes())
     }
 
-    /// The invitations of an organisation.
+    /// The invitations of an organisation (audited, `admin.invitation_list`, `count=N`).
     ///
     /// # Errors
     /// `forbidden`.
@@ -401,9 +450,20 @@ impl IdentityService {
             .await?;
         let now = now_micros();
         let rows = self.store.organisation_invitations(org).await?;
-        rows.into_iter()
+        let invitations = rows
+            .into_iter()
             .map(|row| invitation_from_row(row, now))
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        let reason = format!("count={}", invitations.len());
+        self.record_read(
+            principal,
+            Action::InvitationList,
+            "organisation",
+            org,
+            Some(reason),
+        )
+        .await?;
+        Ok(invitations)
     }
 
     /// Revokes a pending invitation.
@@ -543,7 +603,7 @@ impl IdentityService {
 
     // ---- users ---------------------------------------------------------------------------
 
-    /// The users of an organisation.
+    /// The users of an organisation (audited, `admin.user_list`, `count=N`).
     ///
     /// # Errors
     /// `forbidden`.
@@ -555,19 +615,33 @@ impl IdentityService {
         self.require_org_admin(principal, org, Action::UserList)
             .await?;
         let rows = self.store.organisation_users(org).await?;
-        rows.iter().map(user_from_row).collect()
+        let users = rows.iter().map(user_from_row).collect::<Result<Vec<_>>>()?;
+        let reason = format!("count={}", users.len());
+        self.record_read(
+            principal,
+            Action::UserList,
+            "organisation",
+            org,
+            Some(reason),
+        )
+        .await?;
+        Ok(users)
     }
 
-    /// One user.
+    /// One user (audited, `admin.user_view`, `view=account`).
     ///
     /// # Errors
     /// `forbidden`, `not_found`.
     pub async fn user(&self, principal: &Principal, id: UserId) -> Result<User> {
-        user_from_row(
+        let user = user_from_row(
             &self
                 .administered_user(principal, id, Action::UserView)
                 .await?,
-        )
+        )?;
+        let reason = "view=account".to_owned();
+        self.record_read(principal, Action::UserView, "user", id, Some(reason))
+            .await?;
+        Ok(user)
     }
 
     /// Changes a user's role, recording the grant.
@@ -619,19 +693,24 @@ impl IdentityService {
         user_from_row(&self.store.user(id).await?.ok_or(AppError::NotFound)?)
     }
 
-    /// The role grants of a user.
+    /// The role grants of a user (audited, `admin.user_view`, `view=role_grants;count=N`).
     ///
     /// # Errors
     /// `forbidden`, `not_found`.
     pub async fn role_grants(&self, principal: &Principal, id: UserId) -> Result<Vec<RoleGrant>> {
         self.administered_user(principal, id, Action::UserView)
             .await?;
-        self.store
+        let grants = self
+            .store
             .role_grants(id)
             .await?
             .into_iter()
             .map(grant_from_row)
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        let reason = format!("view=role_grants;count={}", grants.len());
+        self.record_read(principal, Action::UserView, "user", id, Some(reason))
+            .await?;
+        Ok(grants)
     }
 
     /// Disables or re-enables an account; disabling ends its sessions.
@@ -718,7 +797,7 @@ impl IdentityService {
         self.reload(id).await
     }
 
-    /// A user's live sessions.
+    /// A user's live sessions (audited, `admin.session_list`, `count=N`).
     ///
     /// # Errors
     /// `forbidden`, `not_found`.
@@ -729,9 +808,14 @@ impl IdentityService {
     ) -> Result<Vec<tsunagu_protocol::auth::SessionInfo>> {
         self.administered_user(principal, id, Action::SessionList)
             .await?;
-        self.auth
+        let sessions = self
+            .auth
             .user_sessions(id, Some(principal.session_id))
-            .await
+            .await?;
+        let reason = format!("count={}", sessions.len());
+        self.record_read(principal, Action::SessionList, "user", id, Some(reason))
+            .await?;
+        Ok(sessions)
     }
 
     /// Ends all of a user's sessions.

@@ -340,6 +340,21 @@ impl StoreTx {
         }
     }
 
+    /// Whether the record at position `size` (the last placed) has no MAC, or the log is
+    /// empty: whether the log so far holds only records from before MACs.
+    pub async fn placed_only_legacy(&mut self, size: i64) -> Result<bool> {
+        if size == 0 {
+            return Ok(true);
+        }
+        let row =
+            sqlx::query("select count(*) from audit_event where position = $1 and mac is null")
+                .bind(size)
+                .fetch_one(&mut *self.tx)
+                .await?;
+        let count: i64 = sqlx::Row::try_get(&row, 0)?;
+        Ok(count == 1)
+    }
+
     /// Records not placed yet, in id order, at most `limit`, read under the log lock.
     pub async fn unplaced_audits(&mut self, limit: i64) -> Result<Vec<AuditRow>> {
         let rows = sqlx::query(concat!(

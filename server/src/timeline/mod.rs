@@ -420,24 +420,31 @@ impl TimelineService {
         &self.hub
     }
 
-    /// The events of one entry that the caller may see (none: not found).
+    /// The events of one entry that the caller may see (none: not found). A care-team entry
+    /// asked for by a family member or patient is `not_found` to them too, so that the answer
+    /// does not reveal it; only the audit trail records the refusal of `action`
+    /// (`not_visible`).
     async fn visible_entry(
         &self,
         principal: &Principal,
         room: RoomId,
         entry: EntryId,
+        action: Action,
     ) -> Result<Vec<EventRow>> {
         let mut events = self.store.entry_events(room, entry).await?;
-        let visible = events.first().is_some_and(|first| {
-            first.change != "system"
-                && (stream_of(principal.role) == Stream::Full || first.visibility == "everyone")
-        });
-        if visible {
+        let Some(first) = events.first().filter(|first| first.change != "system") else {
+            return Err(AppError::NotFound);
+        };
+        if stream_of(principal.role) == Stream::Full || first.visibility == "everyone" {
             open_events(&self.keys, &self.store, Some(principal), room, &mut events).await?;
-            Ok(events)
-        } else {
-            Err(AppError::NotFound)
+            return Ok(events);
         }
+        Event::by(principal, action, Outcome::Refused)
+            .object("room", room)
+            .reason(format!("not_visible;entry={entry}"))
+            .record(&self.store)
+            .await?;
+        Err(AppError::NotFound)
     }
 
     fn head(row: &RoomRow, stream: Stream) -> i64 {
@@ -620,6 +627,32 @@ impl TimelineService {
         Ok(TimelinePage { events, head })
     }
 
+    /// Opens a live subscription (WebSocket `subscribe`) to the caller's stream after
+    /// `since`, and returns the stream's head.
+    ///
+    /// Access is checked like a history read (a refusal is recorded as `timeline.read`), and
+    /// one `timeline.read` is recorded before anything is sent: `since=S;count=N;live=true`,
+    /// where `N` is the number of events after `S` up to the head read here, i.e. the history
+    /// the subscriber is then sent as catch-up (the stream's numbering is gapless). The same
+    /// record stands for the live events pushed on this subscription afterwards (including
+    /// those read back from the database when the subscriber falls behind): they are not
+    /// recorded one by one. A new subscription (after `resume`, or on reconnecting) is a new
+    /// record.
+    ///
+    /// # Errors
+    /// `forbidden`, `not_found`; the record could not be written.
+    pub async fn subscribe(&self, principal: &Principal, room: RoomId, since: u64) -> Result<u64> {
+        let row = access::accepted_room(&self.store, principal, room, Action::TimelineRead).await?;
+        let head = u64::try_from(Self::head(&row, stream_of(principal.role))).unwrap_or(0);
+        let count = head.saturating_sub(since);
+        Event::by(principal, Action::TimelineRead, Outcome::Success)
+            .object("room", room)
+            .reason(format!("since={since};count={count};live=true"))
+            .record(&self.store)
+            .await?;
+        Ok(head)
+    }
+
     /// Corrects or deletes an entry: a new version, never an overwrite. Only its author may,
     /// only while it is not deleted, and corrections need consent in force.
     async fn change_entry(
@@ -636,7 +669,7 @@ impl TimelineService {
             Action::EntryDelete
         };
         let row = access::accepted_room(&self.store, principal, room, action).await?;
-        let events = self.visible_entry(principal, room, entry).await?;
+        let events = self.visible_entry(principal, room, entry, action).await?;
         let (Some(first), Some(last)) = (events.first(), events.last()) else {
             return Err(AppError::NotFound);
         };
@@ -652,6 +685,11 @@ impl TimelineService {
             )]));
         }
         if edit.is_some() && consent_state(&row) != ConsentState::Given {
+            Event::by(principal, action, Outcome::Refused)
+                .object("room", room)
+                .reason(format!("no_consent;entry={entry}"))
+                .record(&self.store)
+                .await?;
             return Err(no_consent());
         }
         let reason = checked_text(reason, "reason", 500)?;
@@ -744,7 +782,9 @@ impl TimelineService {
         if !principal.role.is_care_professional() {
             return Err(access::refuse(&self.store, principal, Action::EntryVersions, room).await);
         }
-        let events = self.visible_entry(principal, room, entry).await?;
+        let events = self
+            .visible_entry(principal, room, entry, Action::EntryVersions)
+            .await?;
         let versions = events
             .iter()
             .map(|row| {
@@ -778,7 +818,9 @@ impl TimelineService {
         entry: EntryId,
     ) -> Result<Vec<Acknowledgement>> {
         access::accepted_room(&self.store, principal, room, Action::EntryAcknowledge).await?;
-        let events = self.visible_entry(principal, room, entry).await?;
+        let events = self
+            .visible_entry(principal, room, entry, Action::EntryAcknowledge)
+            .await?;
         if events.last().is_some_and(|last| last.change == "deleted") {
             return Err(AppError::Conflict(vec![field_error(
                 "entry_id",
@@ -802,7 +844,8 @@ impl TimelineService {
         self.acknowledgement_list(room, entry).await
     }
 
-    /// Who acknowledged an entry the caller can see.
+    /// Who acknowledged an entry the caller can see (names and roles: audited as a read,
+    /// `timeline.acknowledgements`, before the list is returned).
     ///
     /// # Errors
     /// `forbidden`, `not_found`.
@@ -812,9 +855,16 @@ impl TimelineService {
         room: RoomId,
         entry: EntryId,
     ) -> Result<Vec<Acknowledgement>> {
-        access::accepted_room(&self.store, principal, room, Action::EntryAcknowledge).await?;
-        self.visible_entry(principal, room, entry).await?;
-        self.acknowledgement_list(room, entry).await
+        let action = Action::EntryAcknowledgements;
+        access::accepted_room(&self.store, principal, room, action).await?;
+        self.visible_entry(principal, room, entry, action).await?;
+        let list = self.acknowledgement_list(room, entry).await?;
+        Event::by(principal, action, Outcome::Success)
+            .object("room", room)
+            .reason(format!("entry={entry};count={}", list.len()))
+            .record(&self.store)
+            .await?;
+        Ok(list)
     }
 
     async fn acknowledgement_list(
@@ -838,12 +888,14 @@ impl TimelineService {
             .collect()
     }
 
-    /// Marks the caller's stream read up to `seq` (never beyond its head, never backwards).
+    /// Marks the caller's stream read up to `seq` (never beyond its head, never backwards);
+    /// audited (`timeline.mark_read`, `seq=N`) in the same transaction.
     ///
     /// # Errors
     /// `forbidden`, `not_found`, `invalid_request` beyond the head.
     pub async fn mark_read(&self, principal: &Principal, room: RoomId, seq: u64) -> Result<()> {
-        let row = access::accepted_room(&self.store, principal, room, Action::TimelineRead).await?;
+        let row =
+            access::accepted_room(&self.store, principal, room, Action::TimelineMarkRead).await?;
         let seq = i64::try_from(seq).unwrap_or(i64::MAX);
         if seq > Self::head(&row, stream_of(principal.role)) {
             return Err(AppError::invalid(
@@ -855,6 +907,11 @@ impl TimelineService {
         }
         let mut tx = self.store.begin().await?;
         tx.mark_read(room, principal.user_id, seq).await?;
+        Event::by(principal, Action::TimelineMarkRead, Outcome::Success)
+            .object("room", room)
+            .reason(format!("seq={seq}"))
+            .append(&mut tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

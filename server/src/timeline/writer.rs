@@ -61,7 +61,8 @@ enum Decision {
     Duplicate(Box<EventRow>),
     /// The same client id as an earlier post of this batch (a quick retry).
     DuplicateOf(usize),
-    /// Refused; refusals of access are audited with the batch.
+    /// Refused; refusals of access, and for want of consent or a closed room, are audited
+    /// with the batch.
     Refuse(AppError),
 }
 
@@ -253,12 +254,25 @@ async fn commit(store: &Store, keys: &RoomKeys, jobs: &[Job]) -> Result<Committe
                 continue;
             }
         }
-        if posters[poster].closed_at.is_some() {
-            decisions.push(Decision::Refuse(super::room_closed()));
-            continue;
-        }
-        if access::consent_state(posters[poster].consent_state.as_deref()) != ConsentState::Given {
-            decisions.push(Decision::Refuse(super::no_consent()));
+        // Refused by the room's state: recorded with the batch, like refusals of access.
+        let refusal = if posters[poster].closed_at.is_some() {
+            Some(("room_closed", super::room_closed()))
+        } else if access::consent_state(posters[poster].consent_state.as_deref())
+            != ConsentState::Given
+        {
+            Some(("no_consent", super::no_consent()))
+        } else {
+            None
+        };
+        if let Some((reason, error)) = refusal {
+            audits.push(
+                job.audit
+                    .clone()
+                    .outcome(audit::Outcome::Refused)
+                    .reason(reason)
+                    .into_record(),
+            );
+            decisions.push(Decision::Refuse(error));
             continue;
         }
         if client_id.is_some() {

@@ -415,14 +415,16 @@ impl Connection {
         if let Some(task) = self.subscriptions.remove(&room) {
             task.abort();
         }
-        // Read access is checked (and audited) like an HTTP history read.
+        // Read access is checked like an HTTP history read, and one `timeline.read` is
+        // recorded before anything is sent: the catch-up (the events after `since` up to the
+        // head) with its count; the same record stands for the live events pushed afterwards.
         let head = match self
             .state
             .timeline
-            .history(&self.principal, room, since, 1)
+            .subscribe(&self.principal, room, since)
             .await
         {
-            Ok(page) => page.head,
+            Ok(head) => head,
             Err(error) => {
                 self.send(error_frame(&error, Some(room), None)).await;
                 return;

@@ -1,6 +1,12 @@
 //! One room subscription of one connection: catch-up from the database, then live events
 //! from the hub, back to the database whenever a number is missing, and `resume` when the
 //! connection's queue stays full.
+//!
+//! Nothing here writes to the audit trail: the subscription was recorded before the forwarder
+//! started ([`crate::timeline::TimelineService::subscribe`], one `timeline.read` with the
+//! catch-up's count), and that record stands for everything this forwarder sends, the
+//! catch-up and the live events after it (also those read back from the database after a
+//! gap). One record per subscription, not one per pushed event.
 
 use std::sync::Arc;
 use std::time::Duration;
