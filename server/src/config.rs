@@ -584,18 +584,29 @@ mod tests {
     fn audit_records_are_kept_five_years_and_never_shorter_than_rooms() {
         let settings = Settings::resolve(Options::default()).unwrap();
         assert_eq!(settings.audit.retention_days, 1827);
-        assert!(settings.audit.checkpoint_file.ends_with("audit-checkpoints.jsonl"));
-        assert!(settings.audit.signing_key_file.ends_with("keys/audit-signing.key"));
+        assert!(
+            settings
+                .audit
+                .checkpoint_file
+                .ends_with("audit-checkpoints.jsonl")
+        );
+        assert!(
+            settings
+                .audit
+                .signing_key_file
+                .ends_with("keys/audit-signing.key")
+        );
         assert!(Settings::resolve(parse(&["--audit-retention-days", "365"])).is_err());
         let error = Settings::resolve(parse(&["--retention-days", "3650"])).unwrap_err();
-        assert!(error.to_string().contains("audit_retention_days"), "{error}");
-        let longer = parse(&[
-            "--retention-days",
-            "3650",
-            "--audit-retention-days",
-            "3650",
-        ]);
-        assert_eq!(Settings::resolve(longer).unwrap().audit.retention_days, 3650);
+        assert!(
+            error.to_string().contains("audit_retention_days"),
+            "{error}"
+        );
+        let longer = parse(&["--retention-days", "3650", "--audit-retention-days", "3650"]);
+        assert_eq!(
+            Settings::resolve(longer).unwrap().audit.retention_days,
+            3650
+        );
     }
 
     #[test]

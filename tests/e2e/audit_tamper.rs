@@ -89,16 +89,20 @@ pub async fn run(mut server: TestServer) {
     // Edited.
     tamper(
         &server,
-        &["update audit_event set outcome = case outcome when 'success' then 'failure' \
-          else 'success' end where position = 5"],
+        &[
+            "update audit_event set outcome = case outcome when 'success' then 'failure' \
+          else 'success' end where position = 5",
+        ],
         Some(5),
         "altered",
     )
     .await;
     tamper(
         &server,
-        &["update audit_event set source_address = '203.0.113.9', reason = 'edited' \
-           where position = 7"],
+        &[
+            "update audit_event set source_address = '203.0.113.9', reason = 'edited' \
+           where position = 7",
+        ],
         Some(7),
         "altered",
     )
