@@ -322,6 +322,36 @@ pub async fn run(server: TestServer) {
         ErrorCode::InvalidRequest,
     );
 
+    // Five refusals make an account show in the many-refusals report, with its records.
+    for _ in 0..3 {
+        assert_code(
+            nurse.audit_search(&AuditQuery::default()).await,
+            ErrorCode::Forbidden,
+        );
+    }
+    let refusals = officer
+        .audit_report(ReportKind::ManyRefusals, None, None)
+        .await
+        .unwrap();
+    let nurse_count = refusals
+        .counts
+        .iter()
+        .find(|c| c.account == nurse_id.to_string())
+        .map(|c| c.count);
+    assert_eq!(nurse_count, Some(5), "{refusals:?}");
+    assert_eq!(
+        refusals
+            .records
+            .iter()
+            .filter(|r| r.actor_user_id.as_deref() == Some(nurse_id.to_string().as_str()))
+            .count(),
+        5
+    );
+    assert!(
+        refusals.counts.iter().all(|c| c.count >= 5),
+        "only accounts refused five times or more: {refusals:?}"
+    );
+
     // A review sign-off: kept, listed, recorded; the findings are not stored readable.
     let now = time::OffsetDateTime::now_utc();
     let format = &time::format_description::well_known::Rfc3339;

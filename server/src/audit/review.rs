@@ -380,45 +380,44 @@ impl AuditService {
                     .await?;
                 let reads = self
                     .store
-                    .search_audits(&AuditFilter {
-                        limit: 1_000_000,
-                        ..filter(None, Some("success"), Some("room"))
-                    })
+                    .count_audits_by_actor(&filter(None, Some("success"), Some("room")))
                     .await?;
-                let counts = count_by_account(&reads)
-                    .into_iter()
-                    .filter(|c| c.count >= BULK_READS)
-                    .collect();
-                (exports, counts)
+                (exports, accounts(reads, BULK_READS))
             }
             ReportKind::FailedLogins => {
                 let rows = self
                     .store
                     .search_audits(&filter(Some("auth.login"), Some("failure"), None))
                     .await?;
-                let counts = count_by_account(&rows);
-                (rows, counts)
+                let counts = self
+                    .store
+                    .count_audits_by_actor(&filter(Some("auth.login"), Some("failure"), None))
+                    .await?;
+                (rows, accounts(counts, 1))
             }
             ReportKind::ManyRefusals => {
-                let refused = self
-                    .store
-                    .search_audits(&AuditFilter {
-                        limit: 1_000_000,
+                let counts = accounts(
+                    self.store
+                        .count_audits_by_actor(&filter(None, Some("refused"), None))
+                        .await?,
+                    MANY_REFUSALS,
+                );
+                let mut rows = Vec::new();
+                for account in &counts {
+                    if rows.len() as i64 > MAX_REPORT {
+                        break;
+                    }
+                    // Refusals without an actor are counted, not listed.
+                    if account.account == UNKNOWN_ACCOUNT {
+                        continue;
+                    }
+                    let by_account = AuditFilter {
+                        actor_user_id: Some(account.account.clone()),
                         ..filter(None, Some("refused"), None)
-                    })
-                    .await?;
-                let counts: Vec<AccountCount> = count_by_account(&refused)
-                    .into_iter()
-                    .filter(|c| c.count >= MANY_REFUSALS)
-                    .collect();
-                let many: std::collections::HashSet<&str> =
-                    counts.iter().map(|c| c.account.as_str()).collect();
-                let rows = refused
-                    .iter()
-                    .filter(|r| many.contains(account(r)))
-                    .take(MAX_REPORT as usize + 1)
-                    .cloned()
-                    .collect();
+                    };
+                    rows.extend(self.store.search_audits(&by_account).await?);
+                }
+                rows.sort_by_key(|r| r.record.audit_event_id);
                 (rows, counts)
             }
             ReportKind::ClockUnsynchronised => {
@@ -575,8 +574,26 @@ fn findings_context(review_id: &str) -> Vec<u8> {
     format!("tsunagu/audit-review/v1/{review_id}").into_bytes()
 }
 
+/// The account name of records without an actor (logins on names that are no account).
+const UNKNOWN_ACCOUNT: &str = "unknown";
+
 fn account(row: &AuditRow) -> &str {
-    row.record.actor_user_id.as_deref().unwrap_or("unknown")
+    row.record
+        .actor_user_id
+        .as_deref()
+        .unwrap_or(UNKNOWN_ACCOUNT)
+}
+
+/// Counts per actor from the store, those with at least `at_least` records.
+fn accounts(counts: Vec<(Option<String>, i64)>, at_least: u64) -> Vec<AccountCount> {
+    counts
+        .into_iter()
+        .map(|(actor, count)| AccountCount {
+            account: actor.unwrap_or_else(|| UNKNOWN_ACCOUNT.to_owned()),
+            count: u64::try_from(count).unwrap_or(0),
+        })
+        .filter(|c| c.count >= at_least)
+        .collect()
 }
 
 /// Records per account, most first.

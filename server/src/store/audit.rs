@@ -113,6 +113,69 @@ impl AuditKey {
     }
 }
 
+/// A value bound to a built query.
+enum Bound {
+    Text(String),
+    Int(i64),
+}
+
+/// The conditions of `filter` (only those given, so that each search can use its index; a
+/// generic `$n is null or …` plan cannot) and their values, numbered from `$1`.
+fn conditions(filter: &AuditFilter) -> (String, Vec<Bound>) {
+    let mut conditions = vec!["audit_event_id > $1".to_owned()];
+    let mut values = vec![Bound::Int(filter.after_id)];
+    let mut add = |condition: &str, value: Bound| {
+        values.push(value);
+        conditions.push(condition.replace('?', &format!("${}", values.len())));
+    };
+    let texts = [
+        ("actor_user_id = ?", &filter.actor_user_id),
+        ("actor_organisation_id = ?", &filter.actor_organisation_id),
+        ("object_type = ?", &filter.object_type),
+        ("object_id = ?", &filter.object_id),
+        ("outcome = ?", &filter.outcome),
+    ];
+    for (condition, value) in texts {
+        if let Some(value) = value {
+            add(condition, Bound::Text(value.clone()));
+        }
+    }
+    match &filter.action {
+        Some(family) if family.ends_with('.') => {
+            let length = family.chars().count();
+            add(
+                &format!("substr(action, 1, {length}) = ?"),
+                Bound::Text(family.clone()),
+            );
+        }
+        Some(action) => add("action = ?", Bound::Text(action.clone())),
+        None => {}
+    }
+    if let Some(from) = filter.from {
+        add("occurred_at >= ?", Bound::Int(from));
+    }
+    if let Some(until) = filter.until {
+        add("occurred_at < ?", Bound::Int(until));
+    }
+    (conditions.join(" and "), values)
+}
+
+/// `sql` with `values` bound in order. Only fixed fragments, placeholders and lengths are
+/// ever put into `sql`.
+fn bind_all(
+    sql: String,
+    values: Vec<Bound>,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for value in values {
+        query = match value {
+            Bound::Text(text) => query.bind(text),
+            Bound::Int(number) => query.bind(number),
+        };
+    }
+    query
+}
+
 static INSERT_AUDIT: Shapes = Shapes::new();
 static PLACE_AUDIT: Shapes = Shapes::new();
 
@@ -176,63 +239,34 @@ impl Store {
 
     /// Records matching `filter`, oldest first.
     pub async fn search_audits(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
-        // Only the filters given become conditions, so that each search can use its index
-        // (a generic `$n is null or …` plan cannot).
-        enum Value {
-            Text(String),
-            Int(i64),
-        }
-        let mut conditions = vec!["audit_event_id > $1".to_owned()];
-        let mut values = vec![Value::Int(filter.after_id)];
-        let mut add = |condition: &str, value: Value| {
-            values.push(value);
-            conditions.push(condition.replace('?', &format!("${}", values.len())));
-        };
-        let texts = [
-            ("actor_user_id = ?", &filter.actor_user_id),
-            ("actor_organisation_id = ?", &filter.actor_organisation_id),
-            ("object_type = ?", &filter.object_type),
-            ("object_id = ?", &filter.object_id),
-            ("outcome = ?", &filter.outcome),
-        ];
-        for (condition, value) in texts {
-            if let Some(value) = value {
-                add(condition, Value::Text(value.clone()));
-            }
-        }
-        match &filter.action {
-            Some(family) if family.ends_with('.') => {
-                let length = family.chars().count();
-                add(
-                    &format!("substr(action, 1, {length}) = ?"),
-                    Value::Text(family.clone()),
-                );
-            }
-            Some(action) => add("action = ?", Value::Text(action.clone())),
-            None => {}
-        }
-        if let Some(from) = filter.from {
-            add("occurred_at >= ?", Value::Int(from));
-        }
-        if let Some(until) = filter.until {
-            add("occurred_at < ?", Value::Int(until));
-        }
-        values.push(Value::Int(filter.limit));
+        let (conditions, mut values) = conditions(filter);
+        values.push(Bound::Int(filter.limit));
         let sql = format!(
-            "{} where {} order by audit_event_id limit ${}",
+            "{} where {conditions} order by audit_event_id limit ${}",
             audit_row_select!(),
-            conditions.join(" and "),
             values.len()
         );
-        // Only fixed fragments, placeholders and a length are put into the text.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for value in values {
-            query = match value {
-                Value::Text(text) => query.bind(text),
-                Value::Int(number) => query.bind(number),
-            };
-        }
-        self.fetch_all(query).await
+        self.fetch_all(bind_all(sql, values)).await
+    }
+
+    /// How many records matching `filter` (its limit aside) each actor has, most first:
+    /// `(actor user id, count)`, `None` for records without an actor.
+    pub async fn count_audits_by_actor(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<Vec<(Option<String>, i64)>> {
+        let (conditions, values) = conditions(filter);
+        let sql = format!(
+            "select actor_user_id, count(*) as records from audit_event where {conditions} \
+             group by actor_user_id order by records desc, actor_user_id"
+        );
+        let rows = bind_all(sql, values).fetch_all(&self.read).await?;
+        rows.iter()
+            .map(|row| {
+                use sqlx::Row;
+                Ok((row.try_get(0)?, row.try_get(1)?))
+            })
+            .collect()
     }
 
     /// Records about patient rooms, in `[from, until)`, by someone who is not an accepted
