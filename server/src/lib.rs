@@ -45,7 +45,7 @@ pub async fn run(
     let hub = state.timeline.hub().clone();
     let (stop_sequencer, stopped) = tokio::sync::watch::channel(false);
     let clock = tokio::spawn(state.clock.clone().run(store.clone(), stopped.clone()));
-    let sequencer = tokio::spawn(state.audit.sequencer().run(stopped));
+    let sequencer = tokio::spawn(audit::log::Sequencer::run(state.audit.sequencer(), stopped));
     let shutdown = async move {
         shutdown.await;
         // Upgraded connections are not drained by the HTTP server: tell them to close.

@@ -299,17 +299,29 @@ pub async fn run(server: TestServer) {
         .audit_report(ReportKind::OutOfHours, None, None)
         .await
         .unwrap();
-    let hour_in_japan = (time::OffsetDateTime::now_utc().hour() + 9) % 24;
-    let nurse_out_of_hours = out_of_hours
+    // Each of the nurse's successful room records is in the report exactly when its own time
+    // falls outside office hours (8–19, Japan time).
+    let reported: std::collections::HashSet<i64> =
+        out_of_hours.records.iter().map(|r| r.id).collect();
+    let nurse_room_records: Vec<_> = page
         .records
         .iter()
-        .any(|r| r.actor_user_id.as_deref() == Some(nurse_id.to_string().as_str()));
-    // The nurse's room records were written within the last minute (a test running across
-    // an hour boundary may see either).
-    if (9..19).contains(&hour_in_japan) {
-        assert!(!nurse_out_of_hours, "{out_of_hours:?}");
-    } else if !(7..20).contains(&hour_in_japan) {
-        assert!(nurse_out_of_hours, "{out_of_hours:?}");
+        .filter(|r| {
+            r.outcome == "success"
+                && r.actor_user_id.as_deref() == Some(nurse_id.to_string().as_str())
+        })
+        .collect();
+    assert!(!nurse_room_records.is_empty());
+    for record in nurse_room_records {
+        let hour_in_japan = record
+            .occurred_at
+            .to_offset(time::UtcOffset::from_hms(9, 0, 0).unwrap())
+            .hour();
+        assert_eq!(
+            reported.contains(&record.id),
+            !(8..19).contains(&hour_in_japan),
+            "{record:?} at {hour_in_japan} o'clock: {out_of_hours:?}"
+        );
     }
     assert_code(
         officer

@@ -140,32 +140,29 @@ impl TestServer {
     /// One number read straight from the server's database, beside the server (for example
     /// how many rows a table holds), with a statement of the test's own.
     pub async fn sql_number(&self, sql: &str) -> i64 {
+        let mut conn = self.connect(Access::ReadOnly).await;
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut conn)
+            .await
+            .expect("read a number")
+    }
+
+    /// A connection to the server's database, beside the server, through sqlx's `Any`
+    /// driver so that one query serves both databases (SQLite opened read-only unless asked).
+    async fn connect(&self, access: Access) -> sqlx::AnyConnection {
         use sqlx::Connection;
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        match &self.database {
-            Some(database) => {
-                let mut conn = sqlx::PgConnection::connect(&database.url)
-                    .await
-                    .expect("connect");
-                sqlx::query_scalar(sql)
-                    .fetch_one(&mut conn)
-                    .await
-                    .expect("read a number")
-            }
+        sqlx::any::install_default_drivers();
+        let url = match &self.database {
+            Some(database) => database.url.clone(),
             None => {
-                let url = format!(
-                    "sqlite://{}?mode=ro",
-                    self.data_dir().join("tsunagu.db").display()
-                );
-                let mut conn = sqlx::SqliteConnection::connect(&url)
-                    .await
-                    .expect("connect");
-                sqlx::query_scalar(sql)
-                    .fetch_one(&mut conn)
-                    .await
-                    .expect("read a number")
+                let path = self.data_dir().join("tsunagu.db");
+                match access {
+                    Access::ReadOnly => format!("sqlite://{}?mode=ro", path.display()),
+                    Access::ReadWrite => format!("sqlite://{}", path.display()),
+                }
             }
-        }
+        };
+        sqlx::AnyConnection::connect(&url).await.expect("connect")
     }
 
     /// A client for this server.
@@ -323,101 +320,30 @@ impl TestServer {
     /// The audit trail as stored: `(action, outcome, actor user id, object id)`, oldest first.
     /// Read straight from the database, beside the server.
     pub async fn audit_trail(&self) -> Vec<(String, String, Option<String>, Option<String>)> {
-        use sqlx::Connection;
-        const SQL: &str = "select action, outcome, actor_user_id, object_id from audit_event \
-                           order by audit_event_id";
-        match &self.database {
-            Some(database) => {
-                let mut conn = sqlx::PgConnection::connect(&database.url)
-                    .await
-                    .expect("connect");
-                sqlx::query_as(SQL)
-                    .fetch_all(&mut conn)
-                    .await
-                    .expect("read audit trail")
-            }
-            None => {
-                let url = format!(
-                    "sqlite://{}?mode=ro",
-                    self.data_dir().join("tsunagu.db").display()
-                );
-                let mut conn = sqlx::SqliteConnection::connect(&url)
-                    .await
-                    .expect("connect");
-                sqlx::query_as(SQL)
-                    .fetch_all(&mut conn)
-                    .await
-                    .expect("read audit trail")
-            }
-        }
+        let mut conn = self.connect(Access::ReadOnly).await;
+        sqlx::query_as(
+            "select action, outcome, actor_user_id, object_id from audit_event \
+             order by audit_event_id",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("read audit trail")
     }
 
     /// Every audit record with an id above `after_id`, oldest first, with all the columns the
     /// audit trail has always had. Read straight from the database, beside the server.
     pub async fn audit_records_after(&self, after_id: i64) -> Vec<AuditRow> {
-        use sqlx::Connection;
-        type Columns = (
-            i64,
-            i64,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            String,
-            Option<String>,
-            Option<String>,
-            String,
-            Option<String>,
-        );
-        const SQL: &str = "select audit_event_id, occurred_at, actor_user_id, actor_role, \
-                           actor_organisation_id, session_id, source_address, user_agent, \
-                           action, object_type, object_id, outcome, reason \
-                           from audit_event where audit_event_id > $1 order by audit_event_id";
-        let rows: Vec<Columns> = match &self.database {
-            Some(database) => {
-                let mut conn = sqlx::PgConnection::connect(&database.url)
-                    .await
-                    .expect("connect");
-                sqlx::query_as(SQL)
-                    .bind(after_id)
-                    .fetch_all(&mut conn)
-                    .await
-                    .expect("read audit records")
-            }
-            None => {
-                let url = format!(
-                    "sqlite://{}?mode=ro",
-                    self.data_dir().join("tsunagu.db").display()
-                );
-                let mut conn = sqlx::SqliteConnection::connect(&url)
-                    .await
-                    .expect("connect");
-                sqlx::query_as(SQL)
-                    .bind(after_id)
-                    .fetch_all(&mut conn)
-                    .await
-                    .expect("read audit records")
-            }
-        };
-        rows.into_iter()
-            .map(|row| AuditRow {
-                audit_event_id: row.0,
-                occurred_at: row.1,
-                actor_user_id: row.2,
-                actor_role: row.3,
-                actor_organisation_id: row.4,
-                session_id: row.5,
-                source_address: row.6,
-                user_agent: row.7,
-                action: row.8,
-                object_type: row.9,
-                object_id: row.10,
-                outcome: row.11,
-                reason: row.12,
-            })
-            .collect()
+        let mut conn = self.connect(Access::ReadOnly).await;
+        sqlx::query_as(
+            "select audit_event_id, occurred_at, actor_user_id, actor_role, \
+             actor_organisation_id, session_id, source_address, user_agent, action, \
+             object_type, object_id, outcome, reason \
+             from audit_event where audit_event_id > $1 order by audit_event_id",
+        )
+        .bind(after_id)
+        .fetch_all(&mut conn)
+        .await
+        .expect("read audit records")
     }
 
     /// Runs one SQL statement against the server's database, beside the server (for example
@@ -425,32 +351,13 @@ impl TestServer {
     /// is the test's own text: never build it from untrusted input.
     pub async fn execute_sql(&self, sql: &str) -> u64 {
         use sqlx::Connection;
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        match &self.database {
-            Some(database) => {
-                let mut conn = sqlx::PgConnection::connect(&database.url)
-                    .await
-                    .expect("connect");
-                let done = sqlx::raw_sql(sql)
-                    .execute(&mut conn)
-                    .await
-                    .expect("execute");
-                conn.close().await.ok();
-                done.rows_affected()
-            }
-            None => {
-                let url = format!("sqlite://{}", self.data_dir().join("tsunagu.db").display());
-                let mut conn = sqlx::SqliteConnection::connect(&url)
-                    .await
-                    .expect("connect");
-                let done = sqlx::raw_sql(sql)
-                    .execute(&mut conn)
-                    .await
-                    .expect("execute");
-                conn.close().await.ok();
-                done.rows_affected()
-            }
-        }
+        let mut conn = self.connect(Access::ReadWrite).await;
+        let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .expect("execute");
+        conn.close().await.ok();
+        done.rows_affected()
     }
 
     /// Every line the server (and the admin command's logging) has written so far.
@@ -518,8 +425,15 @@ impl TestServer {
     }
 }
 
+/// How [`TestServer::connect`] opens the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
 /// One audit record as stored (see [`TestServer::audit_records_after`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AuditRow {
     pub audit_event_id: i64,
     /// Microseconds since the Unix epoch (UTC).

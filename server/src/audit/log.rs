@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
+use tokio::sync::Mutex;
 
 use super::chain::{self, Checkpoint, Report, StoredRecord, Verifier};
 use super::{Action, Actor, Event, Origin, Outcome};
@@ -310,7 +311,9 @@ impl Sequencer {
     }
 
     /// Runs rounds every second until `stop` turns true, then a last round with a checkpoint.
-    pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// The sequencer is shared, so that others ([`super::AuditService::sign_off`]) can place
+    /// the latest records through the same one in between.
+    pub async fn run(shared: Arc<Mutex<Sequencer>>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A checkpoint at start: the log as this node found it.
@@ -320,7 +323,7 @@ impl Sequencer {
                 _ = tick.tick() => {}
                 _ = stop.changed() => break,
             }
-            match self.catch_up(force).await {
+            match shared.lock().await.catch_up(force).await {
                 Ok(_) => force = false,
                 Err(error) => tracing::error!(%error, "the audit sequencer failed; retrying"),
             }
@@ -328,7 +331,7 @@ impl Sequencer {
                 break;
             }
         }
-        if let Err(error) = self.catch_up(true).await {
+        if let Err(error) = shared.lock().await.catch_up(true).await {
             tracing::error!(%error, "the audit sequencer could not finish at shutdown");
         }
     }

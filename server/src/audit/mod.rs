@@ -309,6 +309,8 @@ pub struct AuditService {
     settings: crate::config::AuditSettings,
     /// Seals review findings at rest.
     sealer: crate::crypto::Sealer,
+    /// The server's one sequencer, run by [`log::Sequencer::run`] and borrowed by sign-offs.
+    sequencer: std::sync::Arc<tokio::sync::Mutex<log::Sequencer>>,
 }
 
 impl AuditService {
@@ -321,31 +323,29 @@ impl AuditService {
         settings: crate::config::AuditSettings,
         sealer: crate::crypto::Sealer,
     ) -> Self {
+        let signer = std::sync::Arc::new(signer);
+        let sequencer = log::Sequencer::new(
+            store.clone(),
+            mac_key.clone(),
+            std::sync::Arc::clone(&signer),
+            log::CheckpointPolicy {
+                every_records: settings.checkpoint_records,
+                every: std::time::Duration::from_secs(settings.checkpoint_seconds),
+                file: settings.checkpoint_file.clone(),
+            },
+        );
         AuditService {
             store,
             mac_key,
-            signer: std::sync::Arc::new(signer),
+            signer,
             settings,
             sealer,
+            sequencer: std::sync::Arc::new(tokio::sync::Mutex::new(sequencer)),
         }
     }
 
-    /// A sequencer for this log; run one per server.
-    pub fn sequencer(&self) -> log::Sequencer {
-        log::Sequencer::new(
-            self.store.clone(),
-            self.mac_key.clone(),
-            std::sync::Arc::clone(&self.signer),
-            log::CheckpointPolicy {
-                every_records: self.settings.checkpoint_records,
-                every: std::time::Duration::from_secs(self.settings.checkpoint_seconds),
-                file: self.settings.checkpoint_file.clone(),
-            },
-        )
-    }
-
-    /// The settings the trail runs with.
-    pub fn settings(&self) -> &crate::config::AuditSettings {
-        &self.settings
+    /// The server's sequencer, to run with [`log::Sequencer::run`].
+    pub fn sequencer(&self) -> std::sync::Arc<tokio::sync::Mutex<log::Sequencer>> {
+        std::sync::Arc::clone(&self.sequencer)
     }
 }

@@ -127,75 +127,13 @@ impl AuditService {
         Err(AppError::Forbidden)
     }
 
-    fn filter(
-        &self,
-        query: &AuditQuery,
-        scope: Option<OrganisationId>,
-        limit: i64,
-    ) -> Result<AuditFilter> {
-        if let Some(action) = &query.action {
-            let valid = !action.is_empty()
-                && action.len() <= 64
-                && action
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_');
-            if !valid {
-                return Err(AppError::invalid(
-                    "action",
-                    "invalid_action",
-                    "操作名（例: timeline.read、auth.）を指定してください。",
-                    "Give an action name such as timeline.read, or a family such as auth.",
-                ));
-            }
-        }
-        if let Some(outcome) = query.outcome.as_deref().filter(|o| !is_outcome(o)) {
-            return Err(AppError::invalid(
-                "outcome",
-                "invalid_outcome",
-                "結果は success、failure、refused のいずれかです。",
-                &format!("outcome is success, failure or refused, not {outcome:?}"),
-            ));
-        }
-        if let Some(room) = query.room.as_deref()
-            && room.parse::<tsunagu_protocol::RoomId>().is_err()
-        {
-            return Err(AppError::invalid(
-                "room",
-                "invalid_id",
-                "部屋 ID が正しくありません。",
-                "room is not a room id.",
-            ));
-        }
-        let requested = query.limit.unwrap_or(100);
-        if !(1..=limit).contains(&requested) {
-            return Err(AppError::invalid(
-                "limit",
-                "out_of_range",
-                &format!("件数は 1〜{limit} で指定してください。"),
-                &format!("limit must be between 1 and {limit}."),
-            ));
-        }
-        Ok(AuditFilter {
-            actor_user_id: query.user.map(|u| u.to_string()),
-            actor_organisation_id: scope.map(|o| o.to_string()),
-            object_type: query.room.as_ref().map(|_| "room".to_owned()),
-            object_id: query.room.clone(),
-            action: query.action.clone(),
-            outcome: query.outcome.clone(),
-            from: instant("from", query.from.as_deref())?,
-            until: instant("until", query.until.as_deref())?,
-            after_id: query.after.unwrap_or(0).max(0),
-            limit: requested,
-        })
-    }
-
     /// Searches the trail: a page of records, oldest first.
     ///
     /// # Errors
     /// Not a security officer (recorded), invalid filters, or the database failed.
     pub async fn search(&self, principal: &Principal, query: &AuditQuery) -> Result<AuditPage> {
         let scope = self.officer_scope(principal, Action::AuditSearch).await?;
-        let filter = self.filter(query, scope, MAX_PAGE)?;
+        let filter = audit_filter(query, scope, MAX_PAGE)?;
         let rows = self.store.search_audits(&filter).await?;
         Event::by(principal, Action::AuditSearch, Outcome::Success)
             .object("audit_log", "all")
@@ -224,7 +162,7 @@ impl AuditService {
         let scope = self.officer_scope(principal, Action::AuditExport).await?;
         let mut query = query.clone();
         query.limit = Some(query.limit.unwrap_or(MAX_EXPORT));
-        let filter = self.filter(&query, scope, MAX_EXPORT)?;
+        let filter = audit_filter(&query, scope, MAX_EXPORT)?;
         let rows = self.store.search_audits(&filter).await?;
         let mut body = String::new();
         if format == Format::Csv {
@@ -493,7 +431,7 @@ impl AuditService {
             .map_err(|_| AppError::Internal("seal"))?;
         // Place what was committed before the sign-off, so that the review covers the records
         // the officer has just looked at.
-        if let Err(error) = self.sequencer().catch_up(false).await {
+        if let Err(error) = self.sequencer.lock().await.catch_up(false).await {
             tracing::warn!(%error, "could not place the latest audit records before a sign-off");
         }
         let log = self.store.audit_log().await?;
@@ -567,6 +505,68 @@ impl AuditService {
             })
             .collect()
     }
+}
+
+/// The store filter of an officer's query within `scope`, at most `limit` records.
+fn audit_filter(
+    query: &AuditQuery,
+    scope: Option<OrganisationId>,
+    limit: i64,
+) -> Result<AuditFilter> {
+    if let Some(action) = &query.action {
+        let valid = !action.is_empty()
+            && action.len() <= 64
+            && action
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_');
+        if !valid {
+            return Err(AppError::invalid(
+                "action",
+                "invalid_action",
+                "操作名（例: timeline.read、auth.）を指定してください。",
+                "Give an action name such as timeline.read, or a family such as auth.",
+            ));
+        }
+    }
+    if let Some(outcome) = query.outcome.as_deref().filter(|o| !is_outcome(o)) {
+        return Err(AppError::invalid(
+            "outcome",
+            "invalid_outcome",
+            "結果は success、failure、refused のいずれかです。",
+            &format!("outcome is success, failure or refused, not {outcome:?}"),
+        ));
+    }
+    if let Some(room) = query.room.as_deref()
+        && room.parse::<tsunagu_protocol::RoomId>().is_err()
+    {
+        return Err(AppError::invalid(
+            "room",
+            "invalid_id",
+            "部屋 ID が正しくありません。",
+            "room is not a room id.",
+        ));
+    }
+    let requested = query.limit.unwrap_or(100);
+    if !(1..=limit).contains(&requested) {
+        return Err(AppError::invalid(
+            "limit",
+            "out_of_range",
+            &format!("件数は 1〜{limit} で指定してください。"),
+            &format!("limit must be between 1 and {limit}."),
+        ));
+    }
+    Ok(AuditFilter {
+        actor_user_id: query.user.map(|u| u.to_string()),
+        actor_organisation_id: scope.map(|o| o.to_string()),
+        object_type: query.room.as_ref().map(|_| "room".to_owned()),
+        object_id: query.room.clone(),
+        action: query.action.clone(),
+        outcome: query.outcome.clone(),
+        from: instant("from", query.from.as_deref())?,
+        until: instant("until", query.until.as_deref())?,
+        after_id: query.after.unwrap_or(0).max(0),
+        limit: requested,
+    })
 }
 
 /// Associated data binding sealed findings to their review.

@@ -57,14 +57,7 @@ impl ServerKeys {
     /// # Errors
     /// A file cannot be read or created, has the wrong length, or is readable by others.
     pub fn load_or_create(dir: &Path) -> Result<Self, KeyFileError> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|source| KeyFileError::Io {
-                path: dir.to_owned(),
-                source,
-            })?;
+        create_key_dir(dir)?;
         let token_signing_seed = load_or_create_key(&dir.join(TOKEN_SIGNING_FILE))?;
         let server_secret = load_or_create_key(&dir.join(SERVER_SECRET_FILE))?;
         Ok(Self::from_secrets(token_signing_seed, &server_secret))
@@ -74,12 +67,12 @@ impl ServerKeys {
     pub fn from_secrets(token_signing_seed: Zeroizing<[u8; 32]>, server_secret: &[u8; 32]) -> Self {
         let seal_key = Zeroizing::new(hmac_sha256(server_secret, &[b"tsunagu/seal/v1"]));
         let digest_key = Zeroizing::new(hmac_sha256(server_secret, &[b"tsunagu/digest/v1"]));
-        let audit_key = hmac_sha256(server_secret, &[b"tsunagu/audit-mac/v1"]);
+        let audit_key = audit_key_of(server_secret);
         Self {
             token_signing_seed,
             sealer: Sealer::new(&seal_key),
             digester: Digester::new(&digest_key),
-            audit_key: AuditKey::new(audit_key),
+            audit_key,
         }
     }
 
@@ -113,14 +106,7 @@ pub fn load_or_create_audit_signing_key(
     path: &Path,
 ) -> Result<ed25519_dalek::SigningKey, KeyFileError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|source| KeyFileError::Io {
-                path: dir.to_owned(),
-                source,
-            })?;
+        create_key_dir(dir)?;
     }
     let seed = load_or_create_key(path)?;
     Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
@@ -132,13 +118,8 @@ pub fn load_or_create_audit_signing_key(
 /// # Errors
 /// The file is missing, unreadable, of the wrong length or readable by others.
 pub fn load_audit_signing_key(path: &Path) -> Result<ed25519_dalek::SigningKey, KeyFileError> {
-    if !path.exists() {
-        return Err(KeyFileError::Io {
-            path: path.to_owned(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        });
-    }
-    load_or_create_audit_signing_key(path)
+    let seed = read_key(path)?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
 }
 
 /// Loads the server secret from `dir` (which must hold it) and derives the audit key, for
@@ -147,18 +128,25 @@ pub fn load_audit_signing_key(path: &Path) -> Result<ed25519_dalek::SigningKey, 
 /// # Errors
 /// The file is missing, unreadable, of the wrong length or readable by others.
 pub fn load_audit_key(dir: &Path) -> Result<AuditKey, KeyFileError> {
-    let path = dir.join(SERVER_SECRET_FILE);
-    if !path.exists() {
-        return Err(KeyFileError::Io {
-            path,
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        });
-    }
-    let secret = load_or_create_key(&path)?;
-    Ok(AuditKey::new(hmac_sha256(
-        secret.as_ref(),
-        &[b"tsunagu/audit-mac/v1"],
-    )))
+    let secret = read_key(&dir.join(SERVER_SECRET_FILE))?;
+    Ok(audit_key_of(&secret))
+}
+
+/// The key of audit record MACs, derived from the server secret.
+fn audit_key_of(server_secret: &[u8; 32]) -> AuditKey {
+    AuditKey::new(hmac_sha256(server_secret, &[b"tsunagu/audit-mac/v1"]))
+}
+
+/// Creates the directory of key files (mode 0700) if missing.
+fn create_key_dir(dir: &Path) -> Result<(), KeyFileError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| KeyFileError::Io {
+            path: dir.to_owned(),
+            source,
+        })
 }
 
 fn load_or_create_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyFileError> {
@@ -179,28 +167,34 @@ fn load_or_create_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyFileError> 
             tracing::info!(path = %path.display(), "created key file");
             Ok(key)
         }
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-            let mut file = OpenOptions::new().read(true).open(path).map_err(io)?;
-            let mode = file.metadata().map_err(io)?.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(KeyFileError::Permissions {
-                    path: path.to_owned(),
-                    mode,
-                });
-            }
-            let mut contents = Zeroizing::new(Vec::with_capacity(33));
-            file.read_to_end(&mut contents).map_err(io)?;
-            let key: [u8; 32] =
-                contents
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| KeyFileError::Length {
-                        path: path.to_owned(),
-                    })?;
-            Ok(Zeroizing::new(key))
-        }
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => read_key(path),
         Err(error) => Err(io(error)),
     }
+}
+
+/// Reads an existing key file, refusing one that others can read or of the wrong length.
+fn read_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyFileError> {
+    let io = |source| KeyFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = OpenOptions::new().read(true).open(path).map_err(io)?;
+    let mode = file.metadata().map_err(io)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyFileError::Permissions {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let mut contents = Zeroizing::new(Vec::with_capacity(33));
+    file.read_to_end(&mut contents).map_err(io)?;
+    let key: [u8; 32] = contents
+        .as_slice()
+        .try_into()
+        .map_err(|_| KeyFileError::Length {
+            path: path.to_owned(),
+        })?;
+    Ok(Zeroizing::new(key))
 }
 
 #[cfg(test)]

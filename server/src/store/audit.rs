@@ -359,12 +359,9 @@ impl StoreTx {
     /// The database failed, or the state row is missing.
     pub async fn lock_audit_log(&mut self) -> Result<AuditLogRow> {
         // An update takes the row lock on PostgreSQL and the write lock on SQLite.
-        self.execute(sqlx::query(
-            "update audit_log set updated_at = updated_at where audit_log_id = 1",
-        ))
-        .await?;
         let row = sqlx::query(
-            "select size, head, legacy_through, updated_at from audit_log where audit_log_id = 1",
+            "update audit_log set updated_at = updated_at where audit_log_id = 1 \
+             returning size, head, legacy_through, updated_at",
         )
         .fetch_optional(&mut *self.tx)
         .await?;
