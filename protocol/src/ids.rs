@@ -110,6 +110,11 @@ uuid_id!(
     "attachment id"
 );
 uuid_id!(
+    /// A structured form (its versions share this id).
+    FormId,
+    "form id"
+);
+uuid_id!(
     /// A post's id chosen by the client, so that a retried post is stored once.
     ClientPostId,
     "client post id"

@@ -8,16 +8,18 @@ pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod forms;
 pub mod identity;
 pub mod ids;
 pub mod rooms;
 pub mod routes;
+pub mod sheet;
 pub mod timeline;
 pub mod ws;
 
 pub use error::{ErrorBody, ErrorCode, FieldError};
 pub use ids::{
-    AttachmentId, ClientPostId, ConsentId, EntryId, InvitationId, OrganisationId, RoomId,
+    AttachmentId, ClientPostId, ConsentId, EntryId, FormId, InvitationId, OrganisationId, RoomId,
     SessionId, UserId,
 };
 

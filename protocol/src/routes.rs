@@ -120,3 +120,35 @@ pub const AUDIT_REPORT: &str = "/api/audit/reports/{kind}";
 pub const AUDIT_REVIEWS: &str = "/api/audit/reviews";
 /// `GET`: whether the server's clock is synchronised.
 pub const CLOCK: &str = "/api/clock";
+
+/// `GET` lists the templates the caller may use (newest versions); `POST` adds a template or
+/// a new version of one (system and organisation administrators).
+pub const FORM_TEMPLATES: &str = "/api/form-templates";
+/// `GET ?version=N`: one template (default: the newest version).
+pub const FORM_TEMPLATE: &str = "/api/form-templates/{key}";
+/// `GET ?version=N`: a template as a FHIR R4 Questionnaire.
+pub const FORM_TEMPLATE_FHIR: &str = "/api/form-templates/{key}/fhir";
+/// `GET` lists a room's forms; `POST` sends one.
+pub const ROOM_FORMS: &str = "/api/rooms/{room_id}/forms";
+/// `GET`: the forms waiting for the caller, soonest due first.
+pub const FORM_INBOX: &str = "/api/forms/inbox";
+/// `GET ?version=N`: a form (opening it marks it opened for a recipient).
+pub const FORM: &str = "/api/forms/{form_id}";
+/// `POST`: answers a form with a reply form.
+pub const FORM_ANSWER: &str = "/api/forms/{form_id}/answer";
+/// `POST`: acknowledges a form without a reply.
+pub const FORM_ACKNOWLEDGE: &str = "/api/forms/{form_id}/acknowledge";
+/// `POST`: corrects a form (a new version, its sender only).
+pub const FORM_CORRECTIONS: &str = "/api/forms/{form_id}/corrections";
+/// `GET ?version=N`: the print view (HTML, A4, Japanese).
+pub const FORM_PRINT: &str = "/api/forms/{form_id}/print";
+/// `GET ?version=N`: the form as a FHIR R4 QuestionnaireResponse.
+pub const FORM_FHIR: &str = "/api/forms/{form_id}/fhir";
+/// `GET` reads the emergency information sheet; `PUT` writes its next version.
+pub const ROOM_SHEET: &str = "/api/rooms/{room_id}/sheet";
+/// `POST`: confirms the sheet's current version.
+pub const ROOM_SHEET_CONFIRM: &str = "/api/rooms/{room_id}/sheet/confirm";
+/// `GET`: every version of the sheet with who changed what.
+pub const ROOM_SHEET_VERSIONS: &str = "/api/rooms/{room_id}/sheet/versions";
+/// `GET`: the sheet's print view (HTML, A4, Japanese).
+pub const ROOM_SHEET_PRINT: &str = "/api/rooms/{room_id}/sheet/print";
