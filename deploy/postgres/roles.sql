@@ -23,3 +23,7 @@ revoke update, delete, truncate on audit_event, audit_log, audit_checkpoint, aud
 -- The sequencer places records (once) and moves the chain's head.
 grant update (position, chain) on audit_event to :"app_role";
 grant update (size, head, updated_at) on audit_log to :"app_role";
+
+-- Form versions and emergency sheet versions are written once (the schema's triggers refuse
+-- an UPDATE too); a purge deletes them.
+revoke update on form_version, sheet_version from :"app_role";

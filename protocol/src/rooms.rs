@@ -99,6 +99,10 @@ pub struct Room {
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
+    /// The emergency information sheet's standing: its version, when it was last confirmed
+    /// and whether it needs re-confirmation (要再確認).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency_sheet: Option<crate::sheet::SheetStatus>,
 }
 
 /// A line of the caller's room list (`GET /api/rooms`): rooms they belong to or are invited

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::attachments::Attachment;
 use crate::identity::Role;
-use crate::{AttachmentId, ClientPostId, ConsentId, EntryId, OrganisationId, Timestamp, UserId};
+use crate::{
+    AttachmentId, ClientPostId, ConsentId, EntryId, FormId, OrganisationId, Timestamp, UserId,
+};
 
 /// Who may see an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -49,6 +51,24 @@ pub enum SystemEvent {
     MemberRevoked { user_id: UserId },
     ConsentRecorded { consent_id: ConsentId },
     ConsentWithdrawn { consent_id: ConsentId },
+    /// A structured form was sent (visible as the form is).
+    FormSent {
+        form_id: FormId,
+        template: String,
+        title_ja: String,
+        title_en: String,
+    },
+    /// A form was corrected: a new version.
+    FormCorrected { form_id: FormId, version: u32 },
+    /// A form was answered by a reply form.
+    FormAnswered {
+        form_id: FormId,
+        answer_form_id: FormId,
+    },
+    /// A form was acknowledged without a reply.
+    FormAcknowledged { form_id: FormId },
+    /// A new version of the emergency information sheet (care team only).
+    SheetUpdated { version: u32 },
 }
 
 /// The author of an event, as they were when they wrote it.

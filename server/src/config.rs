@@ -175,6 +175,10 @@ pub struct Options {
     /// Days a closed room is kept before it may be purged [default: 1827, five years].
     #[arg(long, env = "TSUNAGU_RETENTION_DAYS")]
     pub retention_days: Option<u64>,
+    /// Days after which an emergency information sheet nobody has confirmed shows that it
+    /// needs re-confirmation (要再確認) [default: 90].
+    #[arg(long, env = "TSUNAGU_SHEET_CONFIRM_DAYS")]
+    pub sheet_confirm_days: Option<u64>,
     /// Values sealed under one room key before the room gets a new key version
     /// [default: 268435456, 2^28].
     #[arg(long, env = "TSUNAGU_ROOM_KEY_MAX_USES")]
@@ -258,6 +262,7 @@ impl Options {
             lockout_seconds: self.lockout_seconds.or(lower.lockout_seconds),
             master_key_file: self.master_key_file.or(lower.master_key_file),
             retention_days: self.retention_days.or(lower.retention_days),
+            sheet_confirm_days: self.sheet_confirm_days.or(lower.sheet_confirm_days),
             room_key_max_uses: self.room_key_max_uses.or(lower.room_key_max_uses),
             room_key_max_days: self.room_key_max_days.or(lower.room_key_max_days),
             audit_signing_key_file: self.audit_signing_key_file.or(lower.audit_signing_key_file),
@@ -316,6 +321,8 @@ pub struct Settings {
     pub retention_micros: i64,
     pub rotation: crate::keys::RotationPolicy,
     pub audit: AuditSettings,
+    /// Days after which an unconfirmed emergency sheet needs re-confirmation.
+    pub sheet_confirm_days: u32,
 }
 
 /// The audit trail's keys, checkpoints and retention.
@@ -516,6 +523,12 @@ impl Settings {
             retention_micros: retention_days as i64 * DAY_MICROS,
             rotation,
             audit,
+            sheet_confirm_days: in_range(
+                options.sheet_confirm_days,
+                90,
+                1..=3650,
+                "sheet_confirm_days",
+            )? as u32,
         })
     }
 }

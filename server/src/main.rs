@@ -157,6 +157,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         );
     }
     let state = AppState::new(store, keys, room_keys, checkpoint_signer, settings)?;
+    let installed = state
+        .forms
+        .install_shipped_templates()
+        .await
+        .context("cannot install the shipped form templates")?;
+    if installed > 0 {
+        tracing::info!(installed, "form templates installed");
+    }
     let shutdown =
         tsunagu_server::server::shutdown_signal().context("cannot install signal handlers")?;
     tracing::info!(%address, database, "listening on {scheme}://{address}");

@@ -7,10 +7,12 @@ use crate::audit::AuditService;
 use crate::auth::AuthService;
 use crate::config::Settings;
 use crate::crypto::ServerKeys;
+use crate::forms::FormService;
 use crate::hub::Hub;
 use crate::identity::IdentityService;
 use crate::keys::RoomKeys;
 use crate::rooms::RoomService;
+use crate::sheet::SheetService;
 use crate::store::Store;
 use crate::timeline::TimelineService;
 
@@ -24,6 +26,8 @@ pub struct AppState {
     pub timeline: TimelineService,
     pub attachments: AttachmentService,
     pub audit: AuditService,
+    pub forms: FormService,
+    pub sheets: SheetService,
     pub clock: crate::clock::ClockMonitor,
     pub settings: Arc<Settings>,
 }
@@ -57,6 +61,14 @@ impl AppState {
             hub.clone(),
             room_keys.clone(),
             settings.retention_micros,
+            settings.sheet_confirm_days,
+        );
+        let forms = FormService::new(store.clone(), hub.clone(), room_keys.clone());
+        let sheets = SheetService::new(
+            store.clone(),
+            hub.clone(),
+            room_keys.clone(),
+            settings.sheet_confirm_days,
         );
         let timeline =
             TimelineService::new(store.clone(), hub, room_keys.clone()).map_err(|error| {
@@ -76,6 +88,8 @@ impl AppState {
             identity,
             rooms,
             timeline,
+            forms,
+            sheets,
             settings: Arc::new(settings),
         })
     }

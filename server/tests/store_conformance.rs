@@ -10,9 +10,9 @@ use tsunagu_protocol::{
 };
 use tsunagu_server::store::AuditKey;
 use tsunagu_server::store::{
-    AuditRecord, ConsentRow, Database, Error, InvitationRow, NewAttachment, NewEvent,
-    OrganisationRow, RefreshTokenUse, RoleGrantRow, RoomAdvance, RoomRow, SessionRow, Store,
-    Stream, UserRow,
+    AuditRecord, ConsentRow, Database, Error, FormRow, FormVersionRow, InvitationRow,
+    NewAttachment, NewEvent, OrganisationRow, RefreshTokenUse, RoleGrantRow, RoomAdvance, RoomRow,
+    SessionRow, SheetVersionRow, Store, Stream, TemplateRow, UserRow,
 };
 
 /// The audit key the conformance stores write with.
@@ -67,6 +67,13 @@ conformance!(
     batches_are_checked_numbered_and_stored_together,
     attachments_are_stored_in_chunks_bound_once_and_cleaned_up,
     audit_records_are_chained_once_and_verified,
+    form_templates_are_versioned_per_scope,
+    forms_keep_versions_recipients_and_client_ids,
+    form_transitions_apply_once,
+    inbox_lists_waiting_forms_soonest_due_first,
+    form_and_sheet_versions_are_written_once_until_purged,
+    sheet_versions_are_ordered_and_confirmed_once,
+    form_attachments_are_bound_once,
 );
 
 async fn on_sqlite<F, Fut>(scenario: F)
@@ -1774,6 +1781,8 @@ async fn postgres_app_role_cannot_change_audit_rows() {
         "update audit_checkpoint set size = 9",
         "delete from audit_log",
         "update audit_log set legacy_through = 99",
+        "update form_version set body = body",
+        "update sheet_version set changed = changed",
         "alter table audit_event disable trigger user",
         "drop trigger audit_event_place_once on audit_event",
     ] {
@@ -1804,4 +1813,1072 @@ async fn postgres_app_role_cannot_change_audit_rows() {
         .execute(&mut admin)
         .await
         .unwrap();
+}
+
+// ---- forms and the emergency sheet ---------------------------------------------------------
+
+fn template(scope: &str, key: &str, version: i64, at: i64) -> TemplateRow {
+    TemplateRow {
+        scope: scope.to_owned(),
+        key: key.to_owned(),
+        version,
+        organisation_id: (!scope.is_empty()).then(|| scope.to_owned()),
+        definition: format!("{{\"key\":\"{key}\",\"v\":{version}}}"),
+        created_by: None,
+        created_at: at,
+    }
+}
+
+async fn add_named_user(
+    store: &Store,
+    org: &OrganisationRow,
+    username: &str,
+    role: &str,
+    name: &str,
+) -> UserRow {
+    let (mut row, mut grant) = user(org, username);
+    row.role = role.to_owned();
+    row.display_name = name.to_owned();
+    grant.role = role.to_owned();
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_user(&row, &grant).await.unwrap();
+    tx.commit().await.unwrap();
+    row
+}
+
+async fn add_template(store: &Store, row: &TemplateRow) {
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_form_template(row).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+fn form_row(room: &RoomRow, sender: &UserRow, client_id: &str, at: i64) -> FormRow {
+    FormRow {
+        form_id: tsunagu_protocol::FormId::generate().to_string(),
+        room_id: room.room_id.clone(),
+        sender_id: sender.user_id.clone(),
+        sender_role: sender.role.clone(),
+        sender_organisation_id: sender.organisation_id.clone(),
+        client_id: client_id.to_owned(),
+        template_scope: String::new(),
+        template_key: "request".to_owned(),
+        template_version: 1,
+        addressed_role: None,
+        visibility: "care_team".to_owned(),
+        due_on: None,
+        reply_to: None,
+        current_version: 1,
+        status: "open".to_owned(),
+        sent_at: at,
+        completed_at: None,
+    }
+}
+
+/// Sends `form` (version 1) to `recipients` in one transaction.
+async fn send_form(store: &Store, form: &FormRow, recipients: &[&UserRow]) {
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_form(form).await.unwrap();
+    tx.insert_form_version(&FormVersionRow {
+        form_id: form.form_id.clone(),
+        version: 1,
+        author_id: form.sender_id.clone(),
+        created_at: form.sent_at,
+        body: b"sealed v1".to_vec(),
+    })
+    .await
+    .unwrap();
+    let users: Vec<UserId> = recipients.iter().map(|u| id(&u.user_id)).collect();
+    tx.insert_form_recipients(&form.form_id, &users)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// Invites `user` into `room` and accepts.
+async fn join(store: &Store, room: &RoomRow, user: &UserRow) {
+    let mut tx = store.begin().await.unwrap();
+    let (room_id, user_id) = (id(&room.room_id), id(&user.user_id));
+    assert!(
+        tx.invite_member(room_id, user_id, id(&room.created_by), NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        tx.change_membership(room_id, user_id, &["invited"], "accepted", NOW)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+}
+
+fn sheet_row(room: &RoomRow, author: &UserRow, version: i64, at: i64) -> SheetVersionRow {
+    SheetVersionRow {
+        room_id: room.room_id.clone(),
+        version,
+        author_id: author.user_id.clone(),
+        author_role: author.role.clone(),
+        author_organisation_id: author.organisation_id.clone(),
+        created_at: at,
+        changed: "allergies,dnar".to_owned(),
+        body: format!("sealed sheet v{version}").into_bytes(),
+    }
+}
+
+async fn form_templates_are_versioned_per_scope(store: Store, _: Database) {
+    let (org, _) = seeded(&store).await;
+    let other = organisation("あおば居宅介護支援事業所");
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_organisation(&other, None).await.unwrap();
+    tx.commit().await.unwrap();
+    let (mine, theirs) = (org.organisation_id.as_str(), other.organisation_id.as_str());
+
+    for row in [
+        template("", "admission_notice", 1, NOW),
+        template("", "admission_notice", 2, NOW + 1),
+        template("", "reply", 1, NOW),
+        template(mine, "admission_notice", 1, NOW + 2),
+        template(mine, "visit_report", 1, NOW),
+        template(mine, "visit_report", 2, NOW + 3),
+        template(mine, "visit_report", 3, NOW + 4),
+        template(theirs, "private", 1, NOW),
+    ] {
+        add_template(&store, &row).await;
+    }
+    // A version is taken once per scope; the same number in another scope is another template.
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        tx.insert_form_template(&template("", "admission_notice", 2, NOW + 9))
+            .await,
+        Err(Error::UniqueViolation)
+    ));
+    drop(tx);
+    // The scope must be '' (no organisation) or the owning organisation's id.
+    let mut wrong = template(mine, "wrong", 1, NOW);
+    wrong.organisation_id = Some(theirs.to_owned());
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.insert_form_template(&wrong).await.is_err());
+    drop(tx);
+
+    let newest = store
+        .form_template("", "admission_notice", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(newest, template("", "admission_notice", 2, NOW + 1));
+    let first = store
+        .form_template("", "admission_notice", Some(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.version, 1);
+    assert_eq!(
+        store
+            .form_template(mine, "visit_report", None)
+            .await
+            .unwrap()
+            .map(|t| (t.version, t.organisation_id)),
+        Some((3, Some(mine.to_owned())))
+    );
+    assert_eq!(
+        store.form_template("", "visit_report", None).await.unwrap(),
+        None,
+        "not in the system's scope"
+    );
+    assert_eq!(
+        store
+            .form_template("", "admission_notice", Some(3))
+            .await
+            .unwrap(),
+        None
+    );
+
+    let listed = |rows: Vec<TemplateRow>| -> Vec<(String, String, i64)> {
+        rows.into_iter()
+            .map(|t| (t.scope, t.key, t.version))
+            .collect()
+    };
+    let expected_system = vec![
+        (String::new(), "admission_notice".to_owned(), 2),
+        (String::new(), "reply".to_owned(), 1),
+    ];
+    assert_eq!(
+        listed(store.form_templates(None).await.unwrap()),
+        expected_system
+    );
+    let mut expected = expected_system.clone();
+    expected.push((mine.to_owned(), "admission_notice".to_owned(), 1));
+    expected.push((mine.to_owned(), "visit_report".to_owned(), 3));
+    assert_eq!(
+        listed(store.form_templates(Some(mine)).await.unwrap()),
+        expected
+    );
+
+    assert_eq!(
+        store
+            .newest_template_version(mine, "visit_report")
+            .await
+            .unwrap(),
+        Some(3)
+    );
+    assert_eq!(
+        store.newest_template_version("", "nothing").await.unwrap(),
+        None
+    );
+    // Inside a transaction, its own write counts.
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_form_template(&template(mine, "visit_report", 4, NOW + 5))
+        .await
+        .unwrap();
+    assert_eq!(
+        tx.newest_template_version(mine, "visit_report")
+            .await
+            .unwrap(),
+        Some(4)
+    );
+    drop(tx);
+    assert_eq!(
+        store
+            .newest_template_version(mine, "visit_report")
+            .await
+            .unwrap(),
+        Some(3),
+        "rolled back"
+    );
+}
+
+async fn forms_keep_versions_recipients_and_client_ids(store: Store, _: Database) {
+    let (org, nurse) = seeded(&store).await;
+    let doctor = add_named_user(&store, &org, "dr.form", "physician", "Baba Ken").await;
+    let manager = add_named_user(&store, &org, "cm.form", "care_manager", "Aoki Jun").await;
+    let patient_room = room(&store, &nurse, NOW).await;
+    let other_room = room(&store, &nurse, NOW).await;
+    let room_id: RoomId = id(&patient_room.room_id);
+    add_template(&store, &template("", "request", 1, NOW)).await;
+
+    let mut request = form_row(&patient_room, &nurse, "client-1", NOW + 10);
+    request.addressed_role = Some("physician".to_owned());
+    request.due_on = Some("2026-11-24".to_owned());
+    send_form(&store, &request, &[&doctor, &manager]).await;
+    assert_eq!(
+        store.form(&request.form_id).await.unwrap(),
+        Some(request.clone())
+    );
+    assert_eq!(store.form("no-such-form").await.unwrap(), None);
+
+    // The client id makes a retry find the stored form, in its room and for its sender only.
+    let (sender, physician): (UserId, UserId) = (id(&nurse.user_id), id(&doctor.user_id));
+    assert_eq!(
+        store
+            .client_form(room_id, sender, "client-1")
+            .await
+            .unwrap(),
+        Some(request.clone())
+    );
+    assert_eq!(
+        store
+            .client_form(room_id, physician, "client-1")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .client_form(id(&other_room.room_id), sender, "client-1")
+            .await
+            .unwrap(),
+        None
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.client_form(room_id, sender, "client-1").await.unwrap(),
+        Some(request.clone())
+    );
+    let retry = form_row(&patient_room, &nurse, "client-1", NOW + 11);
+    assert!(matches!(
+        tx.insert_form(&retry).await,
+        Err(Error::UniqueViolation)
+    ));
+    drop(tx);
+    // The same client id in another room is another form.
+    let elsewhere = form_row(&other_room, &nurse, "client-1", NOW + 11);
+    send_form(&store, &elsewhere, &[&doctor]).await;
+    // A form names a template version that exists.
+    let mut unknown = form_row(&patient_room, &nurse, "client-x", NOW + 11);
+    unknown.template_version = 9;
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        tx.insert_form(&unknown).await,
+        Err(Error::ForeignKeyViolation)
+    ));
+    drop(tx);
+
+    // Versions: written once each; the current one moves by compare-and-set.
+    let v1 = store
+        .form_version(&request.form_id, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (v1.version, v1.author_id.as_str(), v1.body.as_slice()),
+        (1, nurse.user_id.as_str(), b"sealed v1".as_slice())
+    );
+    assert_eq!(store.form_version(&request.form_id, 2).await.unwrap(), None);
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        tx.insert_form_version(&FormVersionRow {
+            body: b"again".to_vec(),
+            ..v1.clone()
+        })
+        .await,
+        Err(Error::UniqueViolation)
+    ));
+    drop(tx);
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_form_version(&FormVersionRow {
+        form_id: request.form_id.clone(),
+        version: 2,
+        author_id: nurse.user_id.clone(),
+        created_at: NOW + 20,
+        body: b"sealed v2".to_vec(),
+    })
+    .await
+    .unwrap();
+    assert!(
+        tx.advance_form_version(&request.form_id, 1, 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.advance_form_version(&request.form_id, 1, 2)
+            .await
+            .unwrap(),
+        "a second correction from the same base loses"
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store
+            .form(&request.form_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .current_version,
+        2
+    );
+    assert_eq!(
+        store
+            .form_version(&request.form_id, 2)
+            .await
+            .unwrap()
+            .unwrap()
+            .body,
+        b"sealed v2"
+    );
+
+    // Recipients, by name, with their role.
+    let recipients = store.form_recipients(&request.form_id).await.unwrap();
+    let shown: Vec<(&str, &str, &str, &str)> = recipients
+        .iter()
+        .map(|r| {
+            (
+                r.user_id.as_str(),
+                r.display_name.as_str(),
+                r.role.as_str(),
+                r.status.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (manager.user_id.as_str(), "Aoki Jun", "care_manager", "sent"),
+            (doctor.user_id.as_str(), "Baba Ken", "physician", "sent"),
+        ]
+    );
+    assert!(
+        recipients
+            .iter()
+            .all(|r| r.opened_at.is_none() && r.done_at.is_none() && r.answer_form_id.is_none())
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        tx.insert_form_recipients(&request.form_id, &[physician])
+            .await,
+        Err(Error::UniqueViolation)
+    ));
+    drop(tx);
+
+    // Replies link back to the request, oldest first; the room's list is newest first.
+    let mut late = form_row(&patient_room, &doctor, "reply-b", NOW + 40);
+    late.reply_to = Some(request.form_id.clone());
+    let mut early = form_row(&patient_room, &manager, "reply-a", NOW + 30);
+    early.reply_to = Some(request.form_id.clone());
+    early.visibility = "everyone".to_owned();
+    send_form(&store, &late, &[&nurse]).await;
+    send_form(&store, &early, &[&nurse]).await;
+    assert_eq!(
+        store.replies(&request.form_id).await.unwrap(),
+        [early.form_id.clone(), late.form_id.clone()]
+    );
+    assert!(store.replies(&early.form_id).await.unwrap().is_empty());
+    let ids = |rows: Vec<FormRow>| -> Vec<String> { rows.into_iter().map(|f| f.form_id).collect() };
+    assert_eq!(
+        ids(store.room_forms(room_id, true).await.unwrap()),
+        [
+            late.form_id.clone(),
+            early.form_id.clone(),
+            request.form_id.clone()
+        ]
+    );
+    assert_eq!(
+        ids(store.room_forms(room_id, false).await.unwrap()),
+        [early.form_id.clone()],
+        "family members see forms for everyone only"
+    );
+}
+
+async fn form_transitions_apply_once(store: Store, _: Database) {
+    let (org, nurse) = seeded(&store).await;
+    let doctor = add_user(&store, &org, "dr.turns", "physician").await;
+    let manager = add_user(&store, &org, "cm.turns", "care_manager").await;
+    let patient_room = room(&store, &nurse, NOW).await;
+    add_template(&store, &template("", "request", 1, NOW)).await;
+    let request = form_row(&patient_room, &nurse, "turns", NOW);
+    send_form(&store, &request, &[&doctor, &manager]).await;
+    let (physician, care_manager): (UserId, UserId) = (id(&doctor.user_id), id(&manager.user_id));
+    let form = request.form_id.as_str();
+    let status_of = |store: Store, user: String| async move {
+        store
+            .form_recipients(form)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.user_id == user)
+            .unwrap()
+    };
+
+    // Opened once.
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.mark_form_opened(form, physician, NOW + 1).await.unwrap());
+    assert!(!tx.mark_form_opened(form, physician, NOW + 2).await.unwrap());
+    assert!(
+        !tx.mark_form_opened(form, id(&nurse.user_id), NOW + 2)
+            .await
+            .unwrap(),
+        "not a recipient"
+    );
+    tx.commit().await.unwrap();
+    let opened = status_of(store.clone(), doctor.user_id.clone()).await;
+    assert_eq!(
+        (opened.status.as_str(), opened.opened_at),
+        ("opened", Some(NOW + 1))
+    );
+
+    // A correction sends it back to those who opened it, not to those who finished.
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        tx.finish_recipient(form, care_manager, "acknowledged", NOW + 3, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.finish_recipient(form, care_manager, "acknowledged", NOW + 4, None)
+            .await
+            .unwrap(),
+        "acknowledged once"
+    );
+    assert_eq!(tx.reopen_recipients(form).await.unwrap(), 1);
+    assert_eq!(tx.reopen_recipients(form).await.unwrap(), 0);
+    let seen = tx.form_recipients(form).await.unwrap();
+    tx.commit().await.unwrap();
+    let statuses: Vec<(String, String)> = seen
+        .iter()
+        .map(|r| (r.user_id.clone(), r.status.clone()))
+        .collect();
+    assert!(statuses.contains(&(doctor.user_id.clone(), "sent".to_owned())));
+    assert!(statuses.contains(&(manager.user_id.clone(), "acknowledged".to_owned())));
+    let reopened = status_of(store.clone(), doctor.user_id.clone()).await;
+    assert_eq!(reopened.opened_at, None);
+
+    // Only `answered` or `acknowledged` finish; an answer names its reply form.
+    let mut answer = form_row(&patient_room, &doctor, "answer", NOW + 5);
+    answer.reply_to = Some(request.form_id.clone());
+    send_form(&store, &answer, &[&nurse]).await;
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        !tx.finish_recipient(form, physician, "opened", NOW + 5, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        tx.finish_recipient(
+            form,
+            physician,
+            "answered",
+            NOW + 6,
+            Some(answer.form_id.as_str())
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        !tx.finish_recipient(form, physician, "acknowledged", NOW + 7, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.mark_form_opened(form, physician, NOW + 7).await.unwrap(),
+        "done is done"
+    );
+    assert!(tx.complete_form(form, NOW + 6).await.unwrap());
+    assert!(!tx.complete_form(form, NOW + 8).await.unwrap());
+    assert_eq!(
+        tx.form(form)
+            .await
+            .unwrap()
+            .map(|f| (f.status, f.completed_at)),
+        Some(("completed".to_owned(), Some(NOW + 6)))
+    );
+    tx.commit().await.unwrap();
+    let answered = status_of(store.clone(), doctor.user_id.clone()).await;
+    assert_eq!(
+        (
+            answered.status.as_str(),
+            answered.done_at,
+            answered.answer_form_id
+        ),
+        ("answered", Some(NOW + 6), Some(answer.form_id.clone()))
+    );
+
+    // Concurrent finishes of one recipient: exactly one applies.
+    let contested = form_row(&patient_room, &nurse, "contested", NOW + 10);
+    send_form(&store, &contested, &[&doctor]).await;
+    let attempts = (0..6).map(|i| {
+        let (store, form) = (store.clone(), contested.form_id.clone());
+        tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            let done = tx
+                .finish_recipient(&form, physician, "acknowledged", NOW + 11 + i, None)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            i64::from(done)
+        })
+    });
+    let mut winners = 0;
+    for attempt in attempts.collect::<Vec<_>>() {
+        winners += attempt.await.unwrap();
+    }
+    assert_eq!(winners, 1);
+}
+
+async fn inbox_lists_waiting_forms_soonest_due_first(store: Store, _: Database) {
+    let (org, nurse) = seeded(&store).await;
+    let doctor = add_user(&store, &org, "dr.inbox", "physician").await;
+    let manager = add_user(&store, &org, "cm.inbox", "care_manager").await;
+    let first_room = room(&store, &nurse, NOW).await;
+    let second_room = room(&store, &nurse, NOW).await;
+    let left_room = room(&store, &nurse, NOW).await;
+    for room in [&first_room, &second_room, &left_room] {
+        join(&store, room, &doctor).await;
+    }
+    add_template(&store, &template("", "request", 1, NOW)).await;
+
+    let dated = |room: &RoomRow, client: &str, due: Option<&str>, at: i64| {
+        let mut row = form_row(room, &nurse, client, at);
+        row.due_on = due.map(str::to_owned);
+        row
+    };
+    let undated_old = dated(&first_room, "undated-old", None, NOW + 1);
+    let due_later = dated(&second_room, "later", Some("2026-12-01"), NOW + 2);
+    let due_soon = dated(&first_room, "soon", Some("2026-11-20"), NOW + 3);
+    let undated_new = dated(&second_room, "undated-new", None, NOW + 4);
+    let due_later_sent_first = dated(&first_room, "later-first", Some("2026-12-01"), NOW);
+    let completed = dated(&first_room, "completed", Some("2026-11-01"), NOW + 5);
+    let acknowledged = dated(&first_room, "acknowledged", Some("2026-11-01"), NOW + 6);
+    let opened = dated(&second_room, "opened", Some("2026-11-25"), NOW + 7);
+    let not_mine = dated(&first_room, "not-mine", Some("2026-11-01"), NOW + 8);
+    let in_left_room = dated(&left_room, "left", Some("2026-11-01"), NOW + 9);
+    for form in [
+        &undated_old,
+        &due_later,
+        &due_soon,
+        &undated_new,
+        &due_later_sent_first,
+        &completed,
+        &acknowledged,
+        &opened,
+        &in_left_room,
+    ] {
+        send_form(&store, form, &[&doctor, &manager]).await;
+    }
+    send_form(&store, &not_mine, &[&manager]).await;
+
+    let physician: UserId = id(&doctor.user_id);
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        tx.complete_form(&completed.form_id, NOW + 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        tx.finish_recipient(
+            &acknowledged.form_id,
+            physician,
+            "acknowledged",
+            NOW + 10,
+            None
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        tx.mark_form_opened(&opened.form_id, physician, NOW + 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        tx.change_membership(
+            id(&left_room.room_id),
+            physician,
+            &["accepted"],
+            "left",
+            NOW + 10
+        )
+        .await
+        .unwrap()
+    );
+    tx.commit().await.unwrap();
+
+    let inbox: Vec<(String, String)> = store
+        .inbox(physician)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.client_id, f.room_id))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        &due_soon,
+        &opened,
+        &due_later_sent_first,
+        &due_later,
+        &undated_old,
+        &undated_new,
+    ]
+    .into_iter()
+    .map(|f| (f.client_id.clone(), f.room_id.clone()))
+    .collect();
+    assert_eq!(inbox, expected);
+    // Recipients who are not (or no longer) accepted members of a room see none of its forms.
+    assert!(store.inbox(id(&manager.user_id)).await.unwrap().is_empty());
+    assert!(store.inbox(id(&nurse.user_id)).await.unwrap().is_empty());
+}
+
+async fn form_and_sheet_versions_are_written_once_until_purged(store: Store, database: Database) {
+    let (org, nurse) = seeded(&store).await;
+    let doctor = add_user(&store, &org, "dr.purge", "physician").await;
+    let patient_room = room(&store, &nurse, NOW).await;
+    let kept_room = room(&store, &nurse, NOW).await;
+    let room_id: RoomId = id(&patient_room.room_id);
+    add_template(&store, &template("", "request", 1, NOW)).await;
+
+    let request = form_row(&patient_room, &nurse, "purged", NOW);
+    send_form(&store, &request, &[&doctor]).await;
+    let mut answer = form_row(&patient_room, &doctor, "purged-answer", NOW + 1);
+    answer.reply_to = Some(request.form_id.clone());
+    send_form(&store, &answer, &[&nurse]).await;
+    let kept = form_row(&kept_room, &nurse, "kept", NOW);
+    send_form(&store, &kept, &[&doctor]).await;
+    let attachment = new_attachment(&store, &patient_room, &nurse, NOW).await;
+    add_chunks(&store, attachment, &[b"%PDF-"]).await;
+    assert!(finish(&store, attachment, 5, 1).await);
+
+    let mut tx = store.begin().await.unwrap();
+    tx.finish_recipient(
+        &request.form_id,
+        id(&doctor.user_id),
+        "answered",
+        NOW + 1,
+        Some(answer.form_id.as_str()),
+    )
+    .await
+    .unwrap();
+    tx.bind_form_attachments(room_id, id(&nurse.user_id), &[attachment], &request.form_id)
+        .await
+        .unwrap();
+    for (room, version) in [(&patient_room, 1), (&patient_room, 2), (&kept_room, 1)] {
+        tx.insert_sheet_version(&sheet_row(room, &nurse, version, NOW + version))
+            .await
+            .unwrap();
+    }
+    assert!(
+        tx.confirm_sheet(room_id, 2, id(&doctor.user_id), NOW + 3)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+
+    for sql in [
+        "update form_version set body = body",
+        "update form_version set version = 3 where version = 1",
+        "update sheet_version set changed = 'notes'",
+        "update sheet_version set body = body where version = 1",
+    ] {
+        assert!(raw_execute(&database, sql).await.is_err(), "{sql}");
+    }
+    assert_eq!(
+        store
+            .form_version(&request.form_id, 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .body,
+        b"sealed v1"
+    );
+    assert_eq!(
+        store.sheet_versions(room_id).await.unwrap()[0].changed,
+        "allergies,dnar"
+    );
+
+    // Purge deletes the room's forms (with their versions, recipients, replies and
+    // attachments) and its sheet (with its confirmations); other rooms keep theirs.
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.close_room(room_id, NOW + 5, NOW + 6).await.unwrap());
+    assert_eq!(tx.purge_room(room_id, NOW + 7).await.unwrap(), Some(vec![]));
+    tx.commit().await.unwrap();
+    for form in [&request.form_id, &answer.form_id] {
+        assert_eq!(store.form(form).await.unwrap(), None);
+        assert_eq!(store.form_version(form, 1).await.unwrap(), None);
+        assert!(store.form_recipients(form).await.unwrap().is_empty());
+    }
+    assert!(
+        store
+            .form_attachments(&request.form_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.attachment(room_id, attachment).await.unwrap(), None);
+    assert!(store.room_forms(room_id, true).await.unwrap().is_empty());
+    assert!(store.sheet_versions(room_id).await.unwrap().is_empty());
+    assert_eq!(store.current_sheet(room_id).await.unwrap(), None);
+    assert!(
+        store
+            .sheet_confirmations(room_id, 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.form(&kept.form_id).await.unwrap().is_some());
+    assert!(
+        store
+            .form_version(&kept.form_id, 1)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .current_sheet(id(&kept_room.room_id))
+            .await
+            .unwrap()
+            .map(|s| s.version),
+        Some(1)
+    );
+}
+
+async fn sheet_versions_are_ordered_and_confirmed_once(store: Store, _: Database) {
+    let (org, nurse) = seeded(&store).await;
+    let doctor = add_user(&store, &org, "dr.sheet", "physician").await;
+    let patient_room = room(&store, &nurse, NOW).await;
+    let room_id: RoomId = id(&patient_room.room_id);
+    assert_eq!(store.current_sheet(room_id).await.unwrap(), None);
+    assert!(store.sheet_versions(room_id).await.unwrap().is_empty());
+
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.current_sheet(room_id).await.unwrap(), None);
+    tx.insert_sheet_version(&sheet_row(&patient_room, &nurse, 1, NOW + 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        tx.current_sheet(room_id).await.unwrap().map(|s| s.version),
+        Some(1),
+        "read in the writer's transaction"
+    );
+    tx.commit().await.unwrap();
+    let mut second = sheet_row(&patient_room, &doctor, 2, NOW + 2);
+    second.changed = "medications".to_owned();
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_sheet_version(&second).await.unwrap();
+    tx.commit().await.unwrap();
+
+    assert_eq!(
+        store.current_sheet(room_id).await.unwrap(),
+        Some(second.clone())
+    );
+    let versions = store.sheet_versions(room_id).await.unwrap();
+    assert_eq!(
+        versions
+            .iter()
+            .map(|v| (v.version, v.author_id.as_str(), v.changed.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (2, doctor.user_id.as_str(), "medications"),
+            (1, nurse.user_id.as_str(), "allergies,dnar")
+        ]
+    );
+
+    // Concurrent writers of the next version: one wins, the others are told it is taken.
+    let attempts = (0..5).map(|i| {
+        let store = store.clone();
+        let row = sheet_row(&patient_room, &nurse, 3, NOW + 10 + i);
+        tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            match tx.insert_sheet_version(&row).await {
+                Ok(()) => {
+                    tx.commit().await.unwrap();
+                    1
+                }
+                Err(Error::UniqueViolation) => 0,
+                Err(error) => panic!("{error}"),
+            }
+        })
+    });
+    let mut winners = 0;
+    for attempt in attempts.collect::<Vec<_>>() {
+        winners += attempt.await.unwrap();
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(store.sheet_versions(room_id).await.unwrap().len(), 3);
+
+    // Confirmations: once per person and version, newest first, with names and roles.
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        tx.confirm_sheet(room_id, 3, id(&nurse.user_id), NOW + 20)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.confirm_sheet(room_id, 3, id(&nurse.user_id), NOW + 21)
+            .await
+            .unwrap()
+    );
+    assert!(
+        tx.confirm_sheet(room_id, 3, id(&doctor.user_id), NOW + 22)
+            .await
+            .unwrap()
+    );
+    assert!(
+        tx.confirm_sheet(room_id, 2, id(&doctor.user_id), NOW + 5)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        tx.confirm_sheet(room_id, 9, id(&nurse.user_id), NOW + 23)
+            .await,
+        Err(Error::ForeignKeyViolation)
+    ));
+    drop(tx);
+    let confirmations = store.sheet_confirmations(room_id, 3).await.unwrap();
+    assert_eq!(
+        confirmations
+            .iter()
+            .map(|c| (
+                c.user_id.as_str(),
+                c.role.as_str(),
+                c.display_name.as_str(),
+                c.version,
+                c.confirmed_at
+            ))
+            .collect::<Vec<_>>(),
+        [
+            (
+                doctor.user_id.as_str(),
+                "physician",
+                "佐藤 花子",
+                3,
+                NOW + 22
+            ),
+            (nurse.user_id.as_str(), "nurse", "佐藤 花子", 3, NOW + 20)
+        ]
+    );
+    assert_eq!(
+        store.sheet_confirmations(room_id, 2).await.unwrap().len(),
+        1
+    );
+    assert!(
+        store
+            .sheet_confirmations(room_id, 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn form_attachments_are_bound_once(store: Store, _: Database) {
+    let (org, nurse) = seeded(&store).await;
+    let doctor = add_user(&store, &org, "dr.attach", "physician").await;
+    let patient_room = room(&store, &nurse, NOW).await;
+    let other_room = room(&store, &nurse, NOW).await;
+    let room_id: RoomId = id(&patient_room.room_id);
+    add_template(&store, &template("", "request", 1, NOW)).await;
+    let form = form_row(&patient_room, &nurse, "with-files", NOW);
+    send_form(&store, &form, &[&doctor]).await;
+    let second_form = form_row(&patient_room, &nurse, "second", NOW);
+    send_form(&store, &second_form, &[&doctor]).await;
+
+    let ready = |at: i64, uploader: UserRow| {
+        let (store, patient_room) = (store.clone(), patient_room.clone());
+        async move {
+            let attachment = new_attachment(&store, &patient_room, &uploader, at).await;
+            add_chunks(&store, attachment, &[b"%PDF-"]).await;
+            assert!(finish(&store, attachment, 5, 1).await);
+            attachment
+        }
+    };
+    let first = ready(NOW, nurse.clone()).await;
+    let second = ready(NOW + 1, nurse.clone()).await;
+    let doctors = ready(NOW, doctor.clone()).await;
+    let for_post = ready(NOW, nurse.clone()).await;
+    let unfinished = new_attachment(&store, &patient_room, &nurse, NOW).await;
+    let elsewhere = new_attachment(&store, &other_room, &nurse, NOW).await;
+    add_chunks(&store, elsewhere, &[b"%PDF-"]).await;
+    assert!(finish(&store, elsewhere, 5, 1).await);
+    let entry = tsunagu_protocol::EntryId::generate().to_string();
+    let mut tx = store.begin().await.unwrap();
+    tx.bind_attachments(&patient_room.room_id, &nurse.user_id, &entry, &[for_post])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let sender: UserId = id(&nurse.user_id);
+    let try_bind = |ids: Vec<AttachmentId>, form_id: String| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            let result = tx
+                .bind_form_attachments(room_id, sender, &ids, &form_id)
+                .await;
+            if result.is_ok() {
+                tx.commit().await.unwrap();
+            }
+            result
+        }
+    };
+    for ids in [
+        vec![doctors],
+        vec![unfinished],
+        vec![elsewhere],
+        vec![for_post],
+        vec![first, unfinished],
+        vec![AttachmentId::generate()],
+    ] {
+        assert!(matches!(
+            try_bind(ids, form.form_id.clone()).await,
+            Err(Error::AttachmentsUnavailable)
+        ));
+    }
+    assert!(
+        store
+            .form_attachments(&form.form_id)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a failed bind binds nothing"
+    );
+    try_bind(vec![second, first], form.form_id.clone())
+        .await
+        .unwrap();
+    let bound: Vec<String> = store
+        .form_attachments(&form.form_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.attachment_id)
+        .collect();
+    assert_eq!(bound, [first.to_string(), second.to_string()]);
+    assert_eq!(
+        store.attachment_form(room_id, first).await.unwrap(),
+        Some(form.form_id.clone())
+    );
+    assert_eq!(
+        store.attachment_form(room_id, for_post).await.unwrap(),
+        None
+    );
+    // Bound once: not to another form, not to a post.
+    assert!(matches!(
+        try_bind(vec![first], second_form.form_id.clone()).await,
+        Err(Error::AttachmentsUnavailable)
+    ));
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        tx.bind_attachments(
+            &patient_room.room_id,
+            &nurse.user_id,
+            &tsunagu_protocol::EntryId::generate().to_string(),
+            &[second]
+        )
+        .await,
+        Err(Error::AttachmentsUnavailable)
+    ));
+    drop(tx);
+    // A form's attachments are never cleaned up as unbound.
+    let mut tx = store.begin().await.unwrap();
+    assert!(!tx.delete_unbound_attachment(first).await.unwrap());
+    let removed = tx
+        .delete_stale_attachments(NOW + 100, NOW + 100)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        (removed.uploading, removed.unbound),
+        (1, 2),
+        "the unfinished upload; the doctor's and the other room's unbound files"
+    );
+    for (attachment, kept) in [
+        (first, true),
+        (second, true),
+        (for_post, true),
+        (doctors, false),
+        (unfinished, false),
+    ] {
+        assert_eq!(
+            store
+                .attachment(room_id, attachment)
+                .await
+                .unwrap()
+                .is_some(),
+            kept,
+            "{attachment}"
+        );
+    }
+    assert!(store.attachment_chunk(first, 0).await.unwrap().is_some());
+
+    // Concurrent binds of one attachment to two forms: exactly one wins.
+    let contested = ready(NOW, nurse.clone()).await;
+    let attempts = [form.form_id.clone(), second_form.form_id.clone()]
+        .into_iter()
+        .map(|form_id| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                match tx
+                    .bind_form_attachments(room_id, sender, &[contested], &form_id)
+                    .await
+                {
+                    Ok(()) => {
+                        tx.commit().await.unwrap();
+                        1
+                    }
+                    Err(Error::AttachmentsUnavailable) => 0,
+                    Err(error) => panic!("{error}"),
+                }
+            })
+        });
+    let mut winners = 0;
+    for attempt in attempts.collect::<Vec<_>>() {
+        winners += attempt.await.unwrap();
+    }
+    assert_eq!(winners, 1);
 }

@@ -624,7 +624,31 @@ impl AttachmentService {
             .await?
             .filter(|row| row.state == "ready")
             .ok_or(AppError::NotFound)?;
+        let form = match &row.entry_id {
+            None => self.store.attachment_form(room, id).await?,
+            Some(_) => None,
+        };
         let reason = match &row.entry_id {
+            // Bound to a form: whoever may see the form (care professionals; family members
+            // and patients for forms visible to everyone).
+            None if form.is_some() => {
+                let form_id = form.unwrap_or_default();
+                let visible = match self.store.form(&form_id).await? {
+                    Some(form_row) => {
+                        principal.role.is_care_professional() || form_row.visibility == "everyone"
+                    }
+                    None => false,
+                };
+                if !visible {
+                    Event::by(principal, Action::AttachmentRead, Outcome::Refused)
+                        .object("room", room)
+                        .reason(format!("not_visible;attachment={id};form={form_id}"))
+                        .record(&self.store)
+                        .await?;
+                    return Err(AppError::NotFound);
+                }
+                format!("attachment={id};form={form_id}")
+            }
             None if row.uploader_id == principal.user_id.to_string() => {
                 format!("attachment={id}")
             }

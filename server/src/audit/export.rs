@@ -361,6 +361,13 @@ impl Kind {
             "room.view" | "room.member_list" | "room.consent_list" | "timeline.read"
             | "timeline.versions" | "attachment.read" | "admin.user_view" => Kind::Read,
             "timeline.acknowledgements" | "admin.organisation_view" => Kind::Read,
+            "form.read" | "form.print" | "form.export" | "sheet.read" | "sheet.history"
+            | "sheet.print" => Kind::Read,
+            "form.list" | "form.inbox" => Kind::Query,
+            "form.send" | "form.answer" | "admin.form_template_create" => Kind::Create,
+            "form.acknowledge" | "form.correct" | "sheet.update" | "sheet.confirm" => {
+                Kind::Update
+            }
             "room.list"
             | "room.patient_search"
             | "directory.search"

@@ -100,6 +100,36 @@ pub enum Action {
     OrganisationView,
     /// The caller's own live sessions listed.
     OwnSessionList,
+    /// A form template (or a new version of one) added by an administrator.
+    FormTemplateCreate,
+    /// A form sent in a room.
+    FormSend,
+    /// A form read (`reason` says `opened` the first time a recipient opens it).
+    FormRead,
+    /// A room's forms listed.
+    FormList,
+    /// The caller's inbox of forms listed.
+    FormInbox,
+    /// A form answered with a reply form.
+    FormAnswer,
+    /// A form acknowledged without a reply.
+    FormAcknowledge,
+    /// A form corrected (a new version).
+    FormCorrect,
+    /// A form's print view read.
+    FormPrint,
+    /// A form exported as FHIR.
+    FormExport,
+    /// The emergency information sheet read.
+    SheetRead,
+    /// A new version of the emergency information sheet written.
+    SheetUpdate,
+    /// The sheet's current version confirmed.
+    SheetConfirm,
+    /// Every version of the sheet read.
+    SheetHistory,
+    /// The sheet's print view read.
+    SheetPrint,
 }
 
 impl Action {
@@ -169,6 +199,21 @@ impl Action {
             Action::OrganisationList => "admin.organisation_list",
             Action::OrganisationView => "admin.organisation_view",
             Action::OwnSessionList => "auth.session_list",
+            Action::FormTemplateCreate => "admin.form_template_create",
+            Action::FormSend => "form.send",
+            Action::FormRead => "form.read",
+            Action::FormList => "form.list",
+            Action::FormInbox => "form.inbox",
+            Action::FormAnswer => "form.answer",
+            Action::FormAcknowledge => "form.acknowledge",
+            Action::FormCorrect => "form.correct",
+            Action::FormPrint => "form.print",
+            Action::FormExport => "form.export",
+            Action::SheetRead => "sheet.read",
+            Action::SheetUpdate => "sheet.update",
+            Action::SheetConfirm => "sheet.confirm",
+            Action::SheetHistory => "sheet.history",
+            Action::SheetPrint => "sheet.print",
         }
     }
 }

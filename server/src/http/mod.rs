@@ -7,6 +7,7 @@ mod attachments;
 mod audit;
 mod auth;
 mod extract;
+mod forms;
 mod health;
 mod rooms;
 mod timeline;
@@ -58,6 +59,8 @@ const UPLOAD_TIMEOUT: Duration = Duration::from_secs(300);
         (name = "rooms", description = "Patient rooms, their care teams and consent"),
         (name = "timeline", description = "Entries, corrections, acknowledgements, history"),
         (name = "attachments", description = "Photos and documents attached to entries"),
+        (name = "forms", description = "Structured forms: templates, sending, inbox, answers, corrections, print view, FHIR"),
+        (name = "sheet", description = "The emergency information sheet: versions and confirmations"),
         (name = "audit", description = "The audit trail, for security officers: search, reports, exports, verification, review sign-offs"),
         (name = "health", description = "Liveness, readiness and the clock"),
     )
@@ -146,6 +149,21 @@ fn api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit::report))
         .routes(routes!(audit::reviews, audit::sign_off))
         .routes(routes!(audit::clock))
+        .routes(routes!(forms::list_templates, forms::add_template))
+        .routes(routes!(forms::get_template))
+        .routes(routes!(forms::template_fhir))
+        .routes(routes!(forms::room_forms, forms::send_form))
+        .routes(routes!(forms::inbox))
+        .routes(routes!(forms::get_form))
+        .routes(routes!(forms::answer_form))
+        .routes(routes!(forms::acknowledge_form))
+        .routes(routes!(forms::correct_form))
+        .routes(routes!(forms::print_form))
+        .routes(routes!(forms::form_fhir))
+        .routes(routes!(forms::get_sheet, forms::update_sheet))
+        .routes(routes!(forms::confirm_sheet))
+        .routes(routes!(forms::sheet_versions))
+        .routes(routes!(forms::print_sheet))
         .split_for_parts();
     doc.merge(uploads_doc);
     (routes, uploads, doc)
@@ -324,12 +342,27 @@ mod tests {
             r::AUDIT_REPORT,
             r::AUDIT_REVIEWS,
             r::CLOCK,
+            r::FORM_TEMPLATES,
+            r::FORM_TEMPLATE,
+            r::FORM_TEMPLATE_FHIR,
+            r::ROOM_FORMS,
+            r::FORM_INBOX,
+            r::FORM,
+            r::FORM_ANSWER,
+            r::FORM_ACKNOWLEDGE,
+            r::FORM_CORRECTIONS,
+            r::FORM_PRINT,
+            r::FORM_FHIR,
+            r::ROOM_SHEET,
+            r::ROOM_SHEET_CONFIRM,
+            r::ROOM_SHEET_VERSIONS,
+            r::ROOM_SHEET_PRINT,
         ] {
             assert!(doc.paths.paths.contains_key(path), "OpenAPI lacks {path}");
         }
         assert_eq!(
             doc.paths.paths.len(),
-            53,
+            68,
             "a route is missing from protocol::routes"
         );
     }

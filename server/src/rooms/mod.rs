@@ -57,6 +57,31 @@ pub(crate) fn patient_context(room_id: &str) -> Context {
     Context::new("patient").field(room_id)
 }
 
+/// The patient's details of `room`, opened for `actor` (an integrity failure is recorded).
+///
+/// # Errors
+/// `integrity_error`; the keys or database failed.
+pub(crate) async fn open_patient_details(
+    keys: &RoomKeys,
+    store: &Store,
+    actor: &Principal,
+    room: &RoomRow,
+) -> Result<tsunagu_protocol::rooms::PatientDetails> {
+    let context = patient_context(&room.room_id);
+    let plain = match keys
+        .open(&room.room_id, &context, &room.patient_details)
+        .await
+    {
+        Err(error @ AppError::Integrity(_)) => {
+            let id: RoomId = parse(&room.room_id, "room id")?;
+            record_integrity_failure(store, Some(actor), id, "patient").await;
+            return Err(error);
+        }
+        other => other?,
+    };
+    details::decode_patient(&plain)
+}
+
 /// What a consent record's sealed details are bound to.
 pub(crate) fn consent_context(row: &ConsentRow) -> Context {
     Context::new("consent")
@@ -93,17 +118,26 @@ pub struct RoomService {
     keys: RoomKeys,
     /// How long a closed room is kept before it may be purged, in microseconds.
     retention_micros: i64,
+    /// Days after which an unconfirmed emergency sheet needs re-confirmation.
+    sheet_confirm_days: u32,
 }
 
 impl RoomService {
     /// The service over `store`, publishing system events to `hub`, sealing with `keys`,
     /// keeping closed rooms for `retention_micros`.
-    pub fn new(store: Store, hub: Hub, keys: RoomKeys, retention_micros: i64) -> Self {
+    pub fn new(
+        store: Store,
+        hub: Hub,
+        keys: RoomKeys,
+        retention_micros: i64,
+        sheet_confirm_days: u32,
+    ) -> Self {
         Self {
             store,
             hub,
             keys,
             retention_micros,
+            sheet_confirm_days,
         }
     }
 
@@ -233,6 +267,14 @@ impl RoomService {
             consent: consent_state(row.consent_state.as_deref()),
             created_by: parse(&row.created_by, "user id")?,
             created_at: from_micros(row.created_at),
+            emergency_sheet: Some(
+                crate::sheet::room_status(
+                    &self.store,
+                    parse(&row.room_id, "room id")?,
+                    self.sheet_confirm_days,
+                )
+                .await?,
+            ),
         })
     }
 
@@ -305,6 +347,13 @@ impl RoomService {
             consent: consent_state(None),
             created_by: principal.user_id,
             created_at: from_micros(row.created_at),
+            emergency_sheet: Some(crate::sheet::status_of(
+                0,
+                None,
+                None,
+                self.sheet_confirm_days,
+                now_micros(),
+            )),
         })
     }
 

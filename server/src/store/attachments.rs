@@ -9,7 +9,8 @@ use tsunagu_protocol::{AttachmentId, RoomId};
 use super::{Error, Result, Store, StoreTx};
 
 /// An attachment as stored. `byte_size`, `sha256` and `chunk_count` are set once it is
-/// `ready`; `entry_id` once a post binds it.
+/// `ready`; `entry_id` once a post binds it. An attachment bound to a form instead has no
+/// `entry_id`: see [`Store::attachment_form`] and [`Store::form_attachments`].
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct AttachmentRow {
     pub attachment_id: String,
@@ -42,7 +43,7 @@ pub struct NewAttachment {
 pub struct StaleAttachments {
     /// Uploads that never finished.
     pub uploading: u64,
-    /// Finished uploads that no post took.
+    /// Finished uploads that no post or form took.
     pub unbound: u64,
 }
 
@@ -141,28 +142,33 @@ impl StoreTx {
         Ok(changed == 1)
     }
 
-    /// Deletes an attachment that no post has taken, with its content; a bound one stays.
+    /// Deletes an attachment that no post or form has taken, with its content; a bound one
+    /// stays.
     pub async fn delete_unbound_attachment(&mut self, id: AttachmentId) -> Result<bool> {
         self.execute(
             sqlx::query(
                 "delete from attachment_chunk where attachment_id in \
                  (select attachment_id from attachment where attachment_id = $1 \
-                 and entry_id is null)",
+                 and entry_id is null and form_id is null)",
             )
             .bind(id.to_string()),
         )
         .await?;
         let deleted = self
             .execute(
-                sqlx::query("delete from attachment where attachment_id = $1 and entry_id is null")
-                    .bind(id.to_string()),
+                sqlx::query(
+                    "delete from attachment where attachment_id = $1 and entry_id is null \
+                     and form_id is null",
+                )
+                .bind(id.to_string()),
             )
             .await?;
         Ok(deleted == 1)
     }
 
     /// Binds attachments to the entry `entry_id` of `room_id`, posted by `author_id`: each
-    /// must be `ready`, uploaded by the author to that room, and not bound yet (a
+    /// must be `ready`, uploaded by the author to that room, and bound neither to a post nor
+    /// to a form yet (a
     /// compare-and-set, so that an attachment is bound once whatever the concurrency).
     ///
     /// # Errors
@@ -181,7 +187,7 @@ impl StoreTx {
                     sqlx::query(
                         "update attachment set entry_id = $4 where attachment_id = $1 \
                          and room_id = $2 and uploader_id = $3 and state = 'ready' \
-                         and entry_id is null",
+                         and entry_id is null and form_id is null",
                     )
                     .bind(id.to_string())
                     .bind(room_id.to_owned())
@@ -197,8 +203,8 @@ impl StoreTx {
     }
 
     /// Deletes, with their content, uploads still `uploading` that started before
-    /// `uploading_before` and `ready` attachments no post took that were uploaded before
-    /// `unbound_before`.
+    /// `uploading_before` and `ready` attachments no post or form took that were uploaded
+    /// before `unbound_before`.
     pub async fn delete_stale_attachments(
         &mut self,
         uploading_before: i64,
@@ -208,7 +214,7 @@ impl StoreTx {
             sqlx::query(
                 "delete from attachment_chunk where attachment_id in \
                  (select attachment_id from attachment where entry_id is null \
-                 and ((state = 'uploading' and created_at < $1) \
+                 and form_id is null and ((state = 'uploading' and created_at < $1) \
                  or (state = 'ready' and created_at < $2)))",
             )
             .bind(uploading_before)
@@ -218,8 +224,8 @@ impl StoreTx {
         let uploading = self
             .execute(
                 sqlx::query(
-                    "delete from attachment where entry_id is null and state = 'uploading' \
-                     and created_at < $1",
+                    "delete from attachment where entry_id is null and form_id is null \
+                     and state = 'uploading' and created_at < $1",
                 )
                 .bind(uploading_before),
             )
@@ -227,8 +233,8 @@ impl StoreTx {
         let unbound = self
             .execute(
                 sqlx::query(
-                    "delete from attachment where entry_id is null and state = 'ready' \
-                     and created_at < $1",
+                    "delete from attachment where entry_id is null and form_id is null \
+                     and state = 'ready' and created_at < $1",
                 )
                 .bind(unbound_before),
             )

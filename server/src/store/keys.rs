@@ -333,7 +333,8 @@ impl StoreTx {
     }
 
     /// Purges a closed room whose retention has ended: destroys its data keys and deletes its
-    /// sealed content, keeping the room's row (ids and times) for the audit trail. Returns
+    /// sealed content (timeline, attachments, consents, forms and the emergency sheet),
+    /// keeping the room's row (ids and times) for the audit trail. Returns
     /// the key versions destroyed, or `None` if the room is not purgeable at `now`.
     pub async fn purge_room(&mut self, room: RoomId, now: i64) -> Result<Option<Vec<i64>>> {
         let id = room.to_string();
@@ -366,6 +367,15 @@ impl StoreTx {
             "delete from entry_ack where room_id = $1",
             "delete from timeline_event where room_id = $1",
             "delete from consent where room_id = $1",
+            "delete from sheet_confirmation where room_id = $1",
+            "delete from sheet_version where room_id = $1",
+            "delete from form_recipient where form_id in \
+             (select form_id from form where room_id = $1)",
+            "delete from form_version where form_id in \
+             (select form_id from form where room_id = $1)",
+            // One statement for the room's forms, so that answers linked by `reply_to` to
+            // other forms of the room go with them (the check is at the statement's end).
+            "delete from form where room_id = $1",
         ] {
             self.execute(sqlx::query(statement).bind(id.clone()))
                 .await?;

@@ -12,6 +12,7 @@
 mod attachments;
 mod audit;
 mod batch;
+mod forms;
 mod keys;
 mod postgres;
 mod rows;
@@ -30,6 +31,9 @@ pub use audit::{
     AuditFilter, AuditKey, AuditLogRow, AuditReviewRow, AuditRow, CheckpointRow, Placement,
 };
 pub use batch::{RoomAdvance, RoomCounters};
+pub use forms::{
+    FormRow, FormVersionRow, RecipientRow, SheetConfirmationRow, SheetVersionRow, TemplateRow,
+};
 pub use keys::{KeyStateRow, KeyUse, RetentionRow, RoomKeyRow};
 pub use rows::{
     AckRow, AuditRecord, ConsentRow, DirectoryRow, EventRow, InvitationRow, MemberRow,

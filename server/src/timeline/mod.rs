@@ -333,6 +333,22 @@ pub async fn append_system_event(
     room: RoomId,
     event: SystemEvent,
 ) -> Result<i64> {
+    append_system_event_visible(keys, tx, principal, room, event, Visibility::Everyone).await
+}
+
+/// As [`append_system_event`], visible as `visibility` says (the event of a form meant for
+/// the care team must not reach the family's stream).
+///
+/// # Errors
+/// Database failures.
+pub async fn append_system_event_visible(
+    keys: &RoomKeys,
+    tx: &mut StoreTx,
+    principal: &Principal,
+    room: RoomId,
+    event: SystemEvent,
+    visibility: Visibility,
+) -> Result<i64> {
     let body = encode(&Body {
         system: Some(event),
         ..Body::default()
@@ -342,7 +358,10 @@ pub async fn append_system_event(
         entry_id: EntryId::generate().to_string(),
         change: "system",
         entry_kind: None,
-        visibility: "everyone",
+        visibility: match visibility {
+            Visibility::CareTeam => "care_team",
+            Visibility::Everyone => "everyone",
+        },
         version: 1,
         author_id: principal.user_id.to_string(),
         author_role: principal.role.as_str().to_owned(),

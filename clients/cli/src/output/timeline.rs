@@ -132,19 +132,53 @@ impl TimelineView {
 
     /// A system event in words; the member concerned is named when it is not the author.
     fn system(&self, event: &SystemEvent, author: &Author) -> String {
-        let (words, user) = match event {
-            SystemEvent::RoomCreated => ("部屋作成 room created", None),
-            SystemEvent::MemberJoined { user_id } => ("参加 joined", Some(*user_id)),
-            SystemEvent::MemberLeft { user_id } => ("退出 left", Some(*user_id)),
-            SystemEvent::MemberRevoked { user_id } => {
-                ("参加・招待取消 membership revoked", Some(*user_id))
+        let (words, user): (String, Option<UserId>) = match event {
+            SystemEvent::RoomCreated => ("部屋作成 room created".to_owned(), None),
+            SystemEvent::MemberJoined { user_id } => ("参加 joined".to_owned(), Some(*user_id)),
+            SystemEvent::MemberLeft { user_id } => ("退出 left".to_owned(), Some(*user_id)),
+            SystemEvent::MemberRevoked { user_id } => (
+                "参加・招待取消 membership revoked".to_owned(),
+                Some(*user_id),
+            ),
+            SystemEvent::ConsentRecorded { .. } => ("同意記録 consent recorded".to_owned(), None),
+            SystemEvent::ConsentWithdrawn { .. } => {
+                ("同意撤回 consent withdrawn".to_owned(), None)
             }
-            SystemEvent::ConsentRecorded { .. } => ("同意記録 consent recorded", None),
-            SystemEvent::ConsentWithdrawn { .. } => ("同意撤回 consent withdrawn", None),
+            SystemEvent::FormSent {
+                form_id,
+                title_ja,
+                title_en,
+                ..
+            } => (
+                format!(
+                    "書式送信 form sent: {} / {} ({form_id})",
+                    one_line(title_ja),
+                    one_line(title_en)
+                ),
+                None,
+            ),
+            SystemEvent::FormCorrected { form_id, version } => (
+                format!("書式訂正 form corrected: {form_id} 第{version}版 version {version}"),
+                None,
+            ),
+            SystemEvent::FormAnswered {
+                form_id,
+                answer_form_id,
+            } => (
+                format!("書式回答 form answered: {form_id} → {answer_form_id}"),
+                None,
+            ),
+            SystemEvent::FormAcknowledged { form_id } => {
+                (format!("書式確認 form acknowledged: {form_id}"), None)
+            }
+            SystemEvent::SheetUpdated { version } => (
+                format!("救急医療情報 更新 emergency sheet updated: 第{version}版 version {version}"),
+                None,
+            ),
         };
         match user {
             Some(user) if user != author.user_id => format!("{words}: {}", self.member(user)),
-            _ => words.to_owned(),
+            _ => words,
         }
     }
 }

@@ -1,0 +1,11 @@
+//! Structured forms: templates as versioned data, validation with errors per field, routing
+//! inside a patient room with a status per recipient, print views and FHIR output.
+
+pub mod fhir;
+pub mod print;
+pub mod shipped;
+pub mod template_check;
+pub mod validate;
+mod service;
+
+pub use service::{FormService, GENERIC_REPLY};
