@@ -24,6 +24,7 @@ use std::time::Duration;
 use tsunagu_client::{ClientError, LiveConnection, Session};
 use tsunagu_e2e::server::{AuditRow, TestServer};
 use tsunagu_protocol::attachments::MAX_ATTACHMENT_BYTES;
+use tsunagu_protocol::forms::{Addressee, AnswerFormRequest, RecipientStatus, SendFormRequest};
 use tsunagu_protocol::identity::{OrganisationKind, Role};
 use tsunagu_protocol::rooms::{CreateRoomRequest, PatientDetails};
 use tsunagu_protocol::timeline::{
@@ -49,6 +50,9 @@ const PHOTO_POST: &str = "MARKER-photo 仙骨部の写真";
 const FILE_NAME: &str = "MARKER-仙骨部-褥瘡.jpg";
 const FILE_CONTENT: &str = "MARKER-jpeg-content";
 const FAMILY_HIDDEN: &str = "MARKER-family 専門職だけに伝えたい";
+/// An inquiry's question and the physician's answer (form content, sealed, never recorded).
+const FORM_QUESTION: &str = "MARKER-form-question 入浴時の血圧変動への注意点";
+const FORM_ANSWER: &str = "MARKER-form-answer 収縮期160以上なら入浴中止";
 const NO_CONSENT_POST: &str = "MARKER-no-consent 服薬状況";
 const LIVE_POST: &str = "MARKER-live 夕方の訪問で食欲あり";
 const GIF_NAME: &str = "MARKER-褥瘡.gif";
@@ -1076,6 +1080,131 @@ pub async fn run(server: TestServer) {
         );
     }
 
+    // Afternoon: the care manager sends an inquiry to the physicians, the physician opens and
+    // answers it, the care manager finds the answer in her inbox and acknowledges it; a
+    // family member asking for the inquiry is refused (as if it did not exist).
+    let inquiry = manager_day
+        .send_form(
+            room,
+            &SendFormRequest {
+                client_id: ClientPostId::generate(),
+                template: "care_meeting_inquiry".into(),
+                template_version: None,
+                to: Addressee::Role {
+                    role: Role::Physician,
+                },
+                due_on: None,
+                visibility: Visibility::CareTeam,
+                data: serde_json::json!({
+                    "meeting": {
+                        "held_at": "2026-12-01T14:00:00+09:00",
+                        "place": "MARKER-form-place 自宅",
+                        "reason": "renewal",
+                        "reply_by": "2026-11-30"
+                    },
+                    "client": {"care_level": "care_2"},
+                    "inquiry": {"questions": FORM_QUESTION}
+                }),
+            },
+        )
+        .await
+        .unwrap();
+    expected.push(
+        Expected::new(
+            "care manager sends an inquiry to the physicians",
+            "form.send",
+            "success",
+            manager_actor,
+            manager_in,
+        )
+        .room(room)
+        .reason(format!(
+            "form={};template=care_meeting_inquiry@{};recipients=1",
+            inquiry.id, inquiry.template.version
+        )),
+    );
+    let opened_form = doctor.session.form(inquiry.id, None).await.unwrap();
+    assert_eq!(opened_form.recipients[0].status, RecipientStatus::Opened);
+    expected.push(
+        Expected::new(
+            "physician opens the inquiry",
+            "form.read",
+            "success",
+            doctor_actor,
+            doctor_in,
+        )
+        .room(room)
+        .reason(format!("form={};version=1;opened", inquiry.id)),
+    );
+    let answer = doctor
+        .session
+        .answer_form(
+            inquiry.id,
+            &AnswerFormRequest {
+                client_id: ClientPostId::generate(),
+                data: serde_json::json!({
+                    "attendance": {"attend": "written", "answered_on": "2026-11-22"},
+                    "opinion": {"current_condition": FORM_ANSWER}
+                }),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.reply_to, Some(inquiry.id));
+    expected.push(
+        Expected::new(
+            "physician answers the inquiry",
+            "form.answer",
+            "success",
+            doctor_actor,
+            doctor_in,
+        )
+        .room(room)
+        .reason(format!("form={};reply={}", inquiry.id, answer.id)),
+    );
+    let waiting_forms = manager_day.form_inbox().await.unwrap();
+    assert_eq!(
+        waiting_forms.forms.iter().map(|f| f.id).collect::<Vec<_>>(),
+        [answer.id]
+    );
+    expected.push(
+        Expected::new(
+            "care manager reads her inbox",
+            "form.inbox",
+            "success",
+            manager_actor,
+            manager_in,
+        )
+        .reason("count=1"),
+    );
+    manager_day.acknowledge_form(answer.id).await.unwrap();
+    expected.push(
+        Expected::new(
+            "care manager acknowledges the answer",
+            "form.acknowledge",
+            "success",
+            manager_actor,
+            manager_in,
+        )
+        .room(room)
+        .reason(format!("form={}", answer.id)),
+    );
+    assert_code(
+        family.session.form(inquiry.id, None).await,
+        ErrorCode::NotFound,
+    );
+    expected.push(
+        Expected::new(
+            "family member asks for the inquiry",
+            "form.read",
+            "refused",
+            family_actor,
+            Some(family.session.session_id()),
+        )
+        .room(room)
+        .reason(format!("form={};not_visible", inquiry.id)),
+    );
+
     // Evening: a refresh, a logout, and a refresh of the ended session.
     secrets.extend(tokens_of(&manager_day));
     let refreshed = manager_day.refresh().await.unwrap();
@@ -1133,6 +1262,9 @@ pub async fn run(server: TestServer) {
                 "服薬",
                 "食欲",
                 "大きすぎる",
+                "MARKER-form-place",
+                FORM_QUESTION,
+                FORM_ANSWER,
                 FILE_NAME,
                 GIF_NAME,
                 BAD_NAME,
@@ -1355,6 +1487,55 @@ pub async fn run(server: TestServer) {
         ],
         failing_from,
         now_micros(),
+    );
+
+    // ----- An audit write that fails: a form sent (nothing stored) and a form opened (not
+    // marked opened) -----
+    let mark = last_audit_id(&server).await;
+    let forms_before = server.sql_number("select count(*) from form").await;
+    inject_audit_failure(&server, "form.send").await;
+    let second_inquiry = SendFormRequest {
+        client_id: ClientPostId::generate(),
+        template: "reply".into(),
+        template_version: None,
+        to: Addressee::Members {
+            user_ids: vec![doctor_actor.user],
+        },
+        due_on: None,
+        visibility: Visibility::CareTeam,
+        data: serde_json::json!({
+            "answer": {"answered_on": "2026-11-22", "result": "agreed", "body": FORM_QUESTION}
+        }),
+    };
+    assert_internal(&manager_day.send_form(room, &second_inquiry).await.unwrap_err());
+    assert_eq!(
+        server.sql_number("select count(*) from form").await,
+        forms_before,
+        "a form whose record failed was not stored"
+    );
+    remove_audit_failure(&server).await;
+    let second = manager_day.send_form(room, &second_inquiry).await.unwrap();
+    inject_audit_failure(&server, "form.read").await;
+    assert_internal(&doctor.session.form(second.id, None).await.unwrap_err());
+    remove_audit_failure(&server).await;
+    assert_eq!(
+        server
+            .sql_number(&format!(
+                "select count(*) from form_recipient where form_id = '{}' and status = 'sent'",
+                second.id
+            ))
+            .await,
+        1,
+        "a form whose read record failed is not marked opened"
+    );
+    let records = server.audit_records_after(mark).await;
+    assert_eq!(
+        records
+            .iter()
+            .map(|r| (r.action.as_str(), r.outcome.as_str()))
+            .collect::<Vec<_>>(),
+        [("form.send", "success")],
+        "only the retried send is recorded"
     );
 
     // Every record of the whole run, set-up included.

@@ -14,7 +14,8 @@ use tsunagu_protocol::identity::{OrganisationKind, Role};
 use tsunagu_protocol::rooms::{ConsentGiver, Date, InsurerKind, InsurerNumber};
 use tsunagu_protocol::timeline::Visibility;
 use tsunagu_protocol::{
-    AttachmentId, ClientPostId, ConsentId, InvitationId, OrganisationId, RoomId, SessionId, UserId,
+    AttachmentId, ClientPostId, ConsentId, FormId, InvitationId, OrganisationId, RoomId, SessionId,
+    UserId,
 };
 
 /// The server used when neither `--server`, `TSUNAGU_SERVER` nor a stored login names one.
@@ -135,6 +136,263 @@ pub(crate) enum Command {
         #[arg(value_name = "SEQ", value_parser = parse_seq)]
         seq: Option<u64>,
     },
+    /// 書式（様式・連携シート）：送信・受信箱・回答・確認・訂正・印刷 / Forms: send, inbox,
+    /// answer, acknowledge, correct, print
+    #[command(subcommand)]
+    Form(FormCommand),
+    /// 救急医療情報シート：表示・更新・確認・印刷 / The emergency information sheet: show,
+    /// update, confirm, print
+    #[command(subcommand)]
+    Sheet(SheetCommand),
+}
+
+/// `tsunagu form …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum FormCommand {
+    /// 使える書式を一覧する。--example で記入データの雛形を表示する / List the templates you
+    /// may use; with --example, print a skeleton data file for one
+    Templates {
+        /// この書式の記入データの雛形（JSON）を表示する（各項目に型の合った仮の値が入った出発点。
+        /// そのままでは受け付けられないことがあります）/ Print a skeleton data file
+        /// (JSON) for this template: every field with a placeholder of the right type, a
+        /// starting point that may not be valid as it is
+        #[arg(long, value_name = "KEY")]
+        example: Option<String>,
+    },
+    /// 書式のテンプレート / Templates
+    #[command(subcommand)]
+    Template(TemplateCommand),
+    /// 書式を部屋に送信する / Send a form into a room
+    Send(FormSendArgs),
+    /// 部屋の書式を一覧する / List a room's forms
+    List {
+        /// 部屋 ID / Room id
+        room: RoomId,
+    },
+    /// 自分宛ての未完了の書式を一覧する（期限の近い順）/ List the forms waiting for you
+    /// (soonest due first)
+    Inbox,
+    /// 書式を表示・保存する（HTML・PDF・FHIR）/ Show a form, or save it as HTML or PDF, or
+    /// print it as FHIR
+    Show(FormShowArgs),
+    /// 書式に回答する（返信の書式を送る）/ Answer a form with a reply form
+    Answer(FormAnswerArgs),
+    /// 書式を確認済みにする（回答なし）/ Acknowledge a form without answering it
+    Ack {
+        /// 書式 ID / Form id
+        id: FormId,
+    },
+    /// 自分が送った書式を訂正する（新しい版として記録）/ Correct a form you sent (stored as a
+    /// new version)
+    Correct(FormCorrectArgs),
+}
+
+/// `tsunagu form template …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TemplateCommand {
+    /// テンプレートの項目を表示する / Show a template's sections and fields
+    Show {
+        /// テンプレートのキー（例 admission_notice）/ The template's key (e.g.
+        /// admission_notice)
+        key: String,
+        /// この版を表示する（省略時は最新）/ Show this version [default: the newest]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        version: Option<u32>,
+        /// FHIR R4 Questionnaire（JSON）として表示する / Print it as a FHIR R4 Questionnaire
+        /// (JSON)
+        #[arg(long)]
+        fhir: bool,
+    },
+    /// テンプレートまたはその新しい版を登録する（管理者）/ Add a template, or a new version of
+    /// one (administrators)
+    Add {
+        /// テンプレート定義の JSON ファイル（`-` なら標準入力）/ The template definition, a
+        /// JSON file (`-`: stdin)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+/// A recipient given with `--to`: a role by its wire name, or a member by user id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecipientArg {
+    /// Everyone in the room with this role.
+    Role(Role),
+    /// This member.
+    User(UserId),
+}
+
+/// Parses `--to`: a role's wire name (`physician`) or a user id.
+pub(crate) fn parse_recipient(text: &str) -> Result<RecipientArg, String> {
+    let text = text.trim();
+    if let Some(role) = Role::parse(text) {
+        return Ok(RecipientArg::Role(role));
+    }
+    if let Ok(user) = text.parse::<UserId>() {
+        return Ok(RecipientArg::User(user));
+    }
+    let roles: Vec<&str> = Role::ALL.iter().map(|role| role.as_str()).collect();
+    Err(format!(
+        "役割の名前またはユーザー ID を指定してください（役割: {roles}）/ expected a role \
+         ({roles}) or a user id",
+        roles = roles.join(", ")
+    ))
+}
+
+/// `tsunagu form send`.
+#[derive(Debug, Args)]
+pub(crate) struct FormSendArgs {
+    /// 部屋 ID / Room id
+    pub(crate) room: RoomId,
+    /// テンプレートのキー（`tsunagu form templates` で確認）/ The template's key (see
+    /// `tsunagu form templates`)
+    pub(crate) template: String,
+    /// 記入データの JSON ファイル（`-` なら標準入力。雛形は `tsunagu form templates --example
+    /// KEY`）/ The form data, a JSON file (`-`: stdin; for a skeleton see `tsunagu form
+    /// templates --example KEY`)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) data: PathBuf,
+    /// 宛先：役割（physician など。その役割の部屋のメンバー全員、1人の回答で完了）またはユーザー
+    /// ID（繰り返し指定可。全員の回答で完了）/ To: a role (physician, …: every member
+    /// of the room with it; one answer completes the form), or user ids (repeat the option;
+    /// each must answer)
+    #[arg(long = "to", value_name = "ROLE|USER", required = true, value_parser = parse_recipient)]
+    pub(crate) to: Vec<RecipientArg>,
+    /// 回答期限（省略時はテンプレートの規則）/ Answer by this day [default: the template's
+    /// rule]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub(crate) due: Option<Date>,
+    /// 家族・本人にも見えるようにする（省略時はケアチームのみ）/ Let the family and the
+    /// patient see it too [default: the care team only]
+    #[arg(long)]
+    pub(crate) everyone: bool,
+    /// テンプレートの版（省略時は最新）/ The template's version [default: the newest]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) template_version: Option<u32>,
+    /// 送信 ID。再送時に同じ値を指定すると二重送信になりません（省略時は新規発行して表示）/
+    /// The sending's id: retrying with the same id never sends twice [default: a fresh one,
+    /// shown]
+    #[arg(long, value_name = "UUID")]
+    pub(crate) client_id: Option<ClientPostId>,
+}
+
+/// Where `form show` and `sheet show` save the print view, and how a PDF is made.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("saved").multiple(true).args(["pdf", "html"])))]
+pub(crate) struct PrintArgs {
+    /// 印刷用表示を PDF で保存する（ローカルの Chromium を使用）/ Save the print view as a PDF
+    /// (made with a local Chromium)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pdf: Option<PathBuf>,
+    /// 印刷用表示を HTML で保存する（`-` なら標準出力）/ Save the print view as HTML (`-`:
+    /// stdout)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) html: Option<PathBuf>,
+    /// PDF の作成に使う Chromium（省略時は PATH から chromium、chromium-browser、google-chrome
+    /// を探す）/ The Chromium to make the PDF with [default: chromium, chromium-browser or
+    /// google-chrome on PATH]
+    #[arg(long, value_name = "PATH", env = "TSUNAGU_CHROMIUM")]
+    pub(crate) chromium: Option<PathBuf>,
+    /// 既存のファイルを上書きする / Overwrite existing files
+    #[arg(long, requires = "saved")]
+    pub(crate) force: bool,
+}
+
+/// `tsunagu form show`.
+#[derive(Debug, Args)]
+pub(crate) struct FormShowArgs {
+    /// 書式 ID / Form id
+    pub(crate) id: FormId,
+    /// この版を表示する（省略時は最新）/ Show this version [default: the current one]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) version: Option<u32>,
+    #[command(flatten)]
+    pub(crate) print: PrintArgs,
+    /// FHIR R4 QuestionnaireResponse（JSON）として表示する / Print it as a FHIR R4
+    /// QuestionnaireResponse (JSON)
+    #[arg(long, conflicts_with = "saved")]
+    pub(crate) fhir: bool,
+}
+
+/// `tsunagu form answer`.
+#[derive(Debug, Args)]
+pub(crate) struct FormAnswerArgs {
+    /// 回答する書式の ID / The id of the form to answer
+    pub(crate) id: FormId,
+    /// 回答データの JSON ファイル（`-` なら標準入力）/ The answer's data, a JSON file (`-`:
+    /// stdin)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) data: PathBuf,
+    /// 送信 ID。再送時に同じ値を指定すると二重送信になりません（省略時は新規発行して表示）/
+    /// The answer's id: retrying with the same id never answers twice [default: a fresh one,
+    /// shown]
+    #[arg(long, value_name = "UUID")]
+    pub(crate) client_id: Option<ClientPostId>,
+}
+
+/// `tsunagu form correct`.
+#[derive(Debug, Args)]
+pub(crate) struct FormCorrectArgs {
+    /// 書式 ID / Form id
+    pub(crate) id: FormId,
+    /// 訂正後の記入データの JSON ファイル（`-` なら標準入力）/ The corrected data, a JSON file
+    /// (`-`: stdin)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) data: PathBuf,
+    /// 訂正の理由（1〜500文字、記録されます）/ Why (1–500 characters; recorded with the
+    /// correction)
+    #[arg(long)]
+    pub(crate) reason: String,
+    /// 訂正する版（省略時は現在の版を取得）/ The version being corrected [default: the current
+    /// one, fetched]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) base_version: Option<u32>,
+}
+
+/// `tsunagu sheet …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SheetCommand {
+    /// 救急医療情報を表示・保存する（HTML・PDF）、または版の履歴を表示する / Show the sheet,
+    /// save it as HTML or PDF, or show its history
+    Show(SheetShowArgs),
+    /// 救急医療情報を更新する（新しい版として記録）/ Update the sheet (stored as a new version)
+    Update(SheetUpdateArgs),
+    /// 現在の版の内容が正しいことを確認する / Confirm that the current version is right
+    Confirm {
+        /// 部屋 ID / Room id
+        room: RoomId,
+    },
+}
+
+/// `tsunagu sheet show`.
+#[derive(Debug, Args)]
+pub(crate) struct SheetShowArgs {
+    /// 部屋 ID / Room id
+    pub(crate) room: RoomId,
+    #[command(flatten)]
+    pub(crate) print: PrintArgs,
+    /// 版の履歴（誰がいつ何を変えたか、新しい順）を表示する / Show every version: who changed
+    /// what and when, newest first
+    #[arg(long, conflicts_with = "saved")]
+    pub(crate) history: bool,
+}
+
+/// `tsunagu sheet update`.
+#[derive(Debug, Args)]
+pub(crate) struct SheetUpdateArgs {
+    /// 部屋 ID / Room id
+    pub(crate) room: RoomId,
+    /// シートの内容（SheetContent）の JSON ファイル（`-` なら標準入力）/ The sheet's content
+    /// (a SheetContent), a JSON file (`-`: stdin)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) data: PathBuf,
+    /// 変更の理由（500文字まで、記録されます）/ Why it changed (up to 500 characters; recorded)
+    #[arg(long)]
+    pub(crate) reason: Option<String>,
+    /// 変更のもとにした版（省略時は現在の版を取得。初回は 0）/ The version this change is
+    /// based on [default: the current one, fetched; 0 for the first]
+    #[arg(long, value_name = "N")]
+    pub(crate) base_version: Option<u32>,
 }
 
 /// Who may see a post, as given on the command line.
@@ -1795,6 +2053,315 @@ mod tests {
             .to_string();
         assert!(help.contains("failed-logins"), "{help}");
         assert!(help.contains("ケアチーム外"), "{help}");
+    }
+
+    #[test]
+    fn parses_form_send_with_a_role_or_members() {
+        let room = RoomId::generate();
+        let r = room.to_string();
+        let cli = parse(&[
+            "form",
+            "send",
+            &r,
+            "admission_notice",
+            "--data",
+            "data.json",
+            "--to",
+            "physician",
+        ])
+        .unwrap();
+        let Command::Form(FormCommand::Send(args)) = cli.command else {
+            panic!("not form send")
+        };
+        assert_eq!(args.room, room);
+        assert_eq!(args.template, "admission_notice");
+        assert_eq!(args.data, PathBuf::from("data.json"));
+        assert_eq!(args.to, [RecipientArg::Role(Role::Physician)]);
+        assert_eq!(
+            (
+                args.due,
+                args.everyone,
+                args.template_version,
+                args.client_id
+            ),
+            (None, false, None, None)
+        );
+
+        let (a, b) = (UserId::generate(), UserId::generate());
+        let client_id = ClientPostId::generate();
+        let cli = parse(&[
+            "form",
+            "send",
+            &r,
+            "admission_notice",
+            "--data",
+            "-",
+            "--to",
+            &a.to_string(),
+            "--to",
+            &b.to_string(),
+            "--due",
+            "2026-11-24",
+            "--everyone",
+            "--template-version",
+            "2",
+            "--client-id",
+            &client_id.to_string(),
+        ])
+        .unwrap();
+        let Command::Form(FormCommand::Send(args)) = cli.command else {
+            panic!("not form send")
+        };
+        assert_eq!(args.data, PathBuf::from("-"));
+        assert_eq!(args.to, [RecipientArg::User(a), RecipientArg::User(b)]);
+        assert_eq!(args.due, Some(time::macros::date!(2026 - 11 - 24)));
+        assert!(args.everyone);
+        assert_eq!(
+            (args.template_version, args.client_id),
+            (Some(2), Some(client_id))
+        );
+
+        let err = parse(&[
+            "form", "send", &r, "x", "--data", "d.json", "--to", "doctor",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        let message = err.to_string();
+        assert!(message.contains("care_manager"), "{message}");
+        assert!(message.contains("user id"), "{message}");
+        for bad in [
+            &["form", "send", &r, "x", "--data", "d.json"][..],
+            &["form", "send", &r, "x", "--to", "nurse"],
+            &["form", "send", &r, "--data", "d.json", "--to", "nurse"],
+            &[
+                "form",
+                "send",
+                &r,
+                "x",
+                "--data",
+                "d",
+                "--to",
+                "nurse",
+                "--due",
+                "2026/11/24",
+            ],
+            &[
+                "form",
+                "send",
+                &r,
+                "x",
+                "--data",
+                "d",
+                "--to",
+                "nurse",
+                "--template-version",
+                "0",
+            ],
+            &[
+                "form",
+                "send",
+                "not-a-room",
+                "x",
+                "--data",
+                "d",
+                "--to",
+                "nurse",
+            ],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            parse_recipient(" nurse "),
+            Ok(RecipientArg::Role(Role::Nurse))
+        );
+        assert_eq!(parse_recipient(&a.to_string()), Ok(RecipientArg::User(a)));
+    }
+
+    #[test]
+    fn parses_the_other_form_commands() {
+        let form = FormId::generate();
+        let f = form.to_string();
+        let room = RoomId::generate().to_string();
+
+        let Command::Form(FormCommand::Show(args)) = parse(&["form", "show", &f]).unwrap().command
+        else {
+            panic!("not form show")
+        };
+        assert_eq!((args.id, args.version, args.fhir), (form, None, false));
+        assert_eq!(
+            (args.print.pdf, args.print.html, args.print.force),
+            (None, None, false)
+        );
+        let Command::Form(FormCommand::Show(args)) = parse(&[
+            "form",
+            "show",
+            &f,
+            "--version",
+            "2",
+            "--pdf",
+            "a.pdf",
+            "--html",
+            "a.html",
+            "--chromium",
+            "/opt/chromium/chrome",
+            "--force",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not form show")
+        };
+        assert_eq!(args.version, Some(2));
+        assert_eq!(args.print.pdf, Some(PathBuf::from("a.pdf")));
+        assert_eq!(args.print.html, Some(PathBuf::from("a.html")));
+        assert_eq!(
+            args.print.chromium,
+            Some(PathBuf::from("/opt/chromium/chrome"))
+        );
+        assert!(args.print.force);
+
+        let Command::Form(FormCommand::Correct(args)) = parse(&[
+            "form", "correct", &f, "--data", "d.json", "--reason", "誤記",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not form correct")
+        };
+        assert_eq!((args.reason.as_str(), args.base_version), ("誤記", None));
+        let Command::Form(FormCommand::Templates { example }) =
+            parse(&["form", "templates", "--example", "admission_notice"])
+                .unwrap()
+                .command
+        else {
+            panic!("not form templates")
+        };
+        assert_eq!(example.as_deref(), Some("admission_notice"));
+        let Command::Form(FormCommand::Template(TemplateCommand::Show { key, version, fhir })) =
+            parse(&[
+                "form",
+                "template",
+                "show",
+                "reply",
+                "--version",
+                "1",
+                "--fhir",
+            ])
+            .unwrap()
+            .command
+        else {
+            panic!("not form template show")
+        };
+        assert_eq!((key.as_str(), version, fhir), ("reply", Some(1), true));
+
+        for ok in [
+            &["form", "templates"][..],
+            &["form", "template", "add", "template.json"],
+            &["form", "template", "add", "-"],
+            &["form", "list", &room],
+            &["form", "inbox", "--json"],
+            &["form", "show", &f, "--fhir", "--version", "1"],
+            &["form", "show", &f, "--html", "-"],
+            &["form", "answer", &f, "--data", "reply.json"],
+            &["form", "ack", &f],
+            &[
+                "form",
+                "correct",
+                &f,
+                "--data",
+                "d.json",
+                "--reason",
+                "誤記",
+                "--base-version",
+                "3",
+            ],
+        ] {
+            assert!(parse(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            &["form"][..],
+            &["form", "templates", "--example"],
+            &["form", "template", "add"],
+            &["form", "list"],
+            &["form", "show", "not-a-form"],
+            &["form", "show", &f, "--version", "0"],
+            // FHIR is printed, not saved.
+            &["form", "show", &f, "--fhir", "--pdf", "a.pdf"],
+            &["form", "show", &f, "--fhir", "--html", "a.html"],
+            // --force is about a file.
+            &["form", "show", &f, "--force"],
+            &["form", "answer", &f],
+            &["form", "ack"],
+            &["form", "correct", &f, "--data", "d.json"],
+            &["form", "correct", &f, "--reason", "誤記"],
+            &[
+                "form",
+                "correct",
+                &f,
+                "--data",
+                "d",
+                "--reason",
+                "x",
+                "--base-version",
+                "0",
+            ],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn parses_the_sheet_commands() {
+        let room = RoomId::generate();
+        let r = room.to_string();
+        let Command::Sheet(SheetCommand::Show(args)) =
+            parse(&["sheet", "show", &r]).unwrap().command
+        else {
+            panic!("not sheet show")
+        };
+        assert_eq!((args.room, args.history), (room, false));
+        let Command::Sheet(SheetCommand::Update(args)) = parse(&[
+            "sheet",
+            "update",
+            &r,
+            "--data",
+            "sheet.json",
+            "--reason",
+            "退院",
+            "--base-version",
+            "0",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not sheet update")
+        };
+        assert_eq!(args.data, PathBuf::from("sheet.json"));
+        assert_eq!(
+            (args.reason.as_deref(), args.base_version),
+            (Some("退院"), Some(0))
+        );
+        for ok in [
+            &["sheet", "show", &r, "--history"][..],
+            &["sheet", "show", &r, "--pdf", "s.pdf", "--force"],
+            &["sheet", "show", &r, "--html", "s.html", "--pdf", "s.pdf"],
+            &["sheet", "update", &r, "--data", "-"],
+            &["sheet", "confirm", &r, "--json"],
+        ] {
+            assert!(parse(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            &["sheet"][..],
+            &["sheet", "show"],
+            &["sheet", "show", &r, "--history", "--pdf", "s.pdf"],
+            &["sheet", "show", &r, "--force"],
+            &["sheet", "update", &r],
+            &["sheet", "update", &r, "--data", "d", "--base-version", "-1"],
+            &["sheet", "confirm"],
+            &["sheet", "confirm", "not-a-room"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

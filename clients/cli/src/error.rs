@@ -3,12 +3,12 @@
 //! | code | meaning |
 //! |------|---------|
 //! | 0 | success |
-//! | 1 | other error (local I/O, unexpected server answer, server-side internal error) |
+//! | 1 | other error (local I/O, unexpected server answer, server-side internal error, a PDF that could not be made) |
 //! | 2 | usage error (reported by clap before anything runs) |
 //! | 3 | not logged in, authentication failed (including TOTP), session expired, token invalid (also a session that ends while `tail` follows a room) |
 //! | 4 | forbidden, or a pending step (password change, TOTP enrolment) is required |
 //! | 5 | not found (also a timeline number with no event) |
-//! | 6 | invalid input or conflict (`invalid_request`, `weak_password`, `conflict`, `invitation_invalid`, `payload_too_large`, `unsupported_media_type`, and local input checks such as mismatched passwords, an empty text or a timeline number that is not a post) |
+//! | 6 | invalid input or conflict (`invalid_request`, `weak_password`, `conflict`, `invitation_invalid`, `payload_too_large`, `unsupported_media_type`, and local input checks such as mismatched passwords, an empty text, a timeline number that is not a post or a data file that is not the JSON needed) |
 //! | 7 | server unreachable or unavailable (connection/TLS failure, timeout, 408 and 502–504 without an error body, `service_unavailable`, a WebSocket that cannot be opened) |
 //! | 8 | account locked or rate limited |
 
@@ -126,6 +126,19 @@ pub(crate) enum CliError {
         seq: u64,
         found: (&'static str, &'static str),
     },
+    /// A data file (form data, a template definition, the sheet's content) cannot be used:
+    /// it is not JSON, or not the JSON the command needs. `ja` and `en` say what is wrong and
+    /// where; `hint` what may help.
+    #[error("{}: {en}", path.display())]
+    DataFile {
+        path: PathBuf,
+        ja: String,
+        en: String,
+        hint: Option<(&'static str, &'static str)>,
+    },
+    /// A PDF could not be made: no Chromium was found, or it failed.
+    #[error("{en}")]
+    Pdf { ja: String, en: String },
 }
 
 /// How an error is shown: Japanese first, then English with the machine code, then details.
@@ -167,13 +180,17 @@ impl CliError {
             Self::Client(err) => client_exit_code(err),
             Self::Live(err) => live_exit_code(err),
             Self::NotLoggedIn | Self::ServerMismatch { .. } | Self::TotpCodeNeeded => exit::AUTH,
-            Self::Input { .. } | Self::File { .. } | Self::NotAPost { .. } => exit::INVALID,
+            Self::Input { .. }
+            | Self::File { .. }
+            | Self::NotAPost { .. }
+            | Self::DataFile { .. } => exit::INVALID,
             Self::NoSuchEvent { .. } => exit::NOT_FOUND,
             Self::Build(_)
             | Self::Credentials(_)
             | Self::Prompt(_)
             | Self::Io { .. }
-            | Self::CaCert { .. } => exit::OTHER,
+            | Self::CaCert { .. }
+            | Self::Pdf { .. } => exit::OTHER,
         }
     }
 
@@ -267,6 +284,23 @@ impl CliError {
                 ja: format!("#{seq} は投稿ではなく{}です。", found.0),
                 en: format!("#{seq} is {}, not a post.", found.1),
                 hint: Some(HISTORY_NUMBERS),
+                ..Report::default()
+            },
+            Self::DataFile { path, ja, hint, .. } => Report {
+                ja: format!("{}: {ja}", path.display()),
+                en: self.to_string(),
+                hint: *hint,
+                ..Report::default()
+            },
+            Self::Pdf { ja, en } => Report {
+                ja: ja.clone(),
+                en: en.clone(),
+                hint: Some((
+                    "`--chromium PATH` または環境変数 TSUNAGU_CHROMIUM で Chromium を指定するか、\
+                     `--html FILE` で保存してブラウザから印刷してください。",
+                    "Name a Chromium with `--chromium PATH` or TSUNAGU_CHROMIUM, or save the page \
+                     with `--html FILE` and print it from a browser.",
+                )),
                 ..Report::default()
             },
         }
@@ -475,6 +509,34 @@ mod tests {
             message: "?".into(),
         };
         assert_eq!(CliError::Client(teapot).exit_code(), 1);
+    }
+
+    #[test]
+    fn data_file_and_pdf_failures_have_exit_codes_and_reports() {
+        let data = CliError::DataFile {
+            path: PathBuf::from("data.json"),
+            ja: "JSON の書式に誤りがあります（3 行 1 列）。".into(),
+            en: "not valid JSON: EOF while parsing (line 3, column 1)".into(),
+            hint: None,
+        };
+        assert_eq!(data.exit_code(), 6);
+        let report = data.report();
+        assert_eq!(
+            report.ja,
+            "data.json: JSON の書式に誤りがあります（3 行 1 列）。"
+        );
+        assert_eq!(
+            report.en,
+            "data.json: not valid JSON: EOF while parsing (line 3, column 1)"
+        );
+        let pdf = CliError::Pdf {
+            ja: "Chromium が見つかりません。".into(),
+            en: "No Chromium was found.".into(),
+        };
+        assert_eq!(pdf.exit_code(), 1);
+        let report = pdf.report();
+        assert_eq!(report.en, "No Chromium was found.");
+        assert!(report.hint.is_some_and(|(_, en)| en.contains("--html")));
     }
 
     #[test]

@@ -1,12 +1,17 @@
 //! Rendering: pretty JSON of protocol values for `--json`, and otherwise short human-readable
 //! lines and aligned tables with Japanese labels first. Also the error report on stderr.
-//! Timeline events, versions and acknowledgements are rendered in [`timeline`].
+//! Timeline events, versions and acknowledgements are rendered in [`timeline`]; forms,
+//! templates and the emergency information sheet in [`forms`].
 //!
 //! Timestamps are shown in RFC 3339, UTC, to the second; calendar dates as `YYYY-MM-DD`.
 //! Column alignment counts East Asian wide characters as two columns.
 
+mod forms;
 mod timeline;
 
+pub(crate) use forms::{
+    form, form_header, form_summaries, sheet, sheet_history, template, templates,
+};
 pub(crate) use timeline::{TimelineView, acknowledgements, attachment, posted, size, versions};
 
 use std::io::{self, Write};

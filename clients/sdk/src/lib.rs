@@ -16,6 +16,12 @@
 //!   [`Session::upload_attachment_from`] (from any reader) stream a file up;
 //!   [`Session::post_entry_with_attachments`] posts with their ids;
 //!   [`Session::download_attachment`] streams one into any writer.
+//! * Forms and the emergency information sheet: templates ([`Session::form_templates`],
+//!   [`Session::form_template`], [`Session::add_form_template`]), forms sent, listed,
+//!   answered, acknowledged and corrected ([`Session::send_form`], [`Session::form_inbox`],
+//!   [`Session::form`], [`Session::answer_form`], …), their print views (HTML) and FHIR views,
+//!   and the sheet ([`Session::emergency_sheet`], [`Session::update_emergency_sheet`],
+//!   [`Session::confirm_emergency_sheet`], …).
 //! * [`live`] follows rooms over the WebSocket: [`Session::connect_live`] opens one raw
 //!   connection; [`live::LiveClient`] keeps one open in a background task, resubscribing,
 //!   reconnecting and re-sending its outbox of posts so that each event arrives exactly once,
@@ -48,6 +54,7 @@ mod attachments;
 mod audit;
 mod client;
 mod error;
+mod forms;
 pub mod live;
 mod session;
 

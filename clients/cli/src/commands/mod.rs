@@ -1,7 +1,8 @@
 //! Running commands: the shared context (which server, which credentials, how to print) and the
 //! dispatch to the account commands ([`auth`]), the administration commands ([`admin`]), the
 //! patient-room and directory commands ([`rooms`]), the timeline commands ([`timeline`]), the
-//! attachment commands ([`attachments`]) and the security officers' commands ([`audit`]).
+//! attachment commands ([`attachments`]), the security officers' commands ([`audit`]), the
+//! forms commands ([`forms`]) and the emergency information sheet commands ([`sheet`]).
 //!
 //! Tokens are only ever sent to the server that issued them: a logged-in command refuses a
 //! `--server` other than the stored one. After every logged-in command the stored credentials
@@ -12,7 +13,9 @@ mod admin;
 mod attachments;
 mod audit;
 mod auth;
+mod forms;
 mod rooms;
+mod sheet;
 mod timeline;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +53,8 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Versions(args) => timeline::versions(&ctx, args).await,
         Command::Read { room, seq } => timeline::read(&ctx, room, seq).await,
         Command::Attachment(command) => attachments::run(&ctx, command).await,
+        Command::Form(command) => forms::run(&ctx, command).await,
+        Command::Sheet(command) => sheet::run(&ctx, command).await,
     }
 }
 
