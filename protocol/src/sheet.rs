@@ -180,7 +180,7 @@ pub struct SheetContent {
 }
 
 /// The parts of a sheet, as named in `changed`.
-pub const SHEET_PARTS: [&str; 9] = [
+pub const SHEET_PARTS: [&str; 10] = [
     "allergies",
     "no_known_allergies",
     "conditions",
@@ -189,6 +189,7 @@ pub const SHEET_PARTS: [&str; 9] = [
     "care_level",
     "acp_wishes",
     "dnar",
+    "dnar_note",
     "notes",
 ];
 
@@ -241,8 +242,8 @@ pub struct PendingConfirmation {
 pub struct SheetStatus {
     /// 0 when no sheet has been written yet.
     pub version: u32,
-    /// The newest confirmation of the current version (or the change itself, which its author
-    /// confirms by writing it).
+    /// The newest confirmation of the current version (writing a version is its author's
+    /// confirmation).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_confirmed_at: Option<Timestamp>,

@@ -19,6 +19,7 @@ mod cli_attachments;
 mod cli_audit;
 mod durability;
 mod encryption;
+mod forms;
 mod live;
 mod live_resilience;
 mod onboarding;
@@ -26,6 +27,7 @@ mod process;
 mod rejections;
 mod rooms;
 mod scope;
+mod sheet;
 mod shredding;
 mod timeline;
 
@@ -84,4 +86,6 @@ both_backends! {
         ["--audit-checkpoint-records", "4", "--audit-checkpoint-seconds", "1"];
     audit_scripted_day => audit_day;
     audit_officer_tools => audit_officer ["--clock-check-command", "false"];
+    forms_send_answer_correct_print_and_audit => forms;
+    forms_emergency_sheet_and_emergency_service => sheet ["--sheet-confirm-days", "30"];
 }

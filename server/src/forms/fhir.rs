@@ -227,7 +227,6 @@ fn as_integer(value: &Value) -> Option<i32> {
     let float = number.as_f64()?;
     if float.fract() == 0.0 && float >= f64::from(i32::MIN) && float <= f64::from(i32::MAX) {
         // In range and whole: the conversion is exact.
-        #[allow(clippy::cast_possible_truncation)]
         return Some(float as i32);
     }
     None

@@ -29,6 +29,9 @@ const JST: UtcOffset = time::macros::offset!(+9);
 /// What an empty optional field shows.
 const EMPTY: &str = "—";
 
+/// The columns of a key/value table: the label, then the value.
+const COLUMNS: &str = "<colgroup><col class=\"head\"><col></colgroup>\n";
+
 /// The print style sheet shared by both documents.
 const STYLE: &str = r#"
 @page { size: A4; margin: 15mm; }
@@ -48,10 +51,12 @@ h2 {
 table { border-collapse: collapse; width: 100%; margin: 0 0 2mm; }
 th, td { border: 0.25mm solid #777; padding: 0.8mm 2mm; vertical-align: top; text-align: left; }
 th { background: #f2f2f2; font-weight: bold; }
-table.fields > tbody > tr > th, table.meta > tbody > tr > th { width: 30%; }
-table.list th { white-space: nowrap; }
-table.list td table { margin: 0; }
+table.fields, table.meta { table-layout: fixed; }
+table.fields col.head, table.meta col.head { width: 28%; }
+td { overflow-wrap: anywhere; }
+td table { margin: 0; }
 tr { break-inside: avoid; }
+tr.wide-head { break-after: avoid; }
 section { break-inside: auto; }
 .multiline { white-space: pre-wrap; }
 .empty { color: #666; }
@@ -68,6 +73,7 @@ section { break-inside: auto; }
   font-size: 20pt; font-weight: bold; text-align: center;
 }
 .dnar .caption { display: block; font-size: 10pt; }
+.dnar > .en { display: block; font-size: 11pt; }
 .dnar .note { display: block; font-size: 11pt; font-weight: normal; }
 .dnar-dnar { background: #000; color: #fff; }
 .dnar-dnar .en { color: #fff; }
@@ -358,7 +364,7 @@ pub fn form_html(form: &Form, template: &Template, patient: &PatientDetails) -> 
         meta.push_str(&row(&label("回答", "Replies"), &replies.join("<br>")));
     }
     body.push_str(&format!(
-        "<section class=\"meta\">\n<table class=\"meta\">\n<tbody>\n{meta}</tbody>\n</table>\n</section>\n"
+        "<section class=\"meta\">\n<table class=\"meta\">\n{COLUMNS}<tbody>\n{meta}</tbody>\n</table>\n</section>\n"
     ));
 
     body.push_str(&recipients_table(form));
@@ -376,16 +382,27 @@ pub fn form_html(form: &Form, template: &Template, patient: &PatientDetails) -> 
                 .data
                 .get(&section.id)
                 .and_then(|values| values.get(&field.id));
-            rows.push_str(&row(
-                &label(&field.label_ja, &field.label_en),
-                &field_value(field, value),
-            ));
+            let head = label(&field.label_ja, &field.label_en);
+            let wide = matches!(
+                field.kind,
+                FieldKind::MedicationList | FieldKind::VitalSigns
+            );
+            if wide && !is_empty_value(value) {
+                // Tables get the whole width, under their label.
+                rows.push_str(&format!(
+                    "<tr class=\"wide-head\"><th scope=\"rowgroup\" colspan=\"2\">{head}</th></tr>\n\
+                     <tr><td colspan=\"2\">{}</td></tr>\n",
+                    field_value(field, value)
+                ));
+            } else {
+                rows.push_str(&row(&head, &field_value(field, value)));
+            }
         }
         if rows.is_empty() {
             continue;
         }
         body.push_str(&format!(
-            "<section class=\"form-section\">\n<h2>{}</h2>\n<table class=\"fields\">\n<tbody>\n{rows}</tbody>\n</table>\n</section>\n",
+            "<section class=\"form-section\">\n<h2>{}</h2>\n<table class=\"fields\">\n{COLUMNS}<tbody>\n{rows}</tbody>\n</table>\n</section>\n",
             label(&section.label_ja, &section.label_en)
         ));
     }
@@ -837,7 +854,7 @@ pub fn sheet_html(sheet: &EmergencySheet) -> String {
         .unwrap_or_else(empty);
     meta.push_str(&row(&label("最終確認", "Last confirmed"), &confirmed));
     body.push_str(&format!(
-        "<section class=\"meta\">\n<table class=\"meta\">\n<tbody>\n{meta}</tbody>\n</table>\n</section>\n"
+        "<section class=\"meta\">\n<table class=\"meta\">\n{COLUMNS}<tbody>\n{meta}</tbody>\n</table>\n</section>\n"
     ));
 
     if let Some(content) = content {
@@ -1015,7 +1032,7 @@ fn sheet_content(content: &SheetContent) -> String {
         &mut out,
         "その他",
         "Other",
-        &format!("<table class=\"fields\">\n<tbody>\n{other}</tbody>\n</table>"),
+        &format!("<table class=\"fields\">\n{COLUMNS}<tbody>\n{other}</tbody>\n</table>"),
     );
     out
 }

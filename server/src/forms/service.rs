@@ -224,6 +224,15 @@ fn form_not_open() -> AppError {
     )])
 }
 
+fn client_id_reused() -> AppError {
+    AppError::Conflict(vec![field_error(
+        "client_id",
+        "reused",
+        "このIDは別の書式に使われています。",
+        "This client_id was used for a different form.",
+    )])
+}
+
 fn already_done() -> AppError {
     AppError::Conflict(vec![field_error(
         "form",
@@ -896,8 +905,7 @@ impl FormService {
             .client_form(room, principal.user_id, &request.client_id.to_string())
             .await?
         {
-            let loaded = self.load(principal, existing, None).await?;
-            return self.form_of(loaded).await;
+            return self.retried_send(principal, existing, &request).await;
         }
         let template_row = self
             .resolve(principal, &request.template, request.template_version)
@@ -976,7 +984,7 @@ impl FormService {
                 principal,
                 &row,
                 &definition,
-                request.data,
+                request.data.clone(),
                 &recipients,
             )
             .await
@@ -989,8 +997,7 @@ impl FormService {
                     .client_form(room, principal.user_id, &request.client_id.to_string())
                     .await?
                     .ok_or(AppError::Store(store::Error::UniqueViolation))?;
-                let loaded = self.load(principal, existing, None).await?;
-                return self.form_of(loaded).await;
+                return self.retried_send(principal, existing, &request).await;
             }
             other => other?,
         }
@@ -1022,6 +1029,48 @@ impl FormService {
         tx.commit().await?;
         self.publish(room, seq).await;
         let loaded = self.load(principal, row, None).await?;
+        self.form_of(loaded).await
+    }
+
+    /// The stored form of a retried send, if the retry is the same request (same template,
+    /// addressee, visibility and data as version 1); otherwise `conflict` (`reused`).
+    async fn retried_send(
+        &self,
+        principal: &Principal,
+        existing: FormRow,
+        request: &SendFormRequest,
+    ) -> Result<Form> {
+        let loaded = self.load(principal, existing, Some(1)).await?;
+        let same_addressee = match &request.to {
+            Addressee::Role { role } => loaded.row.addressed_role.as_deref() == Some(role.as_str()),
+            Addressee::Members { user_ids } => {
+                let mut wanted: Vec<String> = user_ids.iter().map(ToString::to_string).collect();
+                let mut stored: Vec<String> = loaded
+                    .recipients
+                    .iter()
+                    .map(|r| r.user_id.clone())
+                    .collect();
+                wanted.sort();
+                stored.sort();
+                loaded.row.addressed_role.is_none() && wanted == stored
+            }
+        };
+        let same = loaded.row.reply_to.is_none()
+            && loaded.row.template_key == request.template
+            && request
+                .template_version
+                .is_none_or(|v| i64::from(v) == loaded.row.template_version)
+            && loaded.row.visibility == visibility_name(request.visibility)
+            && same_addressee
+            && loaded.body.data == request.data;
+        if !same {
+            return Err(client_id_reused());
+        }
+        let current = loaded.row.current_version;
+        let row = loaded.row;
+        let loaded = self
+            .load(principal, row, Some(version_u32(current)?))
+            .await?;
         self.form_of(loaded).await
     }
 
@@ -1315,16 +1364,13 @@ impl FormService {
             .client_form(room, principal.user_id, &request.client_id.to_string())
             .await?
         {
-            if existing.reply_to.as_deref() == Some(row.form_id.as_str()) {
-                let loaded = self.load(principal, existing, None).await?;
+            let loaded = self.load(principal, existing, Some(1)).await?;
+            if loaded.row.reply_to.as_deref() == Some(row.form_id.as_str())
+                && loaded.body.data == request.data
+            {
                 return self.form_of(loaded).await;
             }
-            return Err(AppError::invalid(
-                "client_id",
-                "taken",
-                "この client_id は別の書式に使われています。",
-                "This client_id was used for another form.",
-            ));
+            return Err(client_id_reused());
         }
         self.my_turn(principal, &row, Action::FormAnswer).await?;
         Self::check_room_open(&room_row)?;

@@ -350,7 +350,6 @@ impl RoomService {
             emergency_sheet: Some(crate::sheet::status_of(
                 0,
                 None,
-                None,
                 self.sheet_confirm_days,
                 now_micros(),
             )),

@@ -67,23 +67,19 @@ fn body_context(
         .field(changed)
 }
 
-/// The sheet's standing from its newest version's time and its newest confirmation.
+/// The sheet's standing from its current version and that version's newest confirmation
+/// (writing a version is its author's confirmation, recorded as one).
 pub(crate) fn status_of(
     version: i64,
-    changed_at: Option<i64>,
     confirmed_at: Option<i64>,
     confirm_within_days: u32,
     now: i64,
 ) -> SheetStatus {
-    let last = match (changed_at, confirmed_at) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
     let limit = i64::from(confirm_within_days) * DAY_MICROS;
     SheetStatus {
         version: u32::try_from(version).unwrap_or(0),
-        last_confirmed_at: last.map(from_micros),
-        needs_confirmation: version == 0 || last.is_none_or(|at| now - at > limit),
+        last_confirmed_at: confirmed_at.map(from_micros),
+        needs_confirmation: version == 0 || confirmed_at.is_none_or(|at| now - at > limit),
         confirm_within_days,
     }
 }
@@ -97,21 +93,18 @@ pub(crate) async fn room_status(
     room: RoomId,
     confirm_within_days: u32,
 ) -> Result<SheetStatus> {
-    let current = store.current_sheet(room).await?;
-    let (version, changed_at, confirmed_at) = match &current {
+    let (version, confirmed_at) = match store.current_sheet(room).await? {
         Some(row) => {
             let confirmations = store.sheet_confirmations(room, row.version).await?;
             (
                 row.version,
-                Some(row.created_at),
                 confirmations.iter().map(|c| c.confirmed_at).max(),
             )
         }
-        None => (0, None, None),
+        None => (0, None),
     };
     Ok(status_of(
         version,
-        changed_at,
         confirmed_at,
         confirm_within_days,
         now_micros(),
@@ -447,9 +440,6 @@ impl SheetService {
         };
         let status = status_of(
             current.as_ref().map_or(0, |v| i64::from(v.version)),
-            current
-                .as_ref()
-                .map(|v| crate::time::to_micros(v.changed_at)),
             confirmations_rows.iter().map(|c| c.confirmed_at).max(),
             self.confirm_within_days,
             now_micros(),
@@ -469,7 +459,6 @@ impl SheetService {
         let pending = if principal.role == Role::EmergencyService {
             Vec::new()
         } else {
-            let author = current.as_ref().map(|v| v.changed_by.user_id);
             self.store
                 .room_members(room)
                 .await?
@@ -479,12 +468,10 @@ impl SheetService {
                     let role = Role::parse(&m.role)?;
                     let user: UserId = m.user_id.parse().ok()?;
                     let confirmed = confirmations.iter().any(|c| c.user_id == user);
-                    (role.is_care_professional() && !confirmed && Some(user) != author).then(|| {
-                        PendingConfirmation {
-                            user_id: user,
-                            display_name: m.display_name.clone(),
-                            role,
-                        }
+                    (role.is_care_professional() && !confirmed).then(|| PendingConfirmation {
+                        user_id: user,
+                        display_name: m.display_name.clone(),
+                        role,
                     })
                 })
                 .collect()
@@ -638,6 +625,9 @@ impl SheetService {
             Err(store::Error::UniqueViolation) => return Err(stale()),
             other => other?,
         }
+        // Its author confirms the version by writing it.
+        tx.confirm_sheet(room, version, principal.user_id, now)
+            .await?;
         let seq = append_system_event_visible(
             &self.keys,
             &mut tx,
@@ -774,13 +764,13 @@ mod tests {
     }
 
     #[test]
-    fn staleness_counts_from_the_newest_change_or_confirmation() {
+    fn staleness_counts_from_the_newest_confirmation() {
         let day = DAY_MICROS;
         let now = 200 * day;
-        assert!(status_of(0, None, None, 90, now).needs_confirmation);
-        assert!(!status_of(1, Some(150 * day), None, 90, now).needs_confirmation);
-        assert!(status_of(1, Some(100 * day), None, 90, now).needs_confirmation);
-        assert!(!status_of(1, Some(100 * day), Some(120 * day), 90, now).needs_confirmation);
-        assert!(status_of(1, Some(10 * day), Some(109 * day), 90, now).needs_confirmation);
+        assert!(status_of(0, None, 90, now).needs_confirmation);
+        assert!(status_of(1, None, 90, now).needs_confirmation);
+        assert!(!status_of(1, Some(150 * day), 90, now).needs_confirmation);
+        assert!(!status_of(1, Some(110 * day), 90, now).needs_confirmation);
+        assert!(status_of(1, Some(109 * day), 90, now).needs_confirmation);
     }
 }
