@@ -1463,12 +1463,13 @@ impl FormService {
     /// # Errors
     /// As [`Self::answer`]; `conflict` when the template wants an answer.
     pub async fn acknowledge(&self, principal: &Principal, form: FormId) -> Result<Form> {
-        let (row, _) = self
+        let (row, room_row) = self
             .visible_form(principal, form, Action::FormAcknowledge)
             .await?;
         let room: RoomId = parse(&row.room_id, "room id")?;
         self.my_turn(principal, &row, Action::FormAcknowledge)
             .await?;
+        Self::check_room_open(&room_row)?;
         let template = self.template_row(&row).await?;
         if !template.definition.acknowledgeable {
             return Err(AppError::Conflict(vec![field_error(
