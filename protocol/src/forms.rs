@@ -335,7 +335,11 @@ pub struct SendFormRequest {
     pub template_version: Option<u32>,
     pub to: Addressee,
     /// When it must be answered (`YYYY-MM-DD`, Japan time). Default: the template's due rule.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "iso_date::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "iso_date::option"
+    )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
     pub due_on: Option<Date>,
     /// Default `care_team`.
@@ -434,11 +438,19 @@ pub struct Recipient {
     pub display_name: String,
     pub role: Role,
     pub status: RecipientStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub opened_at: Option<Timestamp>,
     /// When they answered or acknowledged.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub done_at: Option<Timestamp>,
     /// Their reply form.
@@ -481,7 +493,11 @@ pub struct Form {
     pub correction_reason: Option<String>,
     pub to: Addressee,
     pub visibility: Visibility,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "iso_date::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "iso_date::option"
+    )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
     pub due_on: Option<Date>,
     /// Open and past its due date (Japan time).
@@ -514,7 +530,11 @@ pub struct FormSummary {
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub sent_at: Timestamp,
     pub to: Addressee,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "iso_date::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "iso_date::option"
+    )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
     pub due_on: Option<Date>,
     pub overdue: bool,

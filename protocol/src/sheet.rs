@@ -244,7 +244,11 @@ pub struct SheetStatus {
     pub version: u32,
     /// The newest confirmation of the current version (writing a version is its author's
     /// confirmation).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_confirmed_at: Option<Timestamp>,
     /// No sheet, or nobody confirmed it within `confirm_within_days`: 要再確認.

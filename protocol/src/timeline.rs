@@ -46,11 +46,21 @@ pub enum EntryKind {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SystemEvent {
     RoomCreated,
-    MemberJoined { user_id: UserId },
-    MemberLeft { user_id: UserId },
-    MemberRevoked { user_id: UserId },
-    ConsentRecorded { consent_id: ConsentId },
-    ConsentWithdrawn { consent_id: ConsentId },
+    MemberJoined {
+        user_id: UserId,
+    },
+    MemberLeft {
+        user_id: UserId,
+    },
+    MemberRevoked {
+        user_id: UserId,
+    },
+    ConsentRecorded {
+        consent_id: ConsentId,
+    },
+    ConsentWithdrawn {
+        consent_id: ConsentId,
+    },
     /// A structured form was sent (visible as the form is).
     FormSent {
         form_id: FormId,
@@ -59,16 +69,23 @@ pub enum SystemEvent {
         title_en: String,
     },
     /// A form was corrected: a new version.
-    FormCorrected { form_id: FormId, version: u32 },
+    FormCorrected {
+        form_id: FormId,
+        version: u32,
+    },
     /// A form was answered by a reply form.
     FormAnswered {
         form_id: FormId,
         answer_form_id: FormId,
     },
     /// A form was acknowledged without a reply.
-    FormAcknowledged { form_id: FormId },
+    FormAcknowledged {
+        form_id: FormId,
+    },
     /// A new version of the emergency information sheet (care team only).
-    SheetUpdated { version: u32 },
+    SheetUpdated {
+        version: u32,
+    },
 }
 
 /// The author of an event, as they were when they wrote it.

@@ -1507,7 +1507,12 @@ pub async fn run(server: TestServer) {
             "answer": {"answered_on": "2026-11-22", "result": "agreed", "body": FORM_QUESTION}
         }),
     };
-    assert_internal(&manager_day.send_form(room, &second_inquiry).await.unwrap_err());
+    assert_internal(
+        &manager_day
+            .send_form(room, &second_inquiry)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(
         server.sql_number("select count(*) from form").await,
         forms_before,

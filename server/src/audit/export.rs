@@ -365,9 +365,7 @@ impl Kind {
             | "sheet.print" => Kind::Read,
             "form.list" | "form.inbox" => Kind::Query,
             "form.send" | "form.answer" | "admin.form_template_create" => Kind::Create,
-            "form.acknowledge" | "form.correct" | "sheet.update" | "sheet.confirm" => {
-                Kind::Update
-            }
+            "form.acknowledge" | "form.correct" | "sheet.update" | "sheet.confirm" => Kind::Update,
             "room.list"
             | "room.patient_search"
             | "directory.search"

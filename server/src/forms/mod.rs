@@ -3,9 +3,9 @@
 
 pub mod fhir;
 pub mod print;
+mod service;
 pub mod shipped;
 pub mod template_check;
 pub mod validate;
-mod service;
 
 pub use service::{FormService, GENERIC_REPLY};

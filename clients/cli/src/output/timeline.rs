@@ -141,9 +141,7 @@ impl TimelineView {
                 Some(*user_id),
             ),
             SystemEvent::ConsentRecorded { .. } => ("同意記録 consent recorded".to_owned(), None),
-            SystemEvent::ConsentWithdrawn { .. } => {
-                ("同意撤回 consent withdrawn".to_owned(), None)
-            }
+            SystemEvent::ConsentWithdrawn { .. } => ("同意撤回 consent withdrawn".to_owned(), None),
             SystemEvent::FormSent {
                 form_id,
                 title_ja,
@@ -172,7 +170,9 @@ impl TimelineView {
                 (format!("書式確認 form acknowledged: {form_id}"), None)
             }
             SystemEvent::SheetUpdated { version } => (
-                format!("救急医療情報 更新 emergency sheet updated: 第{version}版 version {version}"),
+                format!(
+                    "救急医療情報 更新 emergency sheet updated: 第{version}版 version {version}"
+                ),
                 None,
             ),
         };
