@@ -60,28 +60,38 @@ pub struct Contact {
     pub note: Option<String>,
 }
 
-/// 要介護度: the patient's long-term-care level.
+/// 要介護度: the patient's long-term-care level (the same values as the forms' care-level
+/// choices: `support_1`, `care_3`, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CareLevel {
     /// 非該当
+    #[serde(rename = "not_certified")]
     NotCertified,
     /// 申請中
+    #[serde(rename = "applied")]
     Applied,
     /// 要支援1
+    #[serde(rename = "support_1")]
     Support1,
     /// 要支援2
+    #[serde(rename = "support_2")]
     Support2,
     /// 要介護1
+    #[serde(rename = "care_1")]
     Care1,
     /// 要介護2
+    #[serde(rename = "care_2")]
     Care2,
     /// 要介護3
+    #[serde(rename = "care_3")]
     Care3,
     /// 要介護4
+    #[serde(rename = "care_4")]
     Care4,
     /// 要介護5
+    #[serde(rename = "care_5")]
     Care5,
 }
 

@@ -17,6 +17,7 @@ mod audit_tamper;
 mod cli;
 mod cli_attachments;
 mod cli_audit;
+mod cli_forms;
 mod durability;
 mod encryption;
 mod forms;
@@ -76,6 +77,7 @@ both_backends! {
     attachments_upload_post_and_download => attachments;
     cli_attachments_post_and_get => cli_attachments;
     cli_audit_officer_tools => cli_audit;
+    cli_forms_and_emergency_sheet => cli_forms;
     live_resilience_slow_consumer_resumes => slow_consumer;
     live_resilience_expired_session_socket_closes => session_expiry;
     live_resilience_live_client_streams => live_client_streams;

@@ -34,7 +34,7 @@ const COLUMNS: &str = "<colgroup><col class=\"head\"><col></colgroup>\n";
 
 /// The print style sheet shared by both documents.
 const STYLE: &str = r#"
-@page { size: A4; margin: 15mm; }
+@page { size: A4; margin: 15mm; @bottom-right { content: counter(page) " / " counter(pages); font-size: 8pt; color: #555; } }
 * { box-sizing: border-box; }
 html {
   font-family: "Noto Sans CJK JP", "IPAexGothic", "IPAGothic", sans-serif;
@@ -696,6 +696,7 @@ fn sheet_part_label(part: &str) -> (&str, &str) {
         "care_level" => ("要介護度", "Care level"),
         "acp_wishes" => ("本人の希望（ACP）", "Wishes (ACP)"),
         "dnar" => ("蘇生処置（DNAR）", "Resuscitation (DNAR)"),
+        "dnar_note" => ("DNARの記録", "DNAR note"),
         "notes" => ("特記事項", "Notes"),
         other => (other, ""),
     }
@@ -956,6 +957,33 @@ fn sheet_content(content: &SheetContent) -> String {
     };
     section(&mut out, "アレルギー", "Allergies", &allergies);
 
+    // Contacts first after allergies: the crew calls before it reads the medications.
+    // (in the order to call them)
+    let contacts = if content.contacts.is_empty() {
+        format!("<p>{}</p>", empty())
+    } else {
+        let mut table = format!(
+            "<table class=\"list contacts\">\n<thead><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead>\n<tbody>\n",
+            label("氏名", "Name"),
+            label("続柄・関係", "Relationship"),
+            label("電話番号", "Phone"),
+            label("備考", "Note"),
+        );
+        for (index, contact) in content.contacts.iter().enumerate() {
+            table.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"phone\">{}</td><td>{}</td></tr>\n",
+                index + 1,
+                escape(&contact.name),
+                escape(&contact.relationship),
+                escape(&contact.phone),
+                optional_text(contact.note.as_deref())
+            ));
+        }
+        table.push_str("</tbody>\n</table>");
+        table
+    };
+    section(&mut out, "緊急連絡先", "Contacts", &contacts);
+
     // Conditions.
     let conditions = if content.conditions.is_empty() {
         format!("<p>{}</p>", empty())
@@ -986,32 +1014,6 @@ fn sheet_content(content: &SheetContent) -> String {
         medication_table(&content.medications)
     };
     section(&mut out, "服薬", "Medications", &medications);
-
-    // Contacts, in the order to call them.
-    let contacts = if content.contacts.is_empty() {
-        format!("<p>{}</p>", empty())
-    } else {
-        let mut table = format!(
-            "<table class=\"list contacts\">\n<thead><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead>\n<tbody>\n",
-            label("氏名", "Name"),
-            label("続柄・関係", "Relationship"),
-            label("電話番号", "Phone"),
-            label("備考", "Note"),
-        );
-        for (index, contact) in content.contacts.iter().enumerate() {
-            table.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"phone\">{}</td><td>{}</td></tr>\n",
-                index + 1,
-                escape(&contact.name),
-                escape(&contact.relationship),
-                escape(&contact.phone),
-                optional_text(contact.note.as_deref())
-            ));
-        }
-        table.push_str("</tbody>\n</table>");
-        table
-    };
-    section(&mut out, "緊急連絡先", "Contacts", &contacts);
 
     // Care level, wishes, notes.
     let care_level = content
@@ -1320,7 +1322,8 @@ mod tests {
         let template = template();
         let html = form_html(&form(&template, data()), &template, &patient());
         assert!(html.starts_with("<!DOCTYPE html>\n<html lang=\"ja\">"));
-        assert!(html.contains("@page { size: A4; margin: 15mm; }"));
+        assert!(html.contains("@page { size: A4; margin: 15mm;"));
+        assert!(html.contains("counter(page)"), "page numbers");
         assert!(html.contains("\"Noto Sans CJK JP\", \"IPAexGothic\", \"IPAGothic\", sans-serif"));
         // Header and metadata.
         for expected in [

@@ -794,6 +794,7 @@ fn sheet_part(part: &str) -> String {
         "care_level" => "要介護度 care level",
         "acp_wishes" => "本人の意向 wishes (ACP)",
         "dnar" => "蘇生処置 resuscitation (DNAR)",
+        "dnar_note" => "DNARの記録 DNAR note",
         "notes" => "特記事項 notes",
         other => return one_line(other),
     }
@@ -1294,7 +1295,7 @@ mod tests {
                                      "route": "oral", "frequency": "1日1回 朝"}],
                     "contacts": [{"name": "山田 花子", "relationship": "長女",
                                   "phone": "090-1234-5678", "note": "夜間はこちら"}],
-                    "care_level": "care3",
+                    "care_level": "care_3",
                     "dnar": "do_not_attempt_resuscitation",
                     "dnar_note": "2026-07-30 家族と合意、書面は居間の棚",
                     "notes": "在宅酸素 2L/分"
