@@ -8,4 +8,4 @@ pub mod shipped;
 pub mod template_check;
 pub mod validate;
 
-pub use service::{FormService, GENERIC_REPLY};
+pub use service::FormService;

@@ -18,7 +18,7 @@ use tsunagu_protocol::forms::{
 use tsunagu_protocol::identity::Role;
 use tsunagu_protocol::rooms::PatientDetails;
 use tsunagu_protocol::timeline::{Author, SystemEvent, Visibility};
-use tsunagu_protocol::{ClientPostId, FieldError, FormId, OrganisationId, RoomId, UserId};
+use tsunagu_protocol::{FieldError, FormId, OrganisationId, RoomId, UserId};
 
 use super::{shipped, template_check, validate};
 use crate::audit::{Action, Event, Outcome};
@@ -36,8 +36,6 @@ use crate::timeline::{append_system_event_visible, publish_committed};
 
 /// The scope of the system's own templates.
 const SYSTEM_SCOPE: &str = "";
-/// The template of an answer when the request's template names none.
-pub const GENERIC_REPLY: &str = "reply";
 /// Most members a form may be addressed to.
 const MAX_ADDRESSED_MEMBERS: usize = 50;
 
@@ -1379,7 +1377,7 @@ impl FormService {
             .definition
             .answer_template
             .clone()
-            .unwrap_or_else(|| GENERIC_REPLY.to_owned());
+            .unwrap_or_else(|| shipped::REPLY_KEY.to_owned());
         let answer_row = match self
             .store
             .form_template(&row.template_scope, &answer_key, None)
@@ -1620,19 +1618,5 @@ impl FormService {
             .ok_or(AppError::NotFound)?;
         let loaded = self.load(principal, row, None).await?;
         self.form_of(loaded).await
-    }
-
-    /// The id of a client's earlier request, for the HTTP layer's status code.
-    pub async fn is_retry(
-        &self,
-        principal: &Principal,
-        room: RoomId,
-        client_id: ClientPostId,
-    ) -> Result<bool> {
-        Ok(self
-            .store
-            .client_form(room, principal.user_id, &client_id.to_string())
-            .await?
-            .is_some())
     }
 }
