@@ -999,9 +999,8 @@ impl FormService {
             }
             other => other?,
         }
-        let seq = append_system_event_visible(
-            &self.keys,
-            &mut tx,
+        self.commit_with_event(
+            tx,
             principal,
             room,
             SystemEvent::FormSent {
@@ -1011,21 +1010,16 @@ impl FormService {
                 title_en: title.1,
             },
             request.visibility,
-        )
-        .await?;
-        Event::by(principal, Action::FormSend, Outcome::Success)
-            .object("room", room)
-            .reason(format!(
+            Action::FormSend,
+            format!(
                 "form={};template={}@{};recipients={}",
                 row.form_id,
                 definition.key,
                 row.template_version,
                 recipients.len()
-            ))
-            .append(&mut tx)
-            .await?;
-        tx.commit().await?;
-        self.publish(room, seq).await;
+            ),
+        )
+        .await?;
         let loaded = self.load(principal, row, None).await?;
         self.form_of(loaded).await
     }
@@ -1099,6 +1093,43 @@ impl FormService {
         tx.insert_form_recipients(&row.form_id, &ids).await?;
         self.bind_attachments(tx, principal, row, definition, &data)
             .await
+    }
+
+    /// Ends a form's write: appends its timeline `event` (visible as `visibility`) and the
+    /// audit record of `action`, commits, and publishes the event live.
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_with_event(
+        &self,
+        mut tx: StoreTx,
+        principal: &Principal,
+        room: RoomId,
+        event: SystemEvent,
+        visibility: Visibility,
+        action: Action,
+        reason: String,
+    ) -> Result<()> {
+        let seq =
+            append_system_event_visible(&self.keys, &mut tx, principal, room, event, visibility)
+                .await?;
+        Event::by(principal, action, Outcome::Success)
+            .object("room", room)
+            .reason(reason)
+            .append(&mut tx)
+            .await?;
+        tx.commit().await?;
+        self.publish(room, seq).await;
+        Ok(())
+    }
+
+    /// A form as it stands now (newest version), read after a write.
+    async fn current(&self, principal: &Principal, form: FormId) -> Result<Form> {
+        let row = self
+            .store
+            .form(&form.to_string())
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let loaded = self.load(principal, row, None).await?;
+        self.form_of(loaded).await
     }
 
     async fn publish(&self, room: RoomId, seq: i64) {
@@ -1433,9 +1464,8 @@ impl FormService {
             Some(&reply.form_id),
         )
         .await?;
-        let seq = append_system_event_visible(
-            &self.keys,
-            &mut tx,
+        self.commit_with_event(
+            tx,
             principal,
             room,
             SystemEvent::FormAnswered {
@@ -1443,15 +1473,10 @@ impl FormService {
                 answer_form_id: parse(&reply.form_id, "form id")?,
             },
             visibility,
+            Action::FormAnswer,
+            format!("form={form};reply={}", reply.form_id),
         )
         .await?;
-        Event::by(principal, Action::FormAnswer, Outcome::Success)
-            .object("room", room)
-            .reason(format!("form={form};reply={}", reply.form_id))
-            .append(&mut tx)
-            .await?;
-        tx.commit().await?;
-        self.publish(room, seq).await;
         let loaded = self.load(principal, reply, None).await?;
         self.form_of(loaded).await
     }
@@ -1487,29 +1512,17 @@ impl FormService {
             None,
         )
         .await?;
-        let seq = append_system_event_visible(
-            &self.keys,
-            &mut tx,
+        self.commit_with_event(
+            tx,
             principal,
             room,
             SystemEvent::FormAcknowledged { form_id: form },
             visibility,
+            Action::FormAcknowledge,
+            format!("form={form}"),
         )
         .await?;
-        Event::by(principal, Action::FormAcknowledge, Outcome::Success)
-            .object("room", room)
-            .reason(format!("form={form}"))
-            .append(&mut tx)
-            .await?;
-        tx.commit().await?;
-        self.publish(room, seq).await;
-        let row = self
-            .store
-            .form(&form.to_string())
-            .await?
-            .ok_or(AppError::NotFound)?;
-        let loaded = self.load(principal, row, None).await?;
-        self.form_of(loaded).await
+        self.current(principal, form).await
     }
 
     /// Corrects a form: a new version with a reason (its sender only). Recipients who had
@@ -1592,9 +1605,8 @@ impl FormService {
             &request.data,
         )
         .await?;
-        let seq = append_system_event_visible(
-            &self.keys,
-            &mut tx,
+        self.commit_with_event(
+            tx,
             principal,
             room,
             SystemEvent::FormCorrected {
@@ -1602,21 +1614,10 @@ impl FormService {
                 version: version_u32(next)?,
             },
             visibility,
+            Action::FormCorrect,
+            format!("form={form};version={next}"),
         )
         .await?;
-        Event::by(principal, Action::FormCorrect, Outcome::Success)
-            .object("room", room)
-            .reason(format!("form={form};version={next}"))
-            .append(&mut tx)
-            .await?;
-        tx.commit().await?;
-        self.publish(room, seq).await;
-        let row = self
-            .store
-            .form(&form.to_string())
-            .await?
-            .ok_or(AppError::NotFound)?;
-        let loaded = self.load(principal, row, None).await?;
-        self.form_of(loaded).await
+        self.current(principal, form).await
     }
 }
