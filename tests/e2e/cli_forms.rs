@@ -19,7 +19,6 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use time::{Date, Duration};
 use tsunagu_client::Client;
 use tsunagu_e2e::chromium;
 use tsunagu_e2e::server::TestServer;
@@ -35,32 +34,13 @@ use tsunagu_protocol::{FormId, RoomId};
 
 use crate::cli::{ConfigBy, Ran, Tsunagu};
 use crate::support::{
-    Authenticator, Person, bootstrap_admin, enrol_totp, organisation, today_in_japan,
+    Authenticator, Person, SHIPPED_TEMPLATES, bootstrap_admin, day, enrol_totp, iso, organisation,
+    today_in_japan,
 };
 
 /// A fictitious patient.
 const PATIENT: &str = "緑川 ハル";
 const PATIENT_KANA: &str = "ミドリカワ ハル";
-
-/// The templates the server ships.
-const SHIPPED: [&str; 16] = [
-    "acp_wishes",
-    "admission_notice",
-    "care_meeting_inquiry",
-    "care_meeting_inquiry_answer",
-    "discharge_information",
-    "discharge_information_request",
-    "home_care_collaboration_record",
-    "information_sharing_request",
-    "medication_note",
-    "physician_care_information",
-    "pre_admission_report",
-    "reply",
-    "service_application_confirmation",
-    "service_use_confirmation",
-    "user_information_report",
-    "vitals_observation",
-];
 
 const INQUIRY_TITLE: &str = "サービス担当者会議に対する照会（依頼）書";
 const ANSWER_TITLE: &str = "サービス担当者会議の照会に対する回答書";
@@ -70,19 +50,6 @@ const FORBIDDEN_JA: &str = "この操作を行う権限がありません。";
 
 /// Setting this to `1` copies the rendered first pages to `docs/screenshots/`.
 const UPDATE_SCREENSHOTS: &str = "TSUNAGU_UPDATE_SCREENSHOTS";
-
-fn day(offset: i64) -> Date {
-    today_in_japan() + Duration::days(offset)
-}
-
-fn iso(date: Date) -> String {
-    format!(
-        "{:04}-{:02}-{:02}",
-        date.year(),
-        u8::from(date.month()),
-        date.day()
-    )
-}
 
 // ----- Form data, written by hand from server/src/forms/templates/*.json -----
 
@@ -500,7 +467,7 @@ pub async fn run(server: TestServer) {
         .map(|t| t["key"].as_str().unwrap())
         .collect();
     keys.sort_unstable();
-    assert_eq!(keys, SHIPPED, "the 16 shipped templates");
+    assert_eq!(keys, SHIPPED_TEMPLATES, "the 16 shipped templates");
     for template in templates {
         let (key, title) = (
             template["key"].as_str().unwrap(),

@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
-use time::{Date, Duration};
+use time::Date;
 use tsunagu_client::{ClientError, Session};
 use tsunagu_e2e::server::{AuditRow, TestServer};
 use tsunagu_protocol::forms::{
@@ -26,7 +26,8 @@ use tsunagu_protocol::timeline::{Change, SystemEvent, Visibility};
 use tsunagu_protocol::{ClientPostId, ErrorCode, FormId, RoomId, UserId};
 
 use crate::support::{
-    Person, assert_code, bootstrap_admin, onboard, organisation, room_with_consent, today_in_japan,
+    SHIPPED_TEMPLATES, assert_code, bootstrap_admin, contains, day, iso, onboard, organisation,
+    room_with_consent,
 };
 
 /// Marker strings put into form data and correction reasons: none may reach the raw
@@ -41,41 +42,8 @@ const MARKERS: &[&str] = &[
     "ZQXADMISSIONWARD",
 ];
 
-/// The templates the server ships.
-const SHIPPED: [&str; 16] = [
-    "acp_wishes",
-    "admission_notice",
-    "care_meeting_inquiry",
-    "care_meeting_inquiry_answer",
-    "discharge_information",
-    "discharge_information_request",
-    "home_care_collaboration_record",
-    "information_sharing_request",
-    "medication_note",
-    "physician_care_information",
-    "pre_admission_report",
-    "reply",
-    "service_application_confirmation",
-    "service_use_confirmation",
-    "user_information_report",
-    "vitals_observation",
-];
-
 const INQUIRY_TITLE: &str = "サービス担当者会議に対する照会（依頼）書";
 const PATIENT: &str = "山田 太郎";
-
-fn day(offset: i64) -> Date {
-    today_in_japan() + Duration::days(offset)
-}
-
-fn iso(date: Date) -> String {
-    format!(
-        "{:04}-{:02}-{:02}",
-        date.year(),
-        u8::from(date.month()),
-        date.day()
-    )
-}
 
 /// Valid data for `care_meeting_inquiry` (from care_meeting_inquiry.json), with `tag` in the
 /// place and in the questions.
@@ -186,10 +154,6 @@ fn answer(data: Value) -> AnswerFormRequest {
         client_id: ClientPostId::generate(),
         data,
     }
-}
-
-async fn user_id(person: &Person) -> UserId {
-    person.session.me().await.unwrap().user.id
 }
 
 /// The recipient `user` of `form`.
@@ -358,17 +322,17 @@ pub async fn run(server: TestServer) {
         "admin.office",
     )
     .await;
-    let cm_id = user_id(&cm).await;
-    let a_id = user_id(&dr_a).await;
-    let b_id = user_id(&dr_b).await;
-    let nurse_id = user_id(&nurse).await;
-    let family_id = user_id(&family).await;
-    let outsider_id = user_id(&outsider).await;
+    let cm_id = cm.user_id().await;
+    let a_id = dr_a.user_id().await;
+    let b_id = dr_b.user_id().await;
+    let nurse_id = nurse.user_id().await;
+    let family_id = family.user_id().await;
+    let outsider_id = outsider.user_id().await;
 
     let room = room_with_consent(&cm.session, PATIENT).await;
     for person in [&dr_a, &dr_b, &nurse, &pharmacist, &family] {
         cm.session
-            .invite_member(room, user_id(person).await)
+            .invite_member(room, person.user_id().await)
             .await
             .unwrap();
         person
@@ -1107,7 +1071,7 @@ pub async fn run(server: TestServer) {
     let keys = |list: &tsunagu_protocol::forms::TemplateList| -> HashSet<String> {
         list.templates.iter().map(|t| t.key.clone()).collect()
     };
-    let shipped: HashSet<String> = SHIPPED.iter().map(|k| (*k).to_owned()).collect();
+    let shipped: HashSet<String> = SHIPPED_TEMPLATES.iter().map(|k| (*k).to_owned()).collect();
     let listed = nurse.session.form_templates().await.unwrap();
     assert_eq!(listed.templates.len(), 16);
     assert_eq!(keys(&listed), shipped);
@@ -1481,11 +1445,4 @@ pub async fn run(server: TestServer) {
         ),
         Err(error) => assert!(matches!(error.code(), Some(ErrorCode::Conflict)), "{error}"),
     }
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    let needle = needle.as_bytes();
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle)
 }

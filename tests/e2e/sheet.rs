@@ -25,7 +25,9 @@ use tsunagu_protocol::sheet::{
 use tsunagu_protocol::timeline::{Change, EntryKind, PostEntryRequest, SystemEvent, Visibility};
 use tsunagu_protocol::{ClientPostId, ErrorCode, RoomId, UserId};
 
-use crate::support::{Person, assert_code, bootstrap_admin, onboard, organisation, today_in_japan};
+use crate::support::{
+    assert_code, bootstrap_admin, contains, iso, onboard, organisation, today_in_japan,
+};
 
 /// Marker strings in the sheet: none may reach the raw database or the logs.
 const MARKERS: &[&str] = &[
@@ -112,10 +114,6 @@ fn update(base_version: u32, sheet: SheetContent, reason: Option<&str>) -> Updat
     }
 }
 
-async fn user_id(person: &Person) -> UserId {
-    person.session.me().await.unwrap().user.id
-}
-
 fn pending(sheet: &EmergencySheet) -> HashSet<UserId> {
     sheet.pending.iter().map(|p| p.user_id).collect()
 }
@@ -126,22 +124,6 @@ async fn versions_stored(server: &TestServer, room: RoomId) -> i64 {
             "select count(*) from sheet_version where room_id = '{room}'"
         ))
         .await
-}
-
-fn iso(date: time::Date) -> String {
-    format!(
-        "{:04}-{:02}-{:02}",
-        date.year(),
-        u8::from(date.month()),
-        date.day()
-    )
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    let needle = needle.as_bytes();
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle)
 }
 
 pub async fn run(server: TestServer) {
@@ -191,11 +173,11 @@ pub async fn run(server: TestServer) {
         "kyukyu.tai1",
     )
     .await;
-    let nurse_id = user_id(&nurse).await;
-    let doctor_id = user_id(&doctor).await;
-    let pharmacist_id = user_id(&pharmacist).await;
-    let family_id = user_id(&family).await;
-    let crew_id = user_id(&crew).await;
+    let nurse_id = nurse.user_id().await;
+    let doctor_id = doctor.user_id().await;
+    let pharmacist_id = pharmacist.user_id().await;
+    let family_id = family.user_id().await;
+    let crew_id = crew.user_id().await;
 
     let room = nurse
         .session
@@ -222,7 +204,7 @@ pub async fn run(server: TestServer) {
     for person in [&doctor, &pharmacist, &family] {
         nurse
             .session
-            .invite_member(room, user_id(person).await)
+            .invite_member(room, person.user_id().await)
             .await
             .unwrap();
         person

@@ -64,6 +64,11 @@ pub struct Person {
 }
 
 impl Person {
+    /// The person's user id, as the server knows it.
+    pub async fn user_id(&self) -> tsunagu_protocol::UserId {
+        self.session.me().await.unwrap().user.id
+    }
+
     pub fn login_request(&self, totp_code: Option<String>) -> LoginRequest {
         LoginRequest {
             username: self.username.clone(),
@@ -267,6 +272,49 @@ pub fn today_in_japan() -> time::Date {
         .to_offset(time::macros::offset!(+9))
         .date()
 }
+
+/// The day `offset` days from today in Japan.
+pub fn day(offset: i64) -> time::Date {
+    today_in_japan() + time::Duration::days(offset)
+}
+
+/// A date as the wire writes it, `YYYY-MM-DD`.
+pub fn iso(date: time::Date) -> String {
+    format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
+}
+
+/// Whether `needle` occurs in `haystack` (a raw database, a PDF, …).
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    let needle = needle.as_bytes();
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+/// The templates the server ships, by key.
+pub const SHIPPED_TEMPLATES: [&str; 16] = [
+    "acp_wishes",
+    "admission_notice",
+    "care_meeting_inquiry",
+    "care_meeting_inquiry_answer",
+    "discharge_information",
+    "discharge_information_request",
+    "home_care_collaboration_record",
+    "information_sharing_request",
+    "medication_note",
+    "physician_care_information",
+    "pre_admission_report",
+    "reply",
+    "service_application_confirmation",
+    "service_use_confirmation",
+    "user_information_report",
+    "vitals_observation",
+];
 
 /// A room opened by `poster` for a patient called `name`, with the patient's consent recorded.
 pub async fn room_with_consent(poster: &Session, name: &str) -> tsunagu_protocol::RoomId {
