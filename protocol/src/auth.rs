@@ -52,6 +52,9 @@ pub enum PendingStep {
     /// The role requires TOTP and none is enrolled: `POST /api/auth/totp/enrol`, then
     /// `POST /api/auth/totp/confirm`.
     EnrolTotp,
+    /// The deployment has an operating policy (運用ポリシー) this user has not accepted in its
+    /// current version: `GET /api/policy`, then `POST /api/policy/accept`.
+    AcceptPolicy,
 }
 
 /// Tokens for a session: the answer to login, refresh, invitation acceptance and password
@@ -133,6 +136,9 @@ pub struct TotpEnrolment {
     pub secret_base32: String,
     /// `otpauth://totp/…` URI for a QR code.
     pub otpauth_uri: String,
+    /// The URI as a QR code: a standalone SVG document, for clients that cannot draw one.
+    #[serde(default)]
+    pub qr_svg: String,
     /// Always 6 digits, 30-second steps, SHA-1 (what authenticator apps support).
     pub digits: u32,
     pub period_seconds: u64,
@@ -184,6 +190,42 @@ pub struct SessionInfo {
     pub source_address: Option<String>,
     /// True for the session making the request.
     pub current: bool,
+}
+
+/// The answer of the browser's cookie-session endpoints (`/api/web/login`, `/api/web/refresh`,
+/// `/api/web/password`, `/api/web/accept-invitation`): the tokens travel in `HttpOnly` cookies,
+/// never in the body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebSession {
+    pub session_id: SessionId,
+    /// Seconds until the access cookie's token expires (refresh before or on `token_expired`).
+    pub expires_in: u64,
+    /// Steps the session must complete first; empty for a full session.
+    pub pending: Vec<PendingStep>,
+}
+
+/// `GET /api/policy`: the deployment's operating policy (運用ポリシー) and the version the
+/// caller accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OperatingPolicy {
+    /// Changes whenever the text changes (a digest of it); accepting is per version.
+    pub version: String,
+    /// The first line of the policy file.
+    pub title: String,
+    /// The rest of the file, plain text with blank lines between paragraphs.
+    pub text: String,
+    /// The version the caller accepted last, if any.
+    pub accepted_version: Option<String>,
+}
+
+/// `POST /api/policy/accept`: the version read, so that a policy changed in the meantime is
+/// not accepted unseen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AcceptPolicyRequest {
+    pub version: String,
 }
 
 #[cfg(test)]

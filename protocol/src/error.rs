@@ -32,6 +32,11 @@ pub enum ErrorCode {
     PasswordChangeRequired,
     /// 403: the session must enrol TOTP first.
     TotpEnrolmentRequired,
+    /// 403: the session must accept the region's operating policy (運用ポリシー) first.
+    PolicyAcceptanceRequired,
+    /// 403: a cookie-authenticated request that changes something came without the right
+    /// `X-CSRF-Token` header, or from an origin that is not allowed.
+    CsrfInvalid,
     /// 403: the caller may not do this.
     Forbidden,
     /// 404: no such thing, or the caller may not know it exists.
@@ -73,6 +78,8 @@ impl ErrorCode {
             Self::SessionExpired => "session_expired",
             Self::PasswordChangeRequired => "password_change_required",
             Self::TotpEnrolmentRequired => "totp_enrolment_required",
+            Self::PolicyAcceptanceRequired => "policy_acceptance_required",
+            Self::CsrfInvalid => "csrf_invalid",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
@@ -103,6 +110,10 @@ impl ErrorCode {
             Self::SessionExpired => "セッションが終了しました。もう一度ログインしてください。",
             Self::PasswordChangeRequired => "パスワードを変更してください。",
             Self::TotpEnrolmentRequired => "二要素認証（認証アプリ）を設定してください。",
+            Self::PolicyAcceptanceRequired => "運用ポリシーを確認し、同意してください。",
+            Self::CsrfInvalid => {
+                "画面の有効期限が切れたか、不正な送信元からの操作です。画面を再読み込みしてください。"
+            }
             Self::Forbidden => "この操作を行う権限がありません。",
             Self::NotFound => "対象が見つかりません。",
             Self::Conflict => "現在の状態と矛盾するため実行できません。",
@@ -139,6 +150,10 @@ impl ErrorCode {
             Self::SessionExpired => "The session has ended. Please log in again.",
             Self::PasswordChangeRequired => "Please change your password.",
             Self::TotpEnrolmentRequired => "Please set up two-factor authentication.",
+            Self::PolicyAcceptanceRequired => "Please read and accept the operating policy.",
+            Self::CsrfInvalid => {
+                "The page has expired or the request came from another site. Please reload the page."
+            }
             Self::Forbidden => "You are not allowed to do this.",
             Self::NotFound => "Not found.",
             Self::Conflict => "This conflicts with the current state.",

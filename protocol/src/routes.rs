@@ -21,6 +21,18 @@ pub const SESSION: &str = "/api/auth/sessions/{session_id}";
 
 pub const ACCEPT_INVITATION: &str = "/api/invitations/accept";
 
+/// `GET`: the operating policy (運用ポリシー) of this deployment and the caller's acceptance.
+pub const POLICY: &str = "/api/policy";
+/// `POST`: accepts a version of the operating policy.
+pub const POLICY_ACCEPT: &str = "/api/policy/accept";
+
+/// Browser sessions in `HttpOnly` cookies (the web client); see `docs/web-client.md`.
+pub const WEB_LOGIN: &str = "/api/web/login";
+pub const WEB_REFRESH: &str = "/api/web/refresh";
+pub const WEB_LOGOUT: &str = "/api/web/logout";
+pub const WEB_PASSWORD: &str = "/api/web/password";
+pub const WEB_ACCEPT_INVITATION: &str = "/api/web/accept-invitation";
+
 pub const ORGANISATIONS: &str = "/api/admin/organisations";
 /// `GET` reads, `PATCH` updates an organisation.
 pub const ORGANISATION: &str = "/api/admin/organisations/{organisation_id}";

@@ -179,6 +179,11 @@ pub struct Options {
     /// needs re-confirmation (要再確認) [default: 90].
     #[arg(long, env = "TSUNAGU_SHEET_CONFIRM_DAYS")]
     pub sheet_confirm_days: Option<u64>,
+    /// The region's operating policy (運用ポリシー), a UTF-8 text file: first line the title,
+    /// then the text. Every user accepts it (again whenever it changes) before anything else.
+    /// Without it there is nothing to accept.
+    #[arg(long, env = "TSUNAGU_OPERATING_POLICY")]
+    pub operating_policy: Option<PathBuf>,
     /// Values sealed under one room key before the room gets a new key version
     /// [default: 268435456, 2^28].
     #[arg(long, env = "TSUNAGU_ROOM_KEY_MAX_USES")]
@@ -263,6 +268,7 @@ impl Options {
             master_key_file: self.master_key_file.or(lower.master_key_file),
             retention_days: self.retention_days.or(lower.retention_days),
             sheet_confirm_days: self.sheet_confirm_days.or(lower.sheet_confirm_days),
+            operating_policy: self.operating_policy.or(lower.operating_policy),
             room_key_max_uses: self.room_key_max_uses.or(lower.room_key_max_uses),
             room_key_max_days: self.room_key_max_days.or(lower.room_key_max_days),
             audit_signing_key_file: self.audit_signing_key_file.or(lower.audit_signing_key_file),
@@ -299,6 +305,54 @@ pub struct AuthSettings {
     pub session_seconds: u64,
     pub lockout_threshold: u32,
     pub lockout_seconds: u64,
+    /// The operating policy users must accept, if the deployment has one.
+    pub policy: Option<OperatingPolicyText>,
+}
+
+/// The operating policy (運用ポリシー) as loaded from its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatingPolicyText {
+    /// The first 16 hex digits of the SHA-256 of the file: a new text is a new version.
+    pub version: String,
+    pub title: String,
+    pub text: String,
+}
+
+impl OperatingPolicyText {
+    /// Reads a policy file: the first non-empty line is the title, the rest the text.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not UTF-8, is empty or longer than 200 KiB.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let bytes = std::fs::read(path).map_err(|error| {
+            ConfigError::Invalid(format!("operating_policy {}: {error}", path.display()))
+        })?;
+        Self::parse(&bytes).map_err(|why| {
+            ConfigError::Invalid(format!("operating_policy {}: {why}", path.display()))
+        })
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Self, &'static str> {
+        use sha2::Digest as _;
+        if bytes.len() > 200 * 1024 {
+            return Err("longer than 200 KiB");
+        }
+        let content = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text")?;
+        let content = content.trim_start_matches('\u{feff}').replace("\r\n", "\n");
+        let content = content.trim();
+        let (title, text) = content.split_once('\n').unwrap_or((content, ""));
+        let title = title.trim().trim_start_matches('#').trim();
+        if title.is_empty() {
+            return Err("empty");
+        }
+        let digest = sha2::Sha256::digest(content.as_bytes());
+        let version = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Self {
+            version,
+            title: title.to_owned(),
+            text: text.trim().to_owned(),
+        })
+    }
 }
 
 /// The resolved configuration.
@@ -479,7 +533,13 @@ impl Settings {
             origins
         });
         let issuer = options.public_url.unwrap_or_else(|| "tsunagu".to_owned());
+        let policy = options
+            .operating_policy
+            .as_deref()
+            .map(OperatingPolicyText::load)
+            .transpose()?;
         let auth = AuthSettings {
+            policy,
             issuer,
             access_token_seconds: in_range(
                 options.access_token_seconds,

@@ -37,6 +37,9 @@ pub enum AppError {
     Pending(PendingStep),
     #[error("forbidden")]
     Forbidden,
+    /// A cookie-authenticated change without the right CSRF token or from a foreign origin.
+    #[error("csrf token invalid")]
+    CsrfInvalid,
     #[error("not found")]
     NotFound,
     #[error("conflict")]
@@ -84,6 +87,8 @@ impl AppError {
             AppError::SessionExpired => ErrorCode::SessionExpired,
             AppError::Pending(PendingStep::ChangePassword) => ErrorCode::PasswordChangeRequired,
             AppError::Pending(PendingStep::EnrolTotp) => ErrorCode::TotpEnrolmentRequired,
+            AppError::Pending(PendingStep::AcceptPolicy) => ErrorCode::PolicyAcceptanceRequired,
+            AppError::CsrfInvalid => ErrorCode::CsrfInvalid,
             AppError::Forbidden => ErrorCode::Forbidden,
             AppError::NotFound => ErrorCode::NotFound,
             AppError::Conflict(_) => ErrorCode::Conflict,
@@ -115,6 +120,8 @@ impl AppError {
             | ErrorCode::SessionExpired => StatusCode::UNAUTHORIZED,
             ErrorCode::PasswordChangeRequired
             | ErrorCode::TotpEnrolmentRequired
+            | ErrorCode::PolicyAcceptanceRequired
+            | ErrorCode::CsrfInvalid
             | ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::Timeout => StatusCode::REQUEST_TIMEOUT,

@@ -185,6 +185,7 @@ fn pending_step(step: PendingStep) -> &'static str {
     match step {
         PendingStep::ChangePassword => "パスワード変更 Change password",
         PendingStep::EnrolTotp => "二要素認証の設定 Enrol TOTP",
+        PendingStep::AcceptPolicy => "運用ポリシーへの同意 Accept the operating policy",
     }
 }
 
@@ -862,6 +863,10 @@ pub(crate) fn pending_guidance(pending: &[PendingStep]) -> String {
             PendingStep::EnrolTotp => {
                 "次に `tsunagu totp enrol` で二要素認証（認証アプリ）を設定してください。\n\
                  Next, set up two-factor authentication with `tsunagu totp enrol`.\n"
+            }
+            PendingStep::AcceptPolicy => {
+                "次に `tsunagu policy show` で運用ポリシーを読み、`tsunagu policy accept` で同意してください。\n\
+                 Next, read the operating policy with `tsunagu policy show` and accept it with `tsunagu policy accept`.\n"
             }
         });
     }

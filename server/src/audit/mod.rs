@@ -22,6 +22,8 @@ pub enum Action {
     PasswordChange,
     TotpEnrol,
     TotpConfirm,
+    /// The operating policy (運用ポリシー) accepted, its version in the reason.
+    PolicyAccept,
     SessionRevoke,
     /// A session ended by its idle timeout, noticed at its next use.
     SessionExpire,
@@ -142,6 +144,7 @@ impl Action {
             Action::PasswordChange => "auth.password_change",
             Action::TotpEnrol => "auth.totp_enrol",
             Action::TotpConfirm => "auth.totp_confirm",
+            Action::PolicyAccept => "auth.policy_accept",
             Action::SessionRevoke => "auth.session_revoke",
             Action::SessionExpire => "auth.session_expire",
             Action::OrganisationCreate => "admin.organisation_create",

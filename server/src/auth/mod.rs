@@ -17,7 +17,7 @@ use tsunagu_protocol::{OrganisationId, SessionId, UserId};
 use zeroize::Zeroizing;
 
 use crate::audit::{Action, Actor, Event, Origin, Outcome};
-use crate::config::AuthSettings;
+use crate::config::{AuthSettings, OperatingPolicyText};
 use crate::crypto::{ServerKeys, normalise_code, random_code, random_token};
 use crate::error::{AppError, Result};
 use crate::store::{RefreshTokenUse, SessionPrincipalRow, SessionRow, Store, StoreTx, UserRow};
@@ -69,13 +69,24 @@ pub(crate) fn totp_required(role: Role, row: &UserRow) -> bool {
     !role.is_lay_person() || row.org_require_totp == 1
 }
 
-fn pending_steps(role: Role, row: &UserRow) -> Vec<PendingStep> {
+/// The steps a session of this user must complete first, in order: the password, TOTP, then
+/// the operating policy (when the deployment has one and the user has not accepted its
+/// current version).
+pub(crate) fn pending_steps(
+    role: Role,
+    row: &UserRow,
+    policy: Option<&OperatingPolicyText>,
+) -> Vec<PendingStep> {
     let mut pending = Vec::new();
     if row.must_change_password == 1 {
         pending.push(PendingStep::ChangePassword);
     }
     if totp_required(role, row) && row.totp_enabled == 0 {
         pending.push(PendingStep::EnrolTotp);
+    }
+    if policy.is_some_and(|policy| row.accepted_policy_version.as_deref() != Some(&policy.version))
+    {
+        pending.push(PendingStep::AcceptPolicy);
     }
     pending
 }
@@ -228,7 +239,7 @@ impl AuthService {
         };
 
         tx.clear_login_throttle(&login_key).await?;
-        let pending = pending_steps(role, &user);
+        let pending = pending_steps(role, &user, self.settings.policy.as_ref());
         let response = self
             .open_session(&mut tx, user_id, pending, origin, now)
             .await?;
@@ -442,7 +453,7 @@ impl AuthService {
                     user_id,
                     session_id,
                     refresh_token,
-                    pending_steps(role, &row.user),
+                    pending_steps(role, &row.user, self.settings.policy.as_ref()),
                 )
             }
         }
@@ -544,7 +555,7 @@ impl AuthService {
                 .map(parse_id)
                 .transpose()?,
             session_id,
-            pending: pending_steps(role, &row.user),
+            pending: pending_steps(role, &row.user, self.settings.policy.as_ref()),
             origin,
         })
     }
@@ -670,7 +681,7 @@ impl AuthService {
             .open_session(
                 &mut tx,
                 principal.user_id,
-                pending_steps(principal.role, &changed),
+                pending_steps(principal.role, &changed, self.settings.policy.as_ref()),
                 &principal.origin,
                 now,
             )
@@ -785,12 +796,72 @@ impl AuthService {
         tx.commit().await?;
         let (secret_base32, otpauth_uri) = totp::enrolment(&seed, &principal.username)
             .map_err(|_| AppError::Internal("TOTP seed"))?;
+        let qr_svg = totp::qr_svg(&otpauth_uri).map_err(|_| AppError::Internal("TOTP QR code"))?;
         Ok(TotpEnrolment {
             secret_base32: secret_base32.to_string(),
             otpauth_uri: otpauth_uri.to_string(),
+            qr_svg,
             digits: totp::DIGITS as u32,
             period_seconds: totp::STEP_SECONDS,
         })
+    }
+
+    /// The CSRF token of a browser session: a keyed digest of its id, so that any node can
+    /// check it and it dies with the session.
+    pub fn csrf_token(&self, session: SessionId) -> String {
+        use base64::Engine as _;
+        let digest = self
+            .keys
+            .digester()
+            .digest("csrf-token", session.to_string().as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    }
+
+    /// Whether `presented` is the CSRF token of `session` (constant time).
+    pub fn csrf_matches(&self, session: SessionId, presented: &str) -> bool {
+        use subtle::ConstantTimeEq as _;
+        let expected = self.csrf_token(session);
+        expected.len() == presented.len()
+            && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
+    }
+
+    /// The operating policy users must accept, if the deployment has one.
+    pub fn policy(&self) -> Option<&OperatingPolicyText> {
+        self.settings.policy.as_ref()
+    }
+
+    /// Records that the caller accepted `version` of the operating policy (audited in the same
+    /// transaction). Only once the password and TOTP steps are done.
+    ///
+    /// # Errors
+    /// `not_found` without a policy; `conflict` when `version` is not the current one (the
+    /// policy changed since it was read); the earlier pending step.
+    pub async fn accept_policy(&self, principal: &Principal, version: &str) -> Result<()> {
+        let policy = self.policy().ok_or(AppError::NotFound)?;
+        if let Some(step) = principal
+            .pending
+            .iter()
+            .find(|step| **step != PendingStep::AcceptPolicy)
+        {
+            return Err(AppError::Pending(*step));
+        }
+        if version != policy.version {
+            return Err(AppError::Conflict(vec![crate::error::field_error(
+                "version",
+                "policy_changed",
+                "運用ポリシーが更新されました。最新の内容を確認してください。",
+                "The operating policy has changed; read the current version.",
+            )]));
+        }
+        let mut tx = self.store.begin().await?;
+        tx.accept_policy(principal.user_id, version, now_micros())
+            .await?;
+        Event::by(principal, Action::PolicyAccept, Outcome::Success)
+            .reason(format!("version={version}"))
+            .append(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Confirms enrolment with a first code and issues recovery codes.

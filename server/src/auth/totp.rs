@@ -51,6 +51,21 @@ pub fn enrolment(
     ))
 }
 
+/// An `otpauth://` URI as a QR code: a standalone SVG document (error correction M, quiet
+/// zone included), black on white so that every authenticator app's camera reads it.
+///
+/// # Errors
+/// The URI is too long for a QR code (it never is: a seed, an issuer and a login name).
+pub fn qr_svg(uri: &str) -> Result<String, qrcode::types::QrError> {
+    let code = qrcode::QrCode::with_error_correction_level(uri.as_bytes(), qrcode::EcLevel::M)?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(240, 240)
+        .dark_color(qrcode::render::svg::Color("#000000"))
+        .light_color(qrcode::render::svg::Color("#ffffff"))
+        .build())
+}
+
 /// The step of `code` if it is valid at `unix_seconds` (±1 step) and later than `last_step`.
 ///
 /// # Errors
@@ -91,6 +106,21 @@ mod tests {
     use super::*;
 
     const NOW: u64 = 1_795_000_000;
+
+    #[test]
+    fn the_qr_code_is_a_standalone_svg_of_the_uri() {
+        let seed = new_seed();
+        let (_, uri) = enrolment(&seed, "nurse.sato").unwrap();
+        let svg = qr_svg(&uri).unwrap();
+        assert!(svg.starts_with("<?xml"), "{}", &svg[..40]);
+        assert!(svg.contains("<svg") && svg.contains("#000000"));
+        assert!(
+            !svg.contains("<script"),
+            "an SVG shown as an image needs no script"
+        );
+        let other = qr_svg(&enrolment(&new_seed(), "nurse.sato").unwrap().1).unwrap();
+        assert_ne!(svg, other, "another seed draws another code");
+    }
 
     #[test]
     fn accepts_the_current_and_adjacent_steps_once() {

@@ -76,8 +76,47 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The value of a cookie in the request's `Cookie` headers.
+pub(crate) fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim_matches('"'))
+}
+
+/// Whether the request's `Origin`, when it has one, is on the allow-list. Browsers send
+/// `Origin` with every request that can change something; programs that are not browsers
+/// may leave it out.
+pub(crate) fn origin_allowed(parts: &Parts, state: &AppState) -> bool {
+    match parts.headers.get(axum::http::header::ORIGIN) {
+        None => true,
+        Some(value) => value.to_str().is_ok_and(|origin| {
+            state
+                .settings
+                .allowed_origins
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+        }),
+    }
+}
+
+/// The header that carries a browser session's CSRF token.
+pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
+
 /// An authenticated caller, whose session may still have pending steps (password change,
-/// TOTP enrolment). Only the endpoints that complete those steps take this.
+/// TOTP enrolment, the operating policy). Only the endpoints that complete those steps take
+/// this.
+///
+/// The access token comes from `Authorization: Bearer` (the CLI, the Rust client) or, for the
+/// web client, from the `HttpOnly` cookie [`super::web::ACCESS_COOKIE`]. A cookie-borne
+/// request other than GET/HEAD must also carry the session's CSRF token in `X-CSRF-Token`
+/// and come from an allowed origin, else `csrf_invalid`: a cookie is sent by the browser
+/// whoever made the page, a header only by our own script.
 #[derive(Debug, Clone)]
 pub(crate) struct AnySession(pub(crate) Principal);
 
@@ -89,11 +128,30 @@ impl FromRequestParts<AppState> for AnySession {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let origin = origin_of(parts, state.settings.behind_proxy);
-        state
-            .auth
-            .authenticate(bearer(parts), origin)
-            .await
-            .map(AnySession)
+        if let Some(token) = bearer(parts) {
+            return state
+                .auth
+                .authenticate(Some(token), origin)
+                .await
+                .map(AnySession);
+        }
+        let token = cookie(parts, super::web::ACCESS_COOKIE);
+        let principal = state.auth.authenticate(token, origin).await?;
+        let safe =
+            parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
+        if !safe {
+            let presented = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default();
+            if !origin_allowed(parts, state)
+                || !state.auth.csrf_matches(principal.session_id, presented)
+            {
+                return Err(AppError::CsrfInvalid);
+            }
+        }
+        Ok(AnySession(principal))
     }
 }
 

@@ -11,6 +11,7 @@ mod forms;
 mod health;
 mod rooms;
 mod timeline;
+pub(crate) mod web;
 
 pub(crate) use extract::{FullSession, Query, origin_of};
 
@@ -63,6 +64,7 @@ const UPLOAD_TIMEOUT: Duration = Duration::from_secs(300);
         (name = "sheet", description = "The emergency information sheet: versions and confirmations"),
         (name = "audit", description = "The audit trail, for security officers: search, reports, exports, verification, review sign-offs"),
         (name = "health", description = "Liveness, readiness and the clock"),
+        (name = "web", description = "The web client's cookie sessions (tokens in HttpOnly cookies, CSRF token per session)"),
     )
 )]
 struct ApiDoc;
@@ -103,6 +105,13 @@ fn api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::sessions))
         .routes(routes!(auth::revoke_session))
         .routes(routes!(auth::accept_invitation))
+        .routes(routes!(web::policy))
+        .routes(routes!(web::accept_policy))
+        .routes(routes!(web::login))
+        .routes(routes!(web::refresh))
+        .routes(routes!(web::logout))
+        .routes(routes!(web::change_password))
+        .routes(routes!(web::accept_invitation))
         .routes(routes!(
             admin::list_organisations,
             admin::create_organisation
@@ -200,7 +209,7 @@ pub fn router(state: AppState) -> Router {
             ),
         )
         .route(tsunagu_protocol::routes::WS, get(crate::ws::upgrade))
-        .fallback(|| async { AppError::NotFound })
+        .fallback(web::asset)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
@@ -301,6 +310,13 @@ mod tests {
             r::SESSIONS,
             r::SESSION,
             r::ACCEPT_INVITATION,
+            r::POLICY,
+            r::POLICY_ACCEPT,
+            r::WEB_LOGIN,
+            r::WEB_REFRESH,
+            r::WEB_LOGOUT,
+            r::WEB_PASSWORD,
+            r::WEB_ACCEPT_INVITATION,
             r::ORGANISATIONS,
             r::ORGANISATION,
             r::ORGANISATION_INVITATIONS,
@@ -362,7 +378,7 @@ mod tests {
         }
         assert_eq!(
             doc.paths.paths.len(),
-            68,
+            75,
             "a route is missing from protocol::routes"
         );
     }

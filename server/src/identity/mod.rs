@@ -8,7 +8,7 @@
 
 mod validate;
 
-use tsunagu_protocol::auth::{PendingStep, TokenResponse};
+use tsunagu_protocol::auth::TokenResponse;
 use tsunagu_protocol::identity::{
     AcceptInvitationRequest, ChangeRoleRequest, CreateInvitationRequest, CreateOrganisationRequest,
     Invitation, InvitationCreated, InvitationStatus, Organisation, OrganisationKind, PasswordReset,
@@ -18,7 +18,7 @@ use tsunagu_protocol::{InvitationId, OrganisationId, UserId};
 use zeroize::Zeroizing;
 
 use crate::audit::{Action, Actor, Event, Origin, Outcome};
-use crate::auth::{AuthService, Principal, password, stored_role, totp_required};
+use crate::auth::{AuthService, Principal, password, stored_role};
 use crate::crypto::{normalise_code, random_code};
 use crate::error::{AppError, Result, field_error};
 use crate::store::{self, InvitationRow, OrganisationRow, RoleGrantRow, Store, UserRow};
@@ -560,6 +560,7 @@ impl IdentityService {
             totp_pending_sealed: None,
             totp_last_step: 0,
             created_at: now,
+            accepted_policy_version: None,
             org_require_totp,
         };
         let grant = RoleGrantRow {
@@ -578,10 +579,7 @@ impl IdentityService {
         if !tx.accept_invitation(invitation_id, user_id, now).await? {
             return Err(AppError::InvitationInvalid);
         }
-        let mut pending = Vec::new();
-        if totp_required(role, &row) {
-            pending.push(PendingStep::EnrolTotp);
-        }
+        let pending = crate::auth::pending_steps(role, &row, self.auth.policy());
         let response = self
             .auth
             .open_session(&mut tx, user_id, pending, origin, now)
@@ -880,6 +878,7 @@ pub async fn create_system_admin(
         totp_pending_sealed: None,
         totp_last_step: 0,
         created_at: now,
+        accepted_policy_version: None,
         org_require_totp: 0,
     };
     let grant = RoleGrantRow {

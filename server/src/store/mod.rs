@@ -777,6 +777,20 @@ impl StoreTx {
         .await
     }
 
+    /// Records that the user accepted a version of the operating policy.
+    pub async fn accept_policy(&mut self, user: UserId, version: &str, now: i64) -> Result<u64> {
+        self.execute(
+            sqlx::query(
+                "update app_user set accepted_policy_version = $2, accepted_policy_at = $3, \
+                 updated_at = $3 where user_id = $1",
+            )
+            .bind(user.to_string())
+            .bind(version.to_owned())
+            .bind(now),
+        )
+        .await
+    }
+
     /// Activates the pending TOTP secret, records the step of the confirming code and replaces
     /// the recovery codes.
     pub async fn enable_totp(

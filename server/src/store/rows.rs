@@ -9,7 +9,7 @@ macro_rules! user_columns {
     () => {
         "u.user_id, u.organisation_id, u.username, u.display_name, u.role, u.status, \
          u.password_hash, u.must_change_password, u.totp_enabled, u.totp_secret_sealed, \
-         u.totp_pending_sealed, u.totp_last_step, u.created_at, \
+         u.totp_pending_sealed, u.totp_last_step, u.created_at, u.accepted_policy_version, \
          coalesce(o.require_totp_for_all, 0) as org_require_totp"
     };
 }
@@ -80,6 +80,8 @@ pub struct UserRow {
     /// The last 30-second step whose code was accepted (replay protection).
     pub totp_last_step: i64,
     pub created_at: i64,
+    /// The version of the operating policy the user accepted last.
+    pub accepted_policy_version: Option<String>,
     /// 1 when the user's organisation requires TOTP of every role.
     pub org_require_totp: i64,
 }
