@@ -31,6 +31,7 @@ mod scope;
 mod sheet;
 mod shredding;
 mod timeline;
+mod web;
 
 use live_resilience::{live_client_restart, live_client_streams, session_expiry, slow_consumer};
 
@@ -90,4 +91,10 @@ both_backends! {
     audit_officer_tools => audit_officer ["--clock-check-command", "false"];
     forms_send_answer_correct_print_and_audit => forms;
     forms_emergency_sheet_and_emergency_service => sheet ["--sheet-confirm-days", "30"];
+}
+
+/// The web client in headless Chromium (SQLite; see `web.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_client_in_chromium() {
+    web::run_sqlite().await;
 }

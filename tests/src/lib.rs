@@ -6,6 +6,7 @@
 //! it they are skipped with a note on stderr, unless `TSUNAGU_REQUIRE_POSTGRES=1` (set by
 //! `.ci/run`), which turns a skip into a failure.
 
+pub mod browser;
 pub mod chromium;
 pub mod postgres;
 pub mod server;

@@ -84,6 +84,9 @@ pub(crate) enum Command {
     /// 二要素認証（認証アプリ）/ Two-factor authentication (authenticator app)
     #[command(subcommand)]
     Totp(TotpCommand),
+    /// 運用ポリシーを読む・同意する / Read or accept the operating policy
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// 招待コードでアカウントを作成する / Create your account from an invitation code
     AcceptInvitation(AcceptInvitationArgs),
     /// 管理者向けの操作 / Administration
@@ -576,6 +579,20 @@ pub(crate) struct PasswordArgs {
     /// Read the current password (line 1) and the new one (line 2) from stdin
     #[arg(long)]
     pub(crate) stdin: bool,
+}
+
+/// `tsunagu policy …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// 運用ポリシーを表示する / Show the operating policy
+    Show,
+    /// 表示されている版の運用ポリシーに同意する / Accept the operating policy
+    Accept {
+        /// 同意する版（`tsunagu policy show` に表示）/ The version to accept (shown by
+        /// `tsunagu policy show`)
+        #[arg(long)]
+        version: String,
+    },
 }
 
 /// `tsunagu totp …`.

@@ -48,7 +48,9 @@ pub(crate) fn exit_code_for(code: ErrorCode) -> u8 {
         | ErrorCode::SessionExpired => exit::AUTH,
         ErrorCode::Forbidden
         | ErrorCode::PasswordChangeRequired
-        | ErrorCode::TotpEnrolmentRequired => exit::FORBIDDEN,
+        | ErrorCode::TotpEnrolmentRequired
+        | ErrorCode::PolicyAcceptanceRequired
+        | ErrorCode::CsrfInvalid => exit::FORBIDDEN,
         ErrorCode::NotFound => exit::NOT_FOUND,
         ErrorCode::InvalidRequest
         | ErrorCode::WeakPassword

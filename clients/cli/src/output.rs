@@ -851,6 +851,20 @@ pub(crate) fn recovery_codes(codes: &RecoveryCodes) -> String {
     text
 }
 
+/// The operating policy, with the command that accepts it.
+pub(crate) fn operating_policy(policy: &tsunagu_protocol::auth::OperatingPolicy) -> String {
+    let mut text = format!("{}\n\n{}\n\n", policy.title, policy.text);
+    if policy.accepted_version.as_deref() == Some(policy.version.as_str()) {
+        text.push_str("この版に同意済みです。 You have accepted this version.\n");
+    } else {
+        text.push_str(&format!(
+            "同意するには / To accept: tsunagu policy accept --version {}\n",
+            policy.version
+        ));
+    }
+    text
+}
+
 /// What a session with pending steps must do next, Japanese then English for each step.
 pub(crate) fn pending_guidance(pending: &[PendingStep]) -> String {
     let mut text = String::new();

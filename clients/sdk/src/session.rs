@@ -275,6 +275,21 @@ impl Session {
         self.call(Method::GET, routes::ME, None).await
     }
 
+    /// `GET /api/policy`: the deployment's operating policy (運用ポリシー) and the version this
+    /// user accepted; `not_found` when the deployment has none.
+    pub async fn policy(&self) -> Result<tsunagu_protocol::auth::OperatingPolicy, ClientError> {
+        self.call(Method::GET, routes::POLICY, None).await
+    }
+
+    /// `POST /api/policy/accept`: accepts `version` of the operating policy (the one read).
+    pub async fn accept_policy(&self, version: &str) -> Result<(), ClientError> {
+        let request = tsunagu_protocol::auth::AcceptPolicyRequest {
+            version: version.to_owned(),
+        };
+        self.call_empty(Method::POST, routes::POLICY_ACCEPT, Some(encode(&request)?))
+            .await
+    }
+
     /// `POST /api/auth/logout`: ends every session of the user, this one included.
     pub async fn logout(&self) -> Result<(), ClientError> {
         self.call_empty(Method::POST, routes::LOGOUT, None).await

@@ -89,20 +89,31 @@ pub(crate) fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value.trim_matches('"'))
 }
 
-/// Whether the request's `Origin`, when it has one, is on the allow-list. Browsers send
-/// `Origin` with every request that can change something; programs that are not browsers
+/// Whether the request's `Origin`, when it has one, is on the allow-list or is the server's
+/// own (the origin's host and port are the request's `Host`: a page the server served
+/// itself, whatever address it was reached by). Browsers send `Origin` with every request
+/// that can change something and with every WebSocket upgrade; programs that are not browsers
 /// may leave it out.
-pub(crate) fn origin_allowed(parts: &Parts, state: &AppState) -> bool {
-    match parts.headers.get(axum::http::header::ORIGIN) {
-        None => true,
-        Some(value) => value.to_str().is_ok_and(|origin| {
-            state
-                .settings
-                .allowed_origins
-                .iter()
-                .any(|allowed| allowed.eq_ignore_ascii_case(origin))
-        }),
+pub(crate) fn origin_allowed(headers: &axum::http::HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if allowed
+        .iter()
+        .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+    {
+        return true;
     }
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|value| value.to_str().ok());
+    matches!((authority, host), (Some(authority), Some(host)) if !host.is_empty() && authority.eq_ignore_ascii_case(host))
 }
 
 /// The header that carries a browser session's CSRF token.
@@ -145,7 +156,7 @@ impl FromRequestParts<AppState> for AnySession {
                 .get(CSRF_HEADER)
                 .and_then(|value| value.to_str().ok())
                 .unwrap_or_default();
-            if !origin_allowed(parts, state)
+            if !origin_allowed(&parts.headers, &state.settings.allowed_origins)
                 || !state.auth.csrf_matches(principal.session_id, presented)
             {
                 return Err(AppError::CsrfInvalid);

@@ -13,7 +13,7 @@ mod rooms;
 mod timeline;
 pub(crate) mod web;
 
-pub(crate) use extract::{FullSession, Query, origin_of};
+pub(crate) use extract::{FullSession, Query, origin_allowed, origin_of};
 
 use std::time::Duration;
 

@@ -160,7 +160,7 @@ impl axum::extract::FromRequestParts<AppState> for AllowedOrigin {
         parts: &mut Parts,
         state: &AppState,
     ) -> std::result::Result<Self, Self::Rejection> {
-        if origin_allowed(parts, state) {
+        if origin_allowed(&parts.headers, &state.settings.allowed_origins) {
             Ok(AllowedOrigin)
         } else {
             Err(AppError::CsrfInvalid)

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, State};
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -77,7 +77,7 @@ pub(crate) async fn upgrade(
         origin,
         query,
     } = parts;
-    if !origin_allowed(&headers, &state.settings.allowed_origins) {
+    if !crate::http::origin_allowed(&headers, &state.settings.allowed_origins) {
         return Err(AppError::Forbidden);
     }
     let principal = state.auth.redeem_ws_ticket(&query.ticket, origin).await?;
@@ -116,14 +116,6 @@ impl FromRequestParts<AppState> for UpgradeRequest {
 
 /// Browsers always send `Origin` on a WebSocket upgrade; it must be allowed. Clients that are
 /// not browsers (the CLI, the SDK) send none and cannot be driven by a hostile page.
-fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    match headers.get(header::ORIGIN).map(|value| value.to_str()) {
-        None => true,
-        Some(Ok(origin)) => allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)),
-        Some(Err(_)) => false,
-    }
-}
-
 fn error_frame(
     error: &AppError,
     room: Option<RoomId>,

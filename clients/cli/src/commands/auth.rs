@@ -10,7 +10,8 @@ use tsunagu_protocol::{ErrorCode, SessionId};
 
 use super::Context;
 use crate::cli::{
-    AcceptInvitationArgs, LoginArgs, PasswordArgs, SessionsArgs, SessionsCommand, TotpCommand,
+    AcceptInvitationArgs, LoginArgs, PasswordArgs, PolicyCommand, SessionsArgs, SessionsCommand,
+    TotpCommand,
 };
 use crate::error::CliError;
 use crate::output::{self, Output};
@@ -231,6 +232,29 @@ pub(super) async fn totp(ctx: &Context, command: TotpCommand) -> Result<(), CliE
         TotpCommand::Confirm { code } => {
             ctx.with_session(async |session, _| confirm(out, session, &code).await)
                 .await
+        }
+    }
+}
+
+/// `tsunagu policy show` and `tsunagu policy accept --version V`.
+pub(super) async fn policy(ctx: &Context, command: PolicyCommand) -> Result<(), CliError> {
+    let out = ctx.out();
+    match command {
+        PolicyCommand::Show => {
+            ctx.with_session(async |session, _| {
+                let policy = session.policy().await?;
+                out.value(&policy, || output::operating_policy(&policy))
+            })
+            .await
+        }
+        PolicyCommand::Accept { version } => {
+            ctx.with_session(async |session, _| {
+                session.accept_policy(&version).await?;
+                out.value(&serde_json::json!({"accepted_version": version}), || {
+                    "運用ポリシーに同意しました。 You accepted the operating policy.\n".to_owned()
+                })
+            })
+            .await
         }
     }
 }

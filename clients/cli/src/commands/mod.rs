@@ -37,6 +37,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Sessions(args) => auth::sessions(&ctx, args).await,
         Command::Password(args) => auth::password(&ctx, args).await,
         Command::Totp(command) => auth::totp(&ctx, command).await,
+        Command::Policy(command) => auth::policy(&ctx, command).await,
         Command::AcceptInvitation(args) => auth::accept_invitation(&ctx, args).await,
         Command::Admin(command) => admin::run(&ctx, command).await,
         Command::Audit(command) => audit::run(&ctx, command).await,

