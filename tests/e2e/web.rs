@@ -321,7 +321,222 @@ impl Scenario {
         let physician_page = self
             .live_and_offline(browser, room, &nurse, &nurse_page, &mut physician)
             .await;
-        let _ = (&mut care_manager, &mut family, &mut officer, physician_page);
+        self.forms(
+            browser,
+            room,
+            &mut care_manager,
+            &physician,
+            &physician_page,
+        )
+        .await;
+        self.family_view(browser, room, &mut family).await;
+        self.officer_console(browser, room, &mut officer, &nurse)
+            .await;
+        self.lock_and_logout(room, &mut nurse, &nurse_page).await;
+        for page in [nurse_page, physician_page, admin_page] {
+            page.close().await.unwrap();
+        }
+    }
+
+    /// The care manager fills the inquiry with a required date missing, is told so at the
+    /// field, adds it and sends; the physician finds the form in the inbox and opens it.
+    async fn forms(
+        &self,
+        browser: &Browser,
+        room: RoomId,
+        care_manager: &mut Person,
+        physician: &Person,
+        physician_page: &Page,
+    ) {
+        let page = self.login(browser, care_manager, LANDSCAPE).await;
+        page.goto(&self.url(&format!("/#/rooms/{room}/forms")))
+            .await
+            .unwrap();
+        page.click("[data-test=form-new]").await.unwrap();
+        page.fill("[data-test=form-template]", "service_use_confirmation")
+            .await
+            .unwrap();
+        let services =
+            "[data-test=form-field][data-path='data.request.services'] input[type=checkbox]";
+        page.click(services).await.unwrap();
+        page.fill(
+            "[data-test=form-field][data-path='data.request.reason'] textarea",
+            "退院後の自宅療養で、訪問看護（週2回）と訪問リハビリの利用を予定しています。",
+        )
+        .await
+        .unwrap();
+        page.fill("[data-test=form-send-role]", "physician")
+            .await
+            .unwrap();
+        page.click("[data-test=form-submit]").await.unwrap();
+        // The missing date is named at its field; nothing was sent.
+        let error = "[data-test=field-error][data-field='data.request.planned_start_on']";
+        page.wait_visible(error).await.unwrap();
+        assert!(!page.text(error).await.unwrap().is_empty());
+        self.shot(&page, "form-error").await;
+        let sent = care_manager.session.room_forms(room).await.unwrap();
+        assert!(sent.forms.is_empty(), "nothing sent yet: {sent:?}");
+        let start = crate::support::iso(crate::support::day(14));
+        page.fill(
+            "[data-test=form-field][data-path='data.request.planned_start_on'] input",
+            &start,
+        )
+        .await
+        .unwrap();
+        page.click("[data-test=form-submit]").await.unwrap();
+        let form_id = page
+            .wait_for(
+                "(() => { const m = location.hash.match(/#\\/forms\\/([0-9a-f-]{36})/); \
+                 return m ? m[1] : null; })()",
+                WAIT,
+            )
+            .await
+            .unwrap();
+        let form_id = form_id.as_str().unwrap().to_owned();
+        let sent = care_manager.session.room_forms(room).await.unwrap();
+        assert_eq!(sent.forms.len(), 1, "sent once: {sent:?}");
+        assert_eq!(sent.forms[0].id.to_string(), form_id);
+
+        // The physician's inbox has it; opening it shows the data.
+        let inbox = physician.session.form_inbox().await.unwrap();
+        assert!(inbox.forms.iter().any(|f| f.id.to_string() == form_id));
+        physician_page.goto(&self.url("/#/inbox")).await.unwrap();
+        let item = format!("[data-test=inbox-item][data-form-id='{form_id}']");
+        physician_page.wait_visible(&item).await.unwrap();
+        self.shot(physician_page, "inbox").await;
+        physician_page
+            .click(&format!("{item} a, {item}"))
+            .await
+            .unwrap();
+        physician_page
+            .wait_for(
+                "document.body.innerText.includes('訪問リハビリの利用を予定しています')",
+                WAIT,
+            )
+            .await
+            .unwrap();
+        self.shot(physician_page, "form").await;
+        assert_no_problems(&page, "care manager");
+        assert_no_problems(physician_page, "physician");
+        page.close().await.unwrap();
+    }
+
+    /// The family member sees what was posted for everyone, in the large simple view, and
+    /// nothing of the care team's entry.
+    async fn family_view(&self, browser: &Browser, room: RoomId, family: &mut Person) {
+        let page = self.login(browser, family, PORTRAIT).await;
+        page.goto(&self.url(&format!("/#/rooms/{room}")))
+            .await
+            .unwrap();
+        page.wait_for(&entry_with_text(FOR_EVERYONE), WAIT)
+            .await
+            .unwrap();
+        let body = page.eval("document.body.innerText").await.unwrap();
+        let body = body.as_str().unwrap();
+        assert!(
+            !body.contains("ZQXCARETEAM"),
+            "a care-team entry reached the family"
+        );
+        assert_eq!(
+            page.count("[data-test=compose-visibility]").await.unwrap(),
+            0,
+            "the family posts for everyone only"
+        );
+        self.shot(&page, "family").await;
+        assert_no_problems(&page, "family");
+        page.close().await.unwrap();
+    }
+
+    /// The security officer searches today's records and finds the nurse's timeline reads.
+    async fn officer_console(
+        &self,
+        browser: &Browser,
+        room: RoomId,
+        officer: &mut Person,
+        nurse: &Person,
+    ) {
+        let page = self.login(browser, officer, LANDSCAPE).await;
+        page.wait_visible("[data-test=audit-search]").await.unwrap();
+        let today = crate::support::iso(crate::support::today_in_japan());
+        page.fill("[data-test=audit-from]", &today).await.unwrap();
+        page.fill("[data-test=audit-to]", &today).await.unwrap();
+        page.fill("[data-test=audit-action]", "timeline.read")
+            .await
+            .unwrap();
+        page.fill("[data-test=audit-room]", &room.to_string())
+            .await
+            .unwrap();
+        page.click("[data-test=audit-search]").await.unwrap();
+        page.wait_visible("[data-test=audit-row][data-action='timeline.read']")
+            .await
+            .unwrap();
+        let nurse_id = nurse.user_id().await.to_string();
+        let rows = page
+            .eval(&format!(
+                "[...document.querySelectorAll('[data-test=audit-row]')].filter(r => \
+                 r.innerText.includes({})).length",
+                js_string(&nurse_id[..8])
+            ))
+            .await
+            .unwrap();
+        assert!(
+            rows.as_u64().unwrap_or(0) >= 1,
+            "the nurse's reads are listed"
+        );
+        let body = page.eval("document.body.innerText").await.unwrap();
+        assert!(
+            !body.as_str().unwrap().contains("ZQXCARETEAM"),
+            "no clinical content"
+        );
+        self.shot(&page, "audit").await;
+        assert_no_problems(&page, "officer");
+        page.close().await.unwrap();
+    }
+
+    /// The idle timeout locks the nurse's screen with nothing clinical left in it; logout
+    /// leaves no outbox and no session cookie.
+    async fn lock_and_logout(&self, room: RoomId, nurse: &mut Person, page: &Page) {
+        page.goto(&self.url(&format!("/?idle=2#/rooms/{room}")))
+            .await
+            .unwrap();
+        page.wait_visible("[data-test=lock-screen]").await.unwrap();
+        let body = page.eval("document.body.innerText").await.unwrap();
+        assert!(
+            !body.as_str().unwrap().contains("ZQXCARETEAM"),
+            "locked: {body}"
+        );
+        self.shot(page, "lock").await;
+        page.fill("[data-test=lock-password]", &nurse.password)
+            .await
+            .unwrap();
+        let code = nurse.authenticator.next_code().await;
+        page.fill("[data-test=lock-totp]", &code).await.unwrap();
+        page.click("[data-test=lock-submit]").await.unwrap();
+        page.wait_for(&entry_with_text(FOR_EVERYONE), WAIT)
+            .await
+            .unwrap();
+        page.click("[data-test=logout]").await.unwrap();
+        page.wait_visible("[data-test=login-username]")
+            .await
+            .unwrap();
+        let databases = page
+            .eval("indexedDB.databases().then(d => d.map(x => x.name))")
+            .await
+            .unwrap();
+        assert!(
+            !databases.to_string().contains("tsunagu-outbox"),
+            "the outbox is gone: {databases}"
+        );
+        let cookies = page.cookies().await.unwrap();
+        assert!(
+            cookies.iter().all(|c| c.0 != "__Host-tsunagu_access"),
+            "{cookies:?}"
+        );
+        assert!(
+            nurse.session.me().await.is_err(),
+            "logout ends every session"
+        );
+        assert_no_problems(page, "nurse");
     }
 
     /// Logs `person` in through the login screen (password, then the TOTP code when asked).
@@ -337,8 +552,9 @@ impl Scenario {
         page.click("[data-test=login-submit]").await.unwrap();
         let asked = page
             .wait_for(
-                "document.querySelector('[data-test=login-totp]') ? 'totp' \
-                 : document.querySelector('[data-test=logout]') ? 'in' : null",
+                "(() => { const seen = (s) => { const e = document.querySelector(s); \
+                 return !!e && e.getClientRects().length > 0; }; \
+                 return seen('[data-test=login-totp]') ? 'totp' : seen('[data-test=logout]') ? 'in' : null; })()",
                 WAIT,
             )
             .await
