@@ -32,6 +32,7 @@ mod sheet;
 mod shredding;
 mod timeline;
 mod web;
+mod web_sessions;
 
 use live_resilience::{live_client_restart, live_client_streams, session_expiry, slow_consumer};
 
@@ -91,6 +92,7 @@ both_backends! {
     audit_officer_tools => audit_officer ["--clock-check-command", "false"];
     forms_send_answer_correct_print_and_audit => forms;
     forms_emergency_sheet_and_emergency_service => sheet ["--sheet-confirm-days", "30"];
+    web_sessions_csrf_and_operating_policy => web_sessions ["--operating-policy", crate::web_sessions::POLICY];
 }
 
 /// The web client in headless Chromium (SQLite; see `web.rs`).
