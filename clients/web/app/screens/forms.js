@@ -981,7 +981,6 @@ function fieldControl(field, section, ctx) {
   let snap = null;
   let restore = null;
   let prune = null;
-  let hint = null;
 
   switch (field.type) {
     case 'text': {
@@ -1484,7 +1483,6 @@ function fieldControl(field, section, ctx) {
     },
     labelEl,
     help,
-    hint,
     h('div', {class: 'slot-errs'}),
     control,
   );
@@ -1848,8 +1846,8 @@ async function roomFormsScreen(view, params) {
           h('button', {type: 'button', class: 'btn', on: {click: () => load()}}, t('forms.reload')),
           canCreate
             ? h(
-                'a',
-                {class: 'btn btn-primary', 'data-test': 'form-new', role: 'button', href: href(`/rooms/${roomId}/forms/new`)},
+                'button',
+                {type: 'button', class: 'btn btn-primary', 'data-test': 'form-new', on: {click: () => navigate(`/rooms/${roomId}/forms/new`)}},
                 `＋ ${t('forms.new')}`,
               )
             : null,
@@ -2120,8 +2118,8 @@ function formEditor({def, ctx, initial, before = [], after = [], submitLabel, su
   return {el: form, host, tf};
 }
 
+/** A stored Template carries its definition flattened in it. */
 function templateDefinitionOf(template) {
-  // A stored Template carries the definition flattened in it.
   return template;
 }
 
@@ -2198,6 +2196,8 @@ async function newFormScreen(view, params, query) {
     mount(content, h('div', {class: 'fm-page'}, head, emptyBlock(t('forms.new.none'))));
     return;
   }
+  const consentOk = !room || room.consent === undefined || room.consent === 'given';
+  const consentBanner = consentOk ? null : h('p', {class: 'banner banner-warning', role: 'alert'}, t('forms.new.noConsent'));
   if (!key) {
     mount(
       content,
@@ -2205,6 +2205,7 @@ async function newFormScreen(view, params, query) {
         'div',
         {class: 'fm-page'},
         head,
+        consentBanner,
         chooser,
         h(
           'ul',
@@ -2243,9 +2244,8 @@ async function newFormScreen(view, params, query) {
     return;
   }
   const def = templateDefinitionOf(template);
-  const consentOk = !room || room.consent === undefined || room.consent === 'given';
   if (!consentOk) {
-    mount(content, h('div', {class: 'fm-page'}, head, chooser, h('p', {class: 'banner banner-warning', role: 'alert'}, t('forms.new.noConsent'))));
+    mount(content, h('div', {class: 'fm-page'}, head, consentBanner, chooser));
     return;
   }
   const draftKey = `send:${roomId}:${key}`;
@@ -2264,15 +2264,11 @@ async function newFormScreen(view, params, query) {
     extraRestore: (s) => addr.restore(s),
     onSubmit: async (data, {form, host}) => {
       const problems = addr.check();
-      if (problems.length) {
-        showFormErrors(form, host, localError('forms.to.check', problems));
-        return;
-      }
       const body = {
         client_id: ctx.clientId,
         template: def.key,
         template_version: template.version,
-        to: addr.to(),
+        to: problems.length ? {kind: 'members', user_ids: []} : addr.to(),
         visibility: addr.visibility(),
         data,
       };
@@ -2280,7 +2276,26 @@ async function newFormScreen(view, params, query) {
       const fallback = def.due ? null : replyByField(def);
       if (!due && fallback) due = data?.[fallback.section.id]?.[fallback.field.id] || null;
       if (due) body.due_on = due;
-      const sent = await api('POST', `/api/rooms/${enc(roomId)}/forms`, body);
+      let sent;
+      try {
+        // Without an addressee the server refuses the form (after checking its data), so
+        // every problem is shown at once: the server's for the data, ours for the addressee.
+        sent = await api('POST', `/api/rooms/${enc(roomId)}/forms`, body);
+      } catch (err) {
+        if (problems.length && err instanceof ApiError && err.status === 400) {
+          const local = localError('forms.to.check', problems);
+          const dataProblems = err.fields.filter((f) => !f.field.startsWith('to'));
+          throw dataProblems.length
+            ? new ApiError(400, {
+                code: err.code,
+                message_ja: err.message_ja,
+                message_en: err.message_en,
+                fields: [...dataProblems, ...local.fields],
+              })
+            : local;
+        }
+        throw err;
+      }
       dropDraft(draftKey);
       flash = {formId: sent.id, text: t('forms.sent')};
       navigate(`/forms/${sent.id}`);
@@ -2565,7 +2580,7 @@ function renderForm(content, form, template, notice) {
 
   const actions = [];
   if (canAct) {
-    actions.push(h('a', {class: 'btn btn-primary', role: 'button', 'data-test': 'form-answer', href: href(`/forms/${form.id}/answer`)}, t('forms.answer')));
+    actions.push(h('a', {class: 'btn btn-primary', 'data-test': 'form-answer', href: href(`/forms/${form.id}/answer`)}, t('forms.answer')));
     if (acknowledgeable) {
       const ack = h(
         'button',
@@ -2592,7 +2607,7 @@ function renderForm(content, form, template, notice) {
     }
   }
   if (isSender && isCurrent) {
-    actions.push(h('a', {class: 'btn', role: 'button', 'data-test': 'form-correct', href: href(`/forms/${form.id}/correct`)}, t('forms.correct')));
+    actions.push(h('a', {class: 'btn', 'data-test': 'form-correct', href: href(`/forms/${form.id}/correct`)}, t('forms.correct')));
   }
   actions.push(h('a', {class: 'btn', 'data-test': 'form-print', href: printHref, target: '_blank', rel: 'noopener'}, t('forms.print')));
 

@@ -78,6 +78,7 @@ addStrings({
     'sheet.stale.missing': '要作成: 救急医療情報がまだありません。',
     'sheet.stale.old': '要再確認: {days}日以内に内容を確認した人がいません。内容が今も正しいか確認し、「内容を確認しました」を押してください（必要なら編集してください）。',
     'sheet.stale.lastConfirmed': '最後の確認: {date}',
+    'sheet.stale.oldReader': '要再確認: {days}日以内にケアチームが内容を確認していません。情報が古い可能性があります。',
     'sheet.confirm': '内容を確認しました（第{n}版）',
     'sheet.confirmed': '確認しました。',
     'sheet.confirmedByMe': 'あなたは第{n}版を {date} に確認済みです。',
@@ -180,6 +181,7 @@ addStrings({
     'sheet.stale.missing': 'To do: there is no emergency sheet yet.',
     'sheet.stale.old': 'Needs re-confirmation: nobody has confirmed this sheet within {days} days. Check that it is still right and press "Confirmed" (edit it if needed).',
     'sheet.stale.lastConfirmed': 'Last confirmed: {date}',
+    'sheet.stale.oldReader': 'Needs re-confirmation: the care team has not confirmed this sheet within {days} days. It may be out of date.',
     'sheet.confirm': 'Confirmed: content is right (version {n})',
     'sheet.confirmed': 'Confirmed.',
     'sheet.confirmedByMe': 'You confirmed version {n} on {date}.',
@@ -786,7 +788,13 @@ async function sheetScreen(view, params) {
     return h(
       'div',
       {class: 'banner banner-warning sh-stale', role: 'status', 'data-test': 'sheet-stale'},
-      h('p', {class: 'sh-stale-title'}, missing ? t('sheet.stale.missing') : t('sheet.stale.old', {days: s.status.confirm_within_days})),
+      h(
+        'p',
+        {class: 'sh-stale-title'},
+        missing
+          ? t('sheet.stale.missing')
+          : t(professional ? 'sheet.stale.old' : 'sheet.stale.oldReader', {days: s.status.confirm_within_days}),
+      ),
       !missing && s.status.last_confirmed_at
         ? h('p', null, t('sheet.stale.lastConfirmed', {date: formatDateTime(s.status.last_confirmed_at)}))
         : null,
@@ -796,6 +804,8 @@ async function sheetScreen(view, params) {
   function renderView() {
     state.editing = false;
     const s = state.sheet;
+    // The room header shows the staleness it read when the room loaded: keep it in step.
+    if (!s.status?.needs_confirmation) view.querySelector('[data-test="room-sheet-stale"]')?.remove();
     const cur = s.current;
     const host = h('div', {class: 'fm-errors', 'aria-live': 'assertive'});
     const actions = [];
