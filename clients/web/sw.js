@@ -1,5 +1,8 @@
 // Service worker: the app shell (HTML, CSS, JS, icons, manifest) for offline reloads.
-// Network first, the cache as the fallback; /api is never cached (nor anything else).
+// Network first, the cache as the fallback: a new server version reaches the browser on the
+// next load (each file is revalidated with the server, cache: 'no-cache'), the cached copy is
+// used only when the network fails. /api is never cached (nor anything else outside SHELL's
+// folders). SHELL must list every file of the app: a module missing here breaks offline reloads.
 
 const SHELL_CACHE = 'tsunagu-shell-v1';
 const SHELL = [
@@ -19,6 +22,7 @@ const SHELL = [
   '/app/core/live.js',
   '/app/core/outbox.js',
   '/app/core/shell.js',
+  '/app/core/ui.js',
   '/app/screens/login.js',
   '/app/screens/rooms.js',
   '/app/screens/timeline.js',
@@ -81,12 +85,14 @@ self.addEventListener('fetch', (event) => {
   if (req.method !== 'GET') return;
   const url = new URL(req.url);
   if (!isShell(url) || url.pathname === '/sw.js') return; // the network as usual
-  const key = req.mode === 'navigate' || url.pathname === '/' ? '/index.html' : url.pathname;
+  // One copy per file, whatever the query string; the page itself is '/index.html'.
+  const key = url.pathname === '/' ? '/index.html' : url.pathname;
   event.respondWith(
     (async () => {
       const cache = await caches.open(SHELL_CACHE);
       try {
-        const res = await fetch(req);
+        // Revalidate with the server even if the HTTP cache holds a copy.
+        const res = await fetch(req, {cache: 'no-cache'});
         if (res.ok && res.type === 'basic') {
           await cache.put(key, res.clone());
         }

@@ -93,10 +93,5 @@ both_backends! {
     forms_send_answer_correct_print_and_audit => forms;
     forms_emergency_sheet_and_emergency_service => sheet ["--sheet-confirm-days", "30"];
     web_sessions_csrf_and_operating_policy => web_sessions ["--operating-policy", crate::web_sessions::POLICY];
-}
-
-/// The web client in headless Chromium (SQLite; see `web.rs`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn web_client_in_chromium() {
-    web::run_sqlite().await;
+    web_client_in_chromium => web ["--operating-policy", crate::web_sessions::POLICY];
 }

@@ -23,8 +23,12 @@ use std::time::Duration;
 
 use tsunagu_e2e::browser::{Browser, Page, WAIT, js_string};
 use tsunagu_e2e::chromium;
-use tsunagu_e2e::server::{Backend, TestServer};
+use tsunagu_e2e::server::TestServer;
+use tsunagu_protocol::forms::Medication;
 use tsunagu_protocol::identity::{OrganisationKind, Role};
+use tsunagu_protocol::sheet::{
+    Allergy, CareLevel, Contact, Diagnosis, DnarStatus, SheetContent, UpdateSheetRequest,
+};
 use tsunagu_protocol::timeline::{EntryKind, PostEntryRequest, Visibility};
 use tsunagu_protocol::{ClientPostId, RoomId};
 
@@ -41,25 +45,14 @@ const PATIENT: &str = "山田 太郎";
 const CARE_TEAM_ONLY: &str = "ケアチームのみ：血圧が高め。降圧薬の調整を検討 ZQXCARETEAM";
 const FOR_EVERYONE: &str = "本日の訪問で入浴介助を行いました。ご家族へ：お変わりありません";
 
-fn policy_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/operating-policy.example.txt")
-}
-
-/// Runs the scenario on SQLite (the browser sees the same API on both databases; the
-/// API's own suites cover PostgreSQL).
-pub async fn run_sqlite() {
+/// Runs the scenario against `server` (started with the example operating policy). The
+/// screenshots are copied from the SQLite run only.
+pub async fn run(server: TestServer) {
     if chromium::find_chromium().is_none() {
         chromium::skipped("web client: Chromium not found (set TSUNAGU_CHROMIUM)");
+        server.stop().await;
         return;
     }
-    let policy = policy_file();
-    let server = TestServer::start(
-        Backend::Sqlite,
-        "web_client",
-        &["--operating-policy", policy.to_str().unwrap()],
-    )
-    .await
-    .expect("SQLite is always available");
     let browser = Browser::launch().await.unwrap().expect("chromium found");
     let shots = tempfile::tempdir().unwrap();
     let scenario = Scenario {
@@ -68,7 +61,7 @@ pub async fn run_sqlite() {
     };
     scenario.run(&server, &browser).await;
     browser.close().await;
-    if std::env::var(UPDATE_SCREENSHOTS).is_ok_and(|value| value == "1") {
+    if !server.is_postgres() && std::env::var(UPDATE_SCREENSHOTS).is_ok_and(|value| value == "1") {
         let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
         for entry in std::fs::read_dir(shots.path()).unwrap() {
             let entry = entry.unwrap();
@@ -316,7 +309,6 @@ impl Scenario {
         let nurse_page = self.login(browser, &mut nurse, LANDSCAPE).await;
         let item = format!("[data-test=room-item][data-room-id='{room}']");
         nurse_page.wait_visible(&item).await.unwrap();
-        self.shot(&nurse_page, "rooms").await;
 
         let physician_page = self
             .live_and_offline(browser, room, &nurse, &nurse_page, &mut physician)
@@ -329,8 +321,10 @@ impl Scenario {
             &physician_page,
         )
         .await;
+        self.more_screens(room, &nurse, &physician, &physician_page, &admin_page)
+            .await;
         self.family_view(browser, room, &mut family).await;
-        self.officer_console(browser, room, &mut officer, &nurse)
+        self.officer_console(server, browser, room, &mut officer, &physician, &nurse)
             .await;
         self.lock_and_logout(room, &mut nurse, &nurse_page).await;
         for page in [nurse_page, physician_page, admin_page] {
@@ -421,6 +415,126 @@ impl Scenario {
         page.close().await.unwrap();
     }
 
+    /// The physician's room list with unread and urgent counts and a form waiting, the
+    /// emergency sheet confirmed, the care team; the administrator's console.
+    async fn more_screens(
+        &self,
+        room: RoomId,
+        nurse: &Person,
+        physician: &Person,
+        physician_page: &Page,
+        admin_page: &Page,
+    ) {
+        let physician_id = physician.user_id().await;
+        for name in ["佐藤 キヨ", "鈴木 一郎"] {
+            let other = room_with_consent(&nurse.session, name).await;
+            nurse
+                .session
+                .invite_member(other, physician_id)
+                .await
+                .unwrap();
+            physician
+                .session
+                .respond_to_invitation(other, true)
+                .await
+                .unwrap();
+            nurse
+                .session
+                .post_entry(
+                    other,
+                    &PostEntryRequest {
+                        client_id: ClientPostId::generate(),
+                        kind: if name == "佐藤 キヨ" {
+                            EntryKind::Urgent
+                        } else {
+                            EntryKind::Text
+                        },
+                        visibility: Visibility::CareTeam,
+                        text: "SpO2 88%。呼吸苦の訴えあり。至急往診をお願いします。".into(),
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        physician_page.goto(&self.url("/#/rooms")).await.unwrap();
+        physician_page
+            .wait_for(
+                "[...document.querySelectorAll('[data-test=room-item]')].length === 3 && \
+                 !!document.querySelector('[data-test=room-item] [data-test=room-urgent]') && \
+                 !!document.querySelector('[data-test=room-item] [data-test=room-forms-waiting]')",
+                WAIT,
+            )
+            .await
+            .unwrap();
+        self.shot(physician_page, "rooms").await;
+
+        // The emergency sheet: written by the nurse, confirmed by the physician in the browser.
+        let sheet = emergency_sheet();
+        nurse
+            .session
+            .update_emergency_sheet(
+                room,
+                &UpdateSheetRequest {
+                    base_version: 0,
+                    sheet,
+                    reason: Some("初回作成".into()),
+                },
+            )
+            .await
+            .unwrap();
+        physician_page
+            .goto(&self.url(&format!("/#/rooms/{room}/sheet")))
+            .await
+            .unwrap();
+        physician_page
+            .click("[data-test=sheet-confirm]")
+            .await
+            .unwrap();
+        let confirmed = async {
+            loop {
+                let sheet = physician.session.emergency_sheet(room).await.unwrap();
+                if sheet
+                    .confirmations
+                    .iter()
+                    .any(|c| c.user_id == physician_id)
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        tokio::time::timeout(WAIT, confirmed)
+            .await
+            .expect("confirmed from the browser");
+        self.shot(physician_page, "sheet").await;
+
+        physician_page
+            .goto(&self.url(&format!("/#/rooms/{room}/members")))
+            .await
+            .unwrap();
+        physician_page
+            .wait_for(
+                "document.querySelectorAll('[data-test=member-item]').length >= 4",
+                WAIT,
+            )
+            .await
+            .unwrap();
+        self.shot(physician_page, "members").await;
+
+        admin_page.goto(&self.url("/#/admin")).await.unwrap();
+        admin_page.reload().await.unwrap();
+        admin_page
+            .wait_for(
+                "document.querySelectorAll('[data-test=admin-org-row]').length >= 3",
+                WAIT,
+            )
+            .await
+            .unwrap();
+        self.shot(admin_page, "admin").await;
+        assert_no_problems(physician_page, "physician");
+        assert_no_problems(admin_page, "admin");
+    }
+
     /// The family member sees what was posted for everyone, in the large simple view, and
     /// nothing of the care team's entry.
     async fn family_view(&self, browser: &Browser, room: RoomId, family: &mut Person) {
@@ -447,12 +561,16 @@ impl Scenario {
         page.close().await.unwrap();
     }
 
-    /// The security officer searches today's records and finds the nurse's timeline reads.
+    /// The clinic's security officer searches today's reads of the room and finds every one
+    /// by the clinic's physician, and none by the nurse of another organisation (an officer
+    /// reviews their own organisation's people).
     async fn officer_console(
         &self,
+        server: &TestServer,
         browser: &Browser,
         room: RoomId,
         officer: &mut Person,
+        physician: &Person,
         nurse: &Person,
     ) {
         let page = self.login(browser, officer, LANDSCAPE).await;
@@ -470,24 +588,53 @@ impl Scenario {
         page.wait_visible("[data-test=audit-row][data-action='timeline.read']")
             .await
             .unwrap();
-        let nurse_id = nurse.user_id().await.to_string();
-        let rows = page
-            .eval(&format!(
+        let room_id = room.to_string();
+        let trail = server.audit_trail().await;
+        let reads_by = |user: &str| {
+            trail
+                .iter()
+                .filter(|(action, _, actor, object)| {
+                    action == "timeline.read"
+                        && actor.as_deref() == Some(user)
+                        && object.as_deref() == Some(room_id.as_str())
+                })
+                .count() as u64
+        };
+        let rows_of = |user: &str| {
+            format!(
                 "[...document.querySelectorAll('[data-test=audit-row]')].filter(r => \
                  r.innerText.includes({})).length",
-                js_string(&nurse_id[..8])
-            ))
+                js_string(user)
+            )
+        };
+        let physician_id = physician.user_id().await.to_string();
+        let nurse_id = nurse.user_id().await.to_string();
+        assert!(reads_by(&physician_id) >= 2 && reads_by(&nurse_id) >= 1);
+        let rows = page
+            .eval("[...document.querySelectorAll('[data-test=audit-row]')].map(r => r.innerText).join('\\n')")
             .await
             .unwrap();
-        assert!(
-            rows.as_u64().unwrap_or(0) >= 1,
-            "the nurse's reads are listed"
+        let rows = rows.as_str().unwrap_or_default().to_owned();
+        assert_eq!(
+            page.eval(&rows_of(&physician_id)).await.unwrap().as_u64(),
+            Some(reads_by(&physician_id)),
+            "every read by the physician is listed: {rows}"
+        );
+        assert_eq!(
+            page.eval(&rows_of(&nurse_id)).await.unwrap().as_u64(),
+            Some(0),
+            "another organisation's nurse is not: {rows}"
         );
         let body = page.eval("document.body.innerText").await.unwrap();
         assert!(
             !body.as_str().unwrap().contains("ZQXCARETEAM"),
             "no clinical content"
         );
+        page.eval(
+            "document.querySelector('[data-test=audit-row]').scrollIntoView({block: 'center'})",
+        )
+        .await
+        .unwrap();
         self.shot(&page, "audit").await;
         assert_no_problems(&page, "officer");
         page.close().await.unwrap();
@@ -670,6 +817,48 @@ impl Scenario {
         assert!(problems.is_empty(), "nurse page: {problems:#?}");
         assert_no_problems(&physician_page, "physician");
         physician_page
+    }
+}
+
+/// A sheet as a visiting nurse writes it after the first visit.
+fn emergency_sheet() -> SheetContent {
+    SheetContent {
+        allergies: vec![Allergy {
+            substance: "ペニシリン系抗菌薬".into(),
+            reaction: Some("全身の発疹".into()),
+            severity: Some("moderate".into()),
+        }],
+        no_known_allergies: false,
+        conditions: vec![
+            Diagnosis {
+                name: "慢性心不全".into(),
+                since: Some("2019年".into()),
+                note: None,
+            },
+            Diagnosis {
+                name: "2型糖尿病".into(),
+                since: Some("2012年".into()),
+                note: Some("インスリン自己注射".into()),
+            },
+        ],
+        medications: vec![Medication {
+            name: "フロセミド錠20mg".into(),
+            dose: "1錠".into(),
+            route: "oral".into(),
+            frequency: "1日1回 朝食後".into(),
+            start: Some("2024-06-01".into()),
+        }],
+        contacts: vec![Contact {
+            name: "山田 花子".into(),
+            relationship: "長女".into(),
+            phone: "090-1234-5678".into(),
+            note: Some("夜間も可".into()),
+        }],
+        care_level: Some(CareLevel::Care3),
+        acp_wishes: Some("できる限り自宅で過ごしたい".into()),
+        dnar: DnarStatus::Unknown,
+        dnar_note: None,
+        notes: Some("在宅酸素 2L/分".into()),
     }
 }
 

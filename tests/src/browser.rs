@@ -205,6 +205,8 @@ impl Browser {
             json!({"enabled": true, "maxTouchPoints": 5}),
         )
         .await?;
+        page.call("Emulation.setLocaleOverride", json!({"locale": "ja-JP"}))
+            .await?;
         page.call(
             "Emulation.setTimezoneOverride",
             json!({"timezoneId": "Asia/Tokyo"}),
@@ -381,6 +383,22 @@ impl Page {
         }
         self.wait_for("document.readyState === 'complete'", WAIT)
             .await?;
+        Ok(())
+    }
+
+    /// Loads the current page again (a new document: the app starts afresh, its session in
+    /// the cookies).
+    ///
+    /// # Errors
+    /// The reload did not finish within [`WAIT`].
+    pub async fn reload(&self) -> anyhow::Result<()> {
+        self.eval("window.__before_reload = true").await?;
+        self.call("Page.reload", json!({})).await?;
+        self.wait_for(
+            "!window.__before_reload && document.readyState === 'complete'",
+            WAIT,
+        )
+        .await?;
         Ok(())
     }
 

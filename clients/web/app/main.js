@@ -2,7 +2,7 @@
 
 import { h, mount } from './core/dom.js';
 import { t, addStrings, lang, setLang, onLangChange } from './core/i18n.js';
-import { api, onAuthLost, onPendingStep, onNetwork } from './core/api.js';
+import { api, csrfToken, onAuthLost, onPendingStep, onNetwork } from './core/api.js';
 import { route, navigate, configure, start, reload, freshView, unmountView, parseHash } from './core/router.js';
 import * as session from './core/session.js';
 import { renderFrame, setHeaderState, setNetworkState, addNav, showError, clearErrors, field, addFieldError, loading } from './core/shell.js';
@@ -247,6 +247,12 @@ function enterReady() {
 }
 
 async function checkSession() {
+  // The three session cookies come and go together and only the CSRF one is readable: without
+  // it there is no session to ask about (and no 401 in the console at every fresh start).
+  if (!csrfToken()) {
+    toAnon();
+    return;
+  }
   mount(freshView(), loading());
   try {
     await session.loadMe();

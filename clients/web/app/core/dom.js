@@ -1,4 +1,5 @@
-// The only way the UI makes elements: no innerHTML anywhere, text always goes in as text nodes.
+// The only way the UI makes elements: markup is never parsed from strings, text always goes in as
+// text nodes.
 //
 //   h('button', {class: 'btn btn-primary', type: 'button', 'data-test': 'x', on: {click: fn}}, t('save'))
 //

@@ -420,24 +420,25 @@ export async function roomShell(view, roomId, activeTab) {
         )
       : null,
   );
-  const tabs = family
-    ? null
-    : h(
-        'nav',
-        {class: 'tabs', 'aria-label': t('room.tabs')},
-        TABS.map((tab) =>
-          h(
-            'a',
-            {
-              class: 'tab',
-              href: href(tab.path(roomId)),
-              'data-test': `tab-${tab.key}`,
-              'aria-current': tab.key === activeTab ? 'page' : null,
-            },
-            t(`room.tab.${tab.key}`),
-          ),
-        ),
-      );
+  // Family and patient: the timeline and the members tab (the care team, and the consent
+  // records, which they may withdraw); forms and the emergency sheet are the care team's.
+  const shown = family ? TABS.filter((tab) => tab.key === 'timeline' || tab.key === 'members') : TABS;
+  const tabs = h(
+    'nav',
+    {class: 'tabs', 'aria-label': t('room.tabs')},
+    shown.map((tab) =>
+      h(
+        'a',
+        {
+          class: 'tab',
+          href: href(tab.path(roomId)),
+          'data-test': `tab-${tab.key}`,
+          'aria-current': tab.key === activeTab ? 'page' : null,
+        },
+        t(`room.tab.${tab.key}`),
+      ),
+    ),
+  );
   mount(
     top,
     h('a', {class: 'back-link', href: href('/rooms')}, '← ', t('room.back')),

@@ -17,7 +17,7 @@ import { api } from '../core/api.js';
 import { route, href, navigate, onLeave, current } from '../core/router.js';
 import { me, userId, isOrgAdmin, isSystemAdmin } from '../core/session.js';
 import { showError, loading } from '../core/shell.js';
-import { makeForm, confirmDialog, busy, errorBlock, flashNode, labelTable } from './members.js';
+import { makeForm, confirmDialog, busy, errorBlock, flashNode, labelTable } from '../core/ui.js';
 
 const ROLES = [
   'physician', 'dentist', 'pharmacist', 'nurse', 'therapist', 'dietitian', 'dental_hygienist', 'care_manager',

@@ -16,7 +16,7 @@ import { api } from '../core/api.js';
 import { route, href, current } from '../core/router.js';
 import { isOfficer, userId } from '../core/session.js';
 import { showError, loading } from '../core/shell.js';
-import { makeForm, busy, errorBlock, labelTable, isDate, shiftDate } from './members.js';
+import { makeForm, busy, errorBlock, labelTable, isDate, shiftDate } from '../core/ui.js';
 
 const REPORTS = ['outside_care_team', 'out_of_hours', 'bulk_exports', 'failed_logins', 'many_refusals', 'clock_unsynchronised'];
 const OUTCOMES = ['success', 'failure', 'refused'];

@@ -1,5 +1,6 @@
 // The room list ('/rooms'): invitations to answer, rooms with unread counts, urgent badges and
 // forms waiting, and the form that opens a new patient room (care professionals).
+// The list polls (see renderRooms): it never subscribes to rooms over the WebSocket.
 
 import { h, mount, clear } from '../core/dom.js';
 import { t, addStrings, todayInJapan } from '../core/i18n.js';
@@ -7,7 +8,6 @@ import { api } from '../core/api.js';
 import { route, navigate, href, onLeave } from '../core/router.js';
 import { showError, clearErrors, field, addFieldError, loading, empty, consentBadge, roomPath } from '../core/shell.js';
 import * as session from '../core/session.js';
-import { live } from '../core/live.js';
 
 addStrings({
   ja: {
@@ -101,6 +101,8 @@ addStrings({
 });
 
 const MAX_INSURERS = 10;
+const POLL_MS = 30000; // room list refresh while visible
+const MIN_REFRESH_MS = 5000; // focus/visibility refreshes closer than this are skipped
 
 function countEl(kind, n, test) {
   const labelKey = {unread: 'rooms.unread_label', urgent: 'rooms.urgent_label', forms: 'rooms.forms_label'}[kind];
@@ -198,8 +200,33 @@ async function renderRooms(view) {
     return {rooms: roomsResult.value || [], waiting, inboxFailed};
   }
 
+  // A redraw (typing in the filter, a background refresh) keeps the keyboard focus where it was.
+  function focusSpot() {
+    const active = document.activeElement;
+    if (!active || !listBox.contains(active)) return null;
+    if (active.id === 'rooms-filter') return {filter: true, start: active.selectionStart, end: active.selectionEnd};
+    const item = active.closest('[data-room-id]');
+    return item ? {room: item.getAttribute('data-room-id'), test: active.getAttribute('data-test')} : null;
+  }
+  function restoreFocus(spot) {
+    if (!spot) return;
+    if (spot.filter) {
+      const input = listBox.querySelector('#rooms-filter');
+      if (input) {
+        input.focus();
+        input.setSelectionRange(spot.start, spot.end);
+      }
+      return;
+    }
+    const item = listBox.querySelector(`[data-room-id="${CSS.escape(spot.room)}"]`);
+    if (!item) return;
+    const inner = spot.test && item.getAttribute('data-test') !== spot.test ? item.querySelector(`[data-test="${CSS.escape(spot.test)}"]`) : null;
+    (inner || item).focus();
+  }
+
   function draw(data) {
     lastData = data;
+    const spot = focusSpot();
     const invited = data.rooms.filter((r) => r.my_state === 'invited');
     const accepted = data.rooms.filter((r) => r.my_state === 'accepted');
     // Urgent first, then unread, otherwise the server's order (newest first).
@@ -220,13 +247,7 @@ async function renderRooms(view) {
               on: {
                 input: (ev) => {
                   filterText = ev.target.value;
-                  const pos = ev.target.selectionStart;
                   draw(lastData);
-                  const again = listBox.querySelector('#rooms-filter');
-                  if (again) {
-                    again.focus();
-                    again.setSelectionRange(pos, pos);
-                  }
                 },
               },
             }))
@@ -255,6 +276,7 @@ async function renderRooms(view) {
             : h('ul', {class: 'room-list'}, shown.map((room) => roomItem(room, data.waiting.get(room.id) || 0))),
       ),
     );
+    restoreFocus(spot);
   }
 
   function inviteItem(room) {
@@ -271,53 +293,45 @@ async function renderRooms(view) {
       clearErrors(item);
       accept.disabled = true;
       decline.disabled = true;
+      answering += 1; // no background redraw while the answer is on its way
       try {
         await api('PUT', `/api/rooms/${encodeURIComponent(room.id)}/membership`, {accept: yes});
-        mount(status, h('p', {class: 'banner banner-ok'}, t(yes ? 'rooms.accepted' : 'rooms.declined', {name: room.patient_name})));
-        await refresh();
       } catch (err) {
+        answering -= 1;
         accept.disabled = false;
         decline.disabled = false;
         showError(item, err);
+        return;
       }
+      answering -= 1;
+      mount(status, h('p', {class: 'banner banner-ok'}, t(yes ? 'rooms.accepted' : 'rooms.declined', {name: room.patient_name})));
+      await refresh();
     }
     return item;
   }
 
-  // Live counts: watch every accepted room from its head; any event refreshes the counts.
-  const watching = new Set();
-  function watchAll(rooms) {
-    const want = new Set(rooms.filter((r) => r.my_state === 'accepted').map((r) => r.id));
-    for (const id of watching) {
-      if (!want.has(id)) {
-        live.unwatch(id);
-        watching.delete(id);
-      }
-    }
-    for (const r of rooms) {
-      if (r.my_state !== 'accepted') continue;
-      const known = live.lastSeq(r.id);
-      if (!watching.has(r.id) || known === undefined || known < r.head) {
-        live.watch(r.id, Math.max(r.head || 0, known || 0));
-        watching.add(r.id);
-      }
-    }
-  }
-
+  // Counts are polled, not pushed: a WebSocket subscription is a read of the room's timeline
+  // (one `timeline.read` audit record each), so the list never subscribes. It asks
+  // GET /api/rooms (one `room.list` record) and GET /api/forms/inbox on opening, every 30 s
+  // while the page is visible, when the device comes back online and when the window gets the
+  // focus back. Only the timeline screen subscribes, to the one room it shows.
   let refreshTimer = null;
+  let answering = 0;
   let refreshing = false;
   let refreshAgain = false;
+  let lastLoad = 0;
   async function refresh() {
     if (refreshing) {
       refreshAgain = true;
       return;
     }
     refreshing = true;
+    lastLoad = Date.now();
     try {
       const data = await load();
       if (!view.isConnected) return;
+      clearErrors(listBox);
       draw(data);
-      watchAll(data.rooms);
     } catch (err) {
       if (view.isConnected) showError(listBox, err);
     } finally {
@@ -328,37 +342,40 @@ async function renderRooms(view) {
       }
     }
   }
+  /** A refresh soon (focus, visibility and 'online' often come together: one request). */
   function scheduleRefresh() {
     clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(refresh, 400);
+    refreshTimer = setTimeout(() => {
+      refreshTimer = null;
+      if (!view.isConnected || document.visibilityState !== 'visible' || answering) return;
+      // Back from a short glance elsewhere: the list is still fresh.
+      if (Date.now() - lastLoad < MIN_REFRESH_MS) return;
+      refresh();
+    }, 400);
   }
-
-  const offEvent = live.onEvent((roomId) => {
-    if (watching.has(roomId)) scheduleRefresh();
-  });
-  const offFrame = live.onFrame((frame) => {
-    if (frame.type === 'error' && frame.code === 'forbidden' && watching.has(frame.room)) scheduleRefresh();
-  });
-  let wasDisconnected = false;
-  const offState = live.onState((s) => {
-    if (s === 'disconnected') wasDisconnected = true;
-    if (s === 'connected' && wasDisconnected) scheduleRefresh();
-  });
+  const poll = setInterval(() => {
+    if (document.visibilityState === 'visible' && navigator.onLine && !answering) refresh();
+  }, POLL_MS);
   const onVisible = () => {
     if (document.visibilityState === 'visible') scheduleRefresh();
   };
+  const onOnline = () => {
+    lastLoad = 0; // whatever came while offline is news
+    scheduleRefresh();
+  };
   document.addEventListener('visibilitychange', onVisible);
+  window.addEventListener('focus', scheduleRefresh);
+  window.addEventListener('online', onOnline);
   onLeave(() => {
-    offEvent();
-    offFrame();
-    offState();
+    clearInterval(poll);
     clearTimeout(refreshTimer);
     document.removeEventListener('visibilitychange', onVisible);
-    for (const id of watching) live.unwatch(id);
-    watching.clear();
+    window.removeEventListener('focus', scheduleRefresh);
+    window.removeEventListener('online', onOnline);
   });
 
   let data;
+  lastLoad = Date.now();
   try {
     data = await load();
   } catch (err) {
@@ -368,7 +385,6 @@ async function renderRooms(view) {
     return;
   }
   draw(data);
-  watchAll(data.rooms);
 }
 
 // ---------------------------------------------------------------------------------------------
