@@ -654,6 +654,40 @@ mod tests {
     }
 
     #[test]
+    fn an_operating_policy_file_gives_title_text_and_a_version_of_its_content() {
+        let policy =
+            OperatingPolicyText::parse("\u{feff}# 運用ポリシー\r\n\r\n1. 目的\r\n".as_bytes())
+                .unwrap();
+        assert_eq!(policy.title, "運用ポリシー");
+        assert_eq!(policy.text, "1. 目的");
+        assert_eq!(policy.version.len(), 16);
+        let same = OperatingPolicyText::parse("# 運用ポリシー\n\n1. 目的\n".as_bytes()).unwrap();
+        assert_eq!(
+            same.version, policy.version,
+            "line endings and a BOM are not changes"
+        );
+        let changed =
+            OperatingPolicyText::parse("# 運用ポリシー\n\n1. 目的。\n".as_bytes()).unwrap();
+        assert_ne!(
+            changed.version, policy.version,
+            "a new text is a new version"
+        );
+        for bad in [&b""[..], b"  \n\n", &[0xff, 0xfe, 0x00]] {
+            assert!(OperatingPolicyText::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(OperatingPolicyText::parse(&vec![b'a'; 300 * 1024]).is_err());
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/operating-policy.example.txt");
+        let shipped = OperatingPolicyText::load(&shipped).unwrap();
+        assert!(shipped.title.contains("運用ポリシー"), "{}", shipped.title);
+        let missing = Settings::resolve(Options {
+            operating_policy: Some("/nonexistent/policy.txt".into()),
+            ..Options::default()
+        });
+        assert!(missing.is_err(), "a missing policy file stops the start");
+    }
+
+    #[test]
     fn audit_records_are_kept_five_years_and_never_shorter_than_rooms() {
         let settings = Settings::resolve(Options::default()).unwrap();
         assert_eq!(settings.audit.retention_days, 1827);

@@ -51,6 +51,7 @@ conformance!(
     refresh_tokens_rotate_and_reuse_is_detected,
     sessions_are_revoked,
     totp_steps_only_move_forward,
+    the_accepted_policy_version_is_kept_and_replaced,
     recovery_codes_work_once,
     login_failures_are_counted,
     audit_rows_are_append_only,
@@ -140,6 +141,7 @@ fn user(org: &OrganisationRow, username: &str) -> (UserRow, RoleGrantRow) {
         totp_pending_sealed: None,
         totp_last_step: 0,
         created_at: NOW,
+        accepted_policy_version: None,
         org_require_totp: 0,
     };
     let grant = RoleGrantRow {
@@ -520,6 +522,49 @@ async fn totp_steps_only_move_forward(store: Store, _: Database) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+async fn the_accepted_policy_version_is_kept_and_replaced(store: Store, _: Database) {
+    let (_, nurse) = seeded(&store).await;
+    let user_id: UserId = id(&nurse.user_id);
+    assert_eq!(
+        store
+            .user(user_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .accepted_policy_version,
+        None
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.accept_policy(user_id, "61e6d130f7ebc33d", NOW)
+            .await
+            .unwrap(),
+        1
+    );
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.accept_policy(user_id, "0123456789abcdef", NOW + 1)
+        .await
+        .unwrap();
+    // Not committed: the earlier acceptance stands.
+    drop(tx);
+    let row = store.user(user_id).await.unwrap().unwrap();
+    assert_eq!(
+        row.accepted_policy_version.as_deref(),
+        Some("61e6d130f7ebc33d")
+    );
+    let mut tx = store.begin().await.unwrap();
+    tx.accept_policy(user_id, "0123456789abcdef", NOW + 2)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let row = store.user(user_id).await.unwrap().unwrap();
+    assert_eq!(
+        row.accepted_policy_version.as_deref(),
+        Some("0123456789abcdef")
     );
 }
 

@@ -346,3 +346,170 @@ pub(crate) async fn accept_policy(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+
+    use super::*;
+
+    fn text(path: &str) -> String {
+        let file = WebAssets::get(path).unwrap_or_else(|| panic!("{path} is not embedded"));
+        String::from_utf8(file.data.into_owned()).unwrap()
+    }
+
+    /// Every path in `text` that starts with `/` and ends in one of the client's file types,
+    /// between quotes.
+    fn quoted_paths(text: &str) -> Vec<String> {
+        text.split(['"', '\''])
+            .filter(|part| {
+                part.starts_with('/')
+                    && !part.starts_with("//")
+                    && [".js", ".css", ".svg", ".webmanifest", ".html"]
+                        .iter()
+                        .any(|ext| part.ends_with(ext))
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_page_and_the_service_worker_name_only_embedded_files() {
+        let index = text("index.html");
+        assert!(index.contains("<html lang=\"ja\">"), "Japanese first");
+        let named = quoted_paths(&index);
+        assert!(named.contains(&"/app/main.js".to_owned()), "{named:?}");
+        let shell = quoted_paths(&text("sw.js"));
+        for path in named.iter().chain(&shell) {
+            assert!(
+                WebAssets::get(path.trim_start_matches('/')).is_some(),
+                "{path} is named but not in clients/web"
+            );
+        }
+        // The service worker keeps every script and style for offline reloads.
+        for file in WebAssets::iter() {
+            if file.ends_with(".js") && file.starts_with("app/") || file.ends_with(".css") {
+                assert!(
+                    shell.contains(&format!("/{file}")),
+                    "sw.js does not keep /{file} for offline use"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_module_import_resolves_to_an_embedded_file() {
+        let mut checked = 0;
+        for file in WebAssets::iter().filter(|file| file.ends_with(".js")) {
+            let source = text(&file);
+            let dir = file.rsplit_once('/').map_or("", |(dir, _)| dir);
+            for line in source.lines() {
+                let line = line.trim();
+                let Some(spec) = line
+                    .split(" from ")
+                    .nth(1)
+                    .filter(|_| line.starts_with("import ") || line.starts_with("} from"))
+                    .or_else(|| {
+                        line.strip_prefix("import ")
+                            .filter(|rest| rest.starts_with('\''))
+                    })
+                else {
+                    continue;
+                };
+                let spec = spec.trim_end_matches(';').trim_matches(['\'', '"']);
+                let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+                for segment in spec.split('/') {
+                    match segment {
+                        "." => {}
+                        ".." => {
+                            parts.pop();
+                        }
+                        other => parts.push(other),
+                    }
+                }
+                let target = parts.join("/");
+                assert!(
+                    WebAssets::get(&target).is_some(),
+                    "{file} imports {spec}, which is not embedded ({target})"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 20, "only {checked} imports found");
+    }
+
+    #[test]
+    fn the_client_builds_no_html_from_strings_and_runs_no_inline_code() {
+        for file in WebAssets::iter() {
+            if !(file.ends_with(".js") || file.ends_with(".html")) {
+                continue;
+            }
+            let source = text(&file);
+            for forbidden in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "eval(",
+                "new Function",
+                "javascript:",
+                " onclick=",
+                " style=\"",
+            ] {
+                assert!(!source.contains(forbidden), "{file} uses {forbidden}");
+            }
+            if file.ends_with(".html") {
+                assert_eq!(
+                    source.matches("<script").count(),
+                    source.matches("<script type=\"module\" src=").count(),
+                    "{file}: scripts only from files"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn files_come_with_the_policy_a_type_and_a_validator() {
+        let response = asset(Method::GET, Uri::from_static("/"), HeaderMap::new()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let headers = response.headers().clone();
+        assert_eq!(headers[header::CONTENT_SECURITY_POLICY], APP_CSP);
+        assert!(APP_CSP.contains("script-src 'self';") && !APP_CSP.contains("unsafe"));
+        assert!(
+            headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let etag = headers[header::ETAG].clone();
+        let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        assert!(body.starts_with(b"<!doctype html>"));
+
+        let mut conditional = HeaderMap::new();
+        conditional.insert(header::IF_NONE_MATCH, etag);
+        let response = asset(Method::GET, Uri::from_static("/index.html"), conditional).await;
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+
+        let script = asset(
+            Method::GET,
+            Uri::from_static("/app/main.js"),
+            HeaderMap::new(),
+        )
+        .await;
+        assert!(
+            script.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .contains("javascript")
+        );
+        for (method, path) in [
+            (Method::GET, "/nope.js"),
+            (Method::GET, "/api/unknown"),
+            (Method::POST, "/"),
+            (Method::GET, "/app/../../Cargo.toml"),
+        ] {
+            let response = asset(method.clone(), Uri::from_static(path), HeaderMap::new()).await;
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        }
+    }
+}
