@@ -205,6 +205,23 @@ pub struct WebSession {
     pub pending: Vec<PendingStep>,
 }
 
+/// `GET /api/web/outbox-key`: the AES-256-GCM key with which the web client seals the posts
+/// waiting in its offline outbox (IndexedDB). Derived from a server secret and the user id:
+/// the same for every session of the user, never stored in the browser, so what stays in the
+/// browser's storage is unreadable without logging in as that user.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OutboxKey {
+    /// 32 bytes, base64url without padding.
+    pub key: String,
+}
+
+impl std::fmt::Debug for OutboxKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutboxKey { <redacted> }")
+    }
+}
+
 /// `GET /api/policy`: the deployment's operating policy (運用ポリシー) and the version the
 /// caller accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

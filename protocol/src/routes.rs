@@ -32,6 +32,8 @@ pub const WEB_REFRESH: &str = "/api/web/refresh";
 pub const WEB_LOGOUT: &str = "/api/web/logout";
 pub const WEB_PASSWORD: &str = "/api/web/password";
 pub const WEB_ACCEPT_INVITATION: &str = "/api/web/accept-invitation";
+/// `GET`: the key that seals the web client's offline outbox in the browser.
+pub const WEB_OUTBOX_KEY: &str = "/api/web/outbox-key";
 
 pub const ORGANISATIONS: &str = "/api/admin/organisations";
 /// `GET` reads, `PATCH` updates an organisation.

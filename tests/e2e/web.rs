@@ -780,6 +780,26 @@ impl Scenario {
             .await
             .unwrap();
         self.shot(nurse_page, "offline-pending").await;
+        // What waits in the browser's storage is sealed: neither the text nor a part of it.
+        let stored = nurse_page
+            .eval(
+                "new Promise((resolve, reject) => { const r = indexedDB.open('tsunagu-outbox'); \
+                 r.onerror = () => reject(r.error); r.onsuccess = () => { const db = r.result; \
+                 const q = db.transaction('posts').objectStore('posts').getAll(); \
+                 q.onsuccess = () => { const dec = new TextDecoder(); \
+                 const dump = JSON.stringify(q.result, (k, v) => (v instanceof ArrayBuffer || \
+                 ArrayBuffer.isView(v)) ? dec.decode(v) : v); db.close(); \
+                 resolve({count: q.result.length, dump}); }; }; })",
+            )
+            .await
+            .unwrap();
+        assert_eq!(stored["count"], 1, "{stored}");
+        let dump = stored["dump"].as_str().unwrap();
+        assert!(dump.contains("created_at"), "{dump}");
+        assert!(
+            !dump.contains("浮腫") && !dump.contains("電波"),
+            "the outbox holds the post in the clear: {dump}"
+        );
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(
             count_text(&nurse.session, room, offline_text).await,

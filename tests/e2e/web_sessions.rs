@@ -335,6 +335,41 @@ pub async fn run(server: TestServer) {
     other.update(&other_headers);
     let other_csrf = other.get("__Host-tsunagu_csrf").unwrap().to_owned();
     assert_ne!(other_csrf, csrf);
+
+    // The outbox key: the same for both of the nurse's sessions, another for another user,
+    // none without a session.
+    let (status, _, key) = web
+        .send(Method::GET, "/api/web/outbox-key", &jar, None, None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{key}");
+    let key = key["key"].as_str().unwrap().to_owned();
+    assert_eq!(key.len(), 43, "32 bytes, base64url");
+    let (_, _, again) = web
+        .send(Method::GET, "/api/web/outbox-key", &other, None, None, None)
+        .await;
+    assert_eq!(again["key"], key.as_str());
+    let admin_key = web
+        .http
+        .get(format!("{}/api/web/outbox-key", web.base))
+        .bearer_auth(admin.tokens().access_token)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_ne!(admin_key["key"], key.as_str());
+    let (status, _, _) = web
+        .send(
+            Method::GET,
+            "/api/web/outbox-key",
+            &Jar::default(),
+            None,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _, _) = web
         .send(
             Method::POST,

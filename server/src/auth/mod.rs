@@ -817,6 +817,17 @@ impl AuthService {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
     }
 
+    /// The key that seals a user's offline outbox in the web client: a keyed digest of the
+    /// user id (purpose `outbox-key`), the same for each of the user's sessions.
+    pub fn outbox_key(&self, user: UserId) -> String {
+        use base64::Engine as _;
+        let digest = self
+            .keys
+            .digester()
+            .digest("outbox-key", user.to_string().as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    }
+
     /// Whether `presented` is the CSRF token of `session` (constant time).
     pub fn csrf_matches(&self, session: SessionId, presented: &str) -> bool {
         use subtle::ConstantTimeEq as _;

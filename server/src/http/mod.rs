@@ -112,6 +112,7 @@ fn api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(web::logout))
         .routes(routes!(web::change_password))
         .routes(routes!(web::accept_invitation))
+        .routes(routes!(web::outbox_key))
         .routes(routes!(
             admin::list_organisations,
             admin::create_organisation
@@ -317,6 +318,7 @@ mod tests {
             r::WEB_LOGOUT,
             r::WEB_PASSWORD,
             r::WEB_ACCEPT_INVITATION,
+            r::WEB_OUTBOX_KEY,
             r::ORGANISATIONS,
             r::ORGANISATION,
             r::ORGANISATION_INVITATIONS,
@@ -378,7 +380,7 @@ mod tests {
         }
         assert_eq!(
             doc.paths.paths.len(),
-            75,
+            76,
             "a route is missing from protocol::routes"
         );
     }

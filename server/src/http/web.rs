@@ -13,12 +13,14 @@ use axum::response::{IntoResponse, Response};
 use cookie::{Cookie, SameSite};
 use tsunagu_protocol::ErrorBody;
 use tsunagu_protocol::auth::{
-    AcceptPolicyRequest, ChangePasswordRequest, LoginRequest, OperatingPolicy, RefreshRequest,
-    TokenResponse, WebSession,
+    AcceptPolicyRequest, ChangePasswordRequest, LoginRequest, OperatingPolicy, OutboxKey,
+    RefreshRequest, TokenResponse, WebSession,
 };
 use tsunagu_protocol::identity::AcceptInvitationRequest;
 
-use super::extract::{AnySession, CSRF_HEADER, Json, RequestOrigin, cookie, origin_allowed};
+use super::extract::{
+    AnySession, CSRF_HEADER, FullSession, Json, RequestOrigin, cookie, origin_allowed,
+};
 use crate::error::{AppError, Result};
 use crate::state::AppState;
 
@@ -294,6 +296,24 @@ pub(crate) async fn accept_invitation(
 ) -> Result<Response> {
     let tokens = state.identity.accept_invitation(request, &origin).await?;
     Ok(session_response(&state, tokens, StatusCode::CREATED))
+}
+
+/// `GET /api/web/outbox-key`
+///
+/// - The key with which the web client seals the posts waiting in its offline outbox; kept in
+///   the page's memory only. The same for every session of the user.
+#[utoipa::path(get, path = "/api/web/outbox-key", tag = "web", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The key", body = OutboxKey),
+        (status = 401, description = "token_invalid, token_expired, session_expired", body = ErrorBody),
+    ))]
+pub(crate) async fn outbox_key(
+    State(state): State<AppState>,
+    FullSession(principal): FullSession,
+) -> Json<OutboxKey> {
+    Json(OutboxKey {
+        key: state.auth.outbox_key(principal.user_id),
+    })
 }
 
 /// `GET /api/policy`
