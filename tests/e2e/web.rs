@@ -754,7 +754,124 @@ impl Scenario {
             )
             .await
             .unwrap();
+
+        // 見ました: the physician acknowledges; the nurse sees who did.
+        let entry_id = physician_page
+            .eval(&format!("{selector}.dataset.entryId"))
+            .await
+            .unwrap();
+        let entry = format!(
+            "[data-test=timeline-entry][data-entry-id='{}']",
+            entry_id.as_str().unwrap()
+        );
+        physician_page
+            .click(&format!("{entry} [data-test=entry-ack]"))
+            .await
+            .unwrap();
+        let entry_uuid: tsunagu_protocol::EntryId = entry_id.as_str().unwrap().parse().unwrap();
+        let acknowledged = async {
+            while nurse
+                .session
+                .acknowledgements(room, entry_uuid)
+                .await
+                .unwrap()
+                .is_empty()
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        tokio::time::timeout(WAIT, acknowledged)
+            .await
+            .expect("acknowledged from the browser");
+        nurse_page
+            .click(&format!("{entry} [data-test=entry-acks-toggle]"))
+            .await
+            .unwrap();
+        nurse_page
+            .wait_for(
+                &format!(
+                    "(document.querySelector({}) || {{innerText: ''}}).innerText.includes('dr.kimura')",
+                    js_string(&format!("{entry} [data-test=entry-acks]"))
+                ),
+                WAIT,
+            )
+            .await
+            .unwrap();
+
+        // A correction with its reason; the physician sees it marked and reads the history.
+        nurse_page
+            .click(&format!("{entry} [data-test=entry-edit]"))
+            .await
+            .unwrap();
+        let corrected = "15時 訪問終了。バイタル安定、食事摂取良好（全量）です。";
+        nurse_page
+            .fill(&format!("{entry} [data-test=edit-text]"), corrected)
+            .await
+            .unwrap();
+        nurse_page
+            .fill(&format!("{entry} [data-test=edit-reason]"), "摂取量を追記")
+            .await
+            .unwrap();
+        nurse_page
+            .click(&format!("{entry} [data-test=edit-submit]"))
+            .await
+            .unwrap();
+        physician_page
+            .wait_for(
+                &format!(
+                    "!!document.querySelector({}) && document.querySelector({}).innerText.includes('全量')",
+                    js_string(&format!("{entry} [data-test=entry-edited]")),
+                    js_string(&entry)
+                ),
+                WAIT,
+            )
+            .await
+            .unwrap();
+        physician_page
+            .click(&format!("{entry} [data-test=entry-history]"))
+            .await
+            .unwrap();
+        physician_page
+            .wait_for(
+                &format!(
+                    "(() => {{ const l = document.querySelector({}); \
+                     return !!l && l.innerText.includes('摂取量を追記') && l.innerText.includes('食事摂取良好です'); }})()",
+                    js_string(&format!("{entry} [data-test=entry-history-list]"))
+                ),
+                WAIT,
+            )
+            .await
+            .unwrap();
         self.shot(&physician_page, "timeline").await;
+
+        // A photo from the tablet: posted by the nurse, shown to the physician.
+        let photo_dir = tempfile::tempdir().unwrap();
+        let photo = photo_dir.path().join("wound.png");
+        std::fs::write(&photo, wound_photo()).unwrap();
+        nurse_page
+            .set_files("[data-test=compose-photo]", &[&photo])
+            .await
+            .unwrap();
+        nurse_page
+            .wait_visible("[data-test=compose-photo-preview]")
+            .await
+            .unwrap();
+        nurse_page
+            .fill("[data-test=compose-text]", "仙骨部の写真です。発赤なし。")
+            .await
+            .unwrap();
+        nurse_page.click("[data-test=compose-send]").await.unwrap();
+        let photo_entry = entry_with_text("仙骨部の写真です");
+        physician_page
+            .wait_for(
+                &format!(
+                    "(() => {{ const e = {photo_entry}; const i = e && e.querySelector('img'); \
+                     return !!i && i.complete && i.naturalWidth === 4; }})()"
+                ),
+                WAIT,
+            )
+            .await
+            .unwrap();
 
         // Offline: the post waits in the outbox, then arrives once.
         nurse_page.set_offline(true).await.unwrap();
@@ -880,6 +997,16 @@ fn emergency_sheet() -> SheetContent {
         dnar_note: None,
         notes: Some("在宅酸素 2L/分".into()),
     }
+}
+
+/// A 4×4 PNG (a real image the browser decodes), standing in for a photo of a wound.
+fn wound_photo() -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(
+            "iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAIAAAAmkwkpAAAAEElEQVR4nGM4ERAARwzEcQBQ0haBq47HLAAAAABJRU5ErkJggg==",
+        )
+        .unwrap()
 }
 
 /// A JS expression: the timeline entry whose text is `text`, or null.
