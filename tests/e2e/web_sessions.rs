@@ -14,6 +14,7 @@ use tsunagu_protocol::identity::{
     AcceptInvitationRequest, CreateInvitationRequest, OrganisationKind, Role,
 };
 
+use crate::cli::{ConfigBy, Tsunagu};
 use crate::support::{assert_code, bootstrap_admin, onboard, organisation};
 
 /// The example policy shipped in `deploy/`.
@@ -494,5 +495,64 @@ pub async fn run(server: TestServer) {
     session.accept_policy(&policy.version).await.unwrap();
     assert!(session.me().await.unwrap().pending.is_empty());
     session.rooms().await.unwrap();
+
+    // ---- The same step from the CLI ----
+    let invitation = admin
+        .create_invitation(
+            station.id,
+            &CreateInvitationRequest {
+                role: Role::Family,
+                invitee_name: Some("山田 一郎".into()),
+                valid_hours: Some(24),
+            },
+        )
+        .await
+        .unwrap();
+    let cli = Tsunagu::new(&server, ConfigBy::Option);
+    let accepted = cli
+        .run(
+            &[
+                "accept-invitation",
+                "--code",
+                &invitation.code,
+                "--username",
+                "yamada.ichiro",
+                "--display-name",
+                "山田 一郎",
+                "--password-stdin",
+                "--json",
+            ],
+            Some("yamada-ichiro-kagawa-2026\n"),
+        )
+        .await
+        .expect(0)
+        .json();
+    assert_eq!(accepted["pending"], json!(["accept_policy"]));
+    cli.run(&["room", "list"], None)
+        .await
+        .expect(4)
+        .reports(ErrorCode::PolicyAcceptanceRequired);
+    let shown = cli.run(&["policy", "show"], None).await.expect(0);
+    assert!(shown.stdout.contains("運用ポリシー"), "{}", shown.stdout);
+    assert!(shown.stdout.contains(&format!(
+        "tsunagu policy accept --version {}",
+        policy.version
+    )));
+    let shown = cli
+        .run(&["policy", "show", "--json"], None)
+        .await
+        .expect(0)
+        .json();
+    assert_eq!(shown["version"], policy.version.as_str());
+    cli.run(&["policy", "accept", "--version", "0000000000000000"], None)
+        .await
+        .expect(6)
+        .reports(ErrorCode::Conflict);
+    cli.run(&["policy", "accept", "--version", &policy.version], None)
+        .await
+        .expect(0);
+    let me = cli.run(&["whoami", "--json"], None).await.expect(0).json();
+    assert_eq!(me["pending"], json!([]), "{me}");
+    cli.run(&["room", "list"], None).await.expect(0);
     server.stop().await;
 }
