@@ -354,7 +354,8 @@ impl Kind {
             | "auth.totp_confirm"
             | "auth.session_revoke"
             | "auth.session_expire"
-            | "auth.session_list" => Kind::Authentication,
+            | "auth.session_list"
+            | "auth.policy_accept" => Kind::Authentication,
             "security.integrity_failure"
             | "security.audit_integrity_failure"
             | "system.clock_status" => Kind::SecurityAlert,
