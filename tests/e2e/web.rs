@@ -47,7 +47,7 @@ const FOR_EVERYONE: &str = "本日の訪問で入浴介助を行いました。�
 
 /// Runs the scenario against `server` (started with the example operating policy). The
 /// screenshots are copied from the SQLite run only.
-pub async fn run(server: TestServer) {
+pub async fn run(mut server: TestServer) {
     if chromium::find_chromium().is_none() {
         chromium::skipped("web client: Chromium not found (set TSUNAGU_CHROMIUM)");
         server.stop().await;
@@ -59,7 +59,7 @@ pub async fn run(server: TestServer) {
         base: server.base_url.clone(),
         shots: shots.path().to_path_buf(),
     };
-    scenario.run(&server, &browser).await;
+    scenario.run(&mut server, &browser).await;
     browser.close().await;
     if !server.is_postgres() && std::env::var(UPDATE_SCREENSHOTS).is_ok_and(|value| value == "1") {
         let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
@@ -89,7 +89,7 @@ impl Scenario {
             .unwrap();
     }
 
-    async fn run(&self, server: &TestServer, browser: &Browser) {
+    async fn run(&self, server: &mut TestServer, browser: &Browser) {
         let client = server.client();
 
         // ---- The administrator's first login, every step in the browser ----
@@ -313,6 +313,8 @@ impl Scenario {
         let physician_page = self
             .live_and_offline(browser, room, &nurse, &nurse_page, &mut physician)
             .await;
+        self.reconnection(server, room, &nurse_page, &physician, &physician_page)
+            .await;
         self.forms(
             browser,
             room,
@@ -329,6 +331,63 @@ impl Scenario {
         self.lock_and_logout(room, &mut nurse, &nurse_page).await;
         for page in [nurse_page, physician_page, admin_page] {
             page.close().await.unwrap();
+        }
+    }
+
+    /// The server goes away and comes back on the same address: the nurse's page reconnects by
+    /// itself and shows what was posted after the restart, and everything before, once each.
+    async fn reconnection(
+        &self,
+        server: &mut TestServer,
+        room: RoomId,
+        nurse_page: &Page,
+        physician: &Person,
+        physician_page: &Page,
+    ) {
+        server.kill().await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        server.restart_on_same_port().await;
+        let texts = [
+            "再起動後の連絡1：明朝の往診は9時に変更します。",
+            "再起動後の連絡2：処方を薬局へ送りました。",
+        ];
+        for text in texts {
+            physician
+                .session
+                .post_entry(
+                    room,
+                    &PostEntryRequest {
+                        client_id: ClientPostId::generate(),
+                        kind: EntryKind::Text,
+                        visibility: Visibility::CareTeam,
+                        text: text.into(),
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        for text in texts {
+            nurse_page
+                .wait_for(&entry_with_text(text), Duration::from_secs(60))
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for text in texts.iter().chain(&[FOR_EVERYONE, CARE_TEAM_ONLY]) {
+            let shown = nurse_page
+                .eval(&count_entries_with_text(text))
+                .await
+                .unwrap();
+            assert_eq!(shown, 1, "{text} shown once after the reconnection");
+        }
+        // The seconds without a server show as failed loads; nothing else may be logged.
+        for page in [nurse_page, physician_page] {
+            let problems: Vec<String> = page
+                .take_problems()
+                .into_iter()
+                .filter(|p| !p.contains("ERR_CONNECTION_REFUSED") && !p.contains("WebSocket"))
+                .collect();
+            assert!(problems.is_empty(), "{problems:#?}");
         }
     }
 
