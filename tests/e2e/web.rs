@@ -198,7 +198,15 @@ impl Scenario {
         assert!(policy_text.contains("閲覧の範囲"), "{policy_text}");
         self.shot(&admin_page, "policy").await;
         admin_page.click("[data-test=policy-accept]").await.unwrap();
-        admin_page.wait_visible("[data-test=logout]").await.unwrap();
+        // Accepted: the administrator's home, with no step left.
+        admin_page
+            .wait_for(
+                "!document.querySelector('[data-test=policy-accept]') && \
+                 location.hash.startsWith('#/admin')",
+                WAIT,
+            )
+            .await
+            .unwrap();
         let cookies = admin_page.cookies().await.unwrap();
         for name in [
             "__Host-tsunagu_access",
