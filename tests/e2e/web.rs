@@ -109,6 +109,21 @@ impl Scenario {
             "Japanese first"
         );
         self.shot(&admin_page, "login").await;
+        // English by the switch, and back.
+        admin_page.click("[data-test=lang-switch]").await.unwrap();
+        admin_page
+            .wait_for(
+                "document.documentElement.lang === 'en' && \
+                 document.querySelector('[data-test=login-submit]').innerText.trim() === 'Log in'",
+                WAIT,
+            )
+            .await
+            .unwrap();
+        admin_page.click("[data-test=lang-switch]").await.unwrap();
+        admin_page
+            .wait_for("document.documentElement.lang === 'ja'", WAIT)
+            .await
+            .unwrap();
         admin_page
             .fill("[data-test=login-username]", "admin")
             .await
