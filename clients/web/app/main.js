@@ -3,7 +3,7 @@
 import { h, mount } from './core/dom.js';
 import { t, addStrings, lang, setLang, onLangChange } from './core/i18n.js';
 import { api, csrfToken, onAuthLost, onPendingStep, onNetwork } from './core/api.js';
-import { route, navigate, configure, start, reload, freshView, unmountView, parseHash } from './core/router.js';
+import { route, navigate, configure, start, reload, freshView, unmountView, parseHash, current } from './core/router.js';
 import * as session from './core/session.js';
 import { renderFrame, setHeaderState, setNetworkState, addNav, showError, clearErrors, field, addFieldError, loading } from './core/shell.js';
 import { live } from './core/live.js';
@@ -37,6 +37,10 @@ addStrings({
     'home.emergency_invalid': 'IDの形式が正しくありません（例: 0193a1b0-…）。',
     'home.none_title': 'この役割で使える画面はありません',
     'home.none_text': '管理者にお問い合わせください。',
+    'title.login': 'ログイン',
+    'title.setup': '初回の設定',
+    'title.join': '招待コードで参加',
+    'title.form': '書式',
   },
   en: {
     'boot.offline_title': 'Cannot reach the server',
@@ -57,6 +61,10 @@ addStrings({
     'home.emergency_invalid': 'This is not a room ID (e.g. 0193a1b0-…).',
     'home.none_title': 'No screens for this role',
     'home.none_text': 'Please contact your administrator.',
+    'title.login': 'Log in',
+    'title.setup': 'First-time setup',
+    'title.join': 'Join with an invitation code',
+    'title.form': 'Form',
   },
 });
 
@@ -199,6 +207,8 @@ function renderLock(view) {
 // Session states
 
 function applyLook() {
+  // On <html> too: the family look sets the root size, which every rem follows.
+  document.documentElement.classList.toggle('look-family', session.isFamily());
   document.body.classList.toggle('look-family', session.isFamily());
 }
 
@@ -351,6 +361,40 @@ function registerOwnRoutes() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The document title: the screen's name (never a patient's: titles end up in the browser's
+// history), so that screen readers announce where one is and tabs can be told apart.
+
+const ROUTE_TITLES = [
+  ['/rooms', () => (session.isFamily() ? 'nav.rooms_family' : 'nav.rooms')],
+  ['/rooms/:roomId', () => (session.isFamily() ? 'room.tab_family.timeline' : 'room.tab.timeline')],
+  ['/rooms/:roomId/members', () => (session.isFamily() ? 'room.tab_family.members' : 'room.tab.members')],
+  ['/rooms/:roomId/forms', () => 'room.tab.forms'],
+  ['/rooms/:roomId/forms/new', () => 'room.tab.forms'],
+  ['/rooms/:roomId/sheet', () => 'room.tab.sheet'],
+  ['/inbox', () => (session.isFamily() ? 'nav.inbox_family' : 'nav.inbox')],
+  ['/forms/:formId', () => 'title.form'],
+  ['/forms/:formId/answer', () => 'title.form'],
+  ['/forms/:formId/correct', () => 'title.form'],
+  ['/audit', () => 'nav.audit'],
+  ['/admin', () => 'nav.admin'],
+  ['/admin/organisations/:orgId', () => 'nav.admin'],
+  ['/admin/users/:userId', () => 'nav.admin'],
+  ['/join', () => 'title.join'],
+];
+
+function updateTitle() {
+  let key = null;
+  if (state === 'locked') key = 'lock.title';
+  else if (state === 'pending') key = 'title.setup';
+  else if (state === 'anon') key = parseHash().path === '/join' ? 'title.join' : 'title.login';
+  else if (state === 'ready') {
+    const found = ROUTE_TITLES.find(([pattern]) => pattern === current().pattern);
+    key = found ? found[1]() : null;
+  }
+  document.title = key ? `${t(key)} – ${t('app.name')}` : `${t('app.name')} ${t('app.name_sub')}`;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Boot
 
 function updateNetwork() {
@@ -365,6 +409,8 @@ function boot() {
     onLang: () => setLang(lang() === 'ja' ? 'en' : 'ja'),
   });
   mainEl = frame.main;
+  // Every screen change replaces the children of <main>: the title follows.
+  new MutationObserver(() => updateTitle()).observe(mainEl, {childList: true});
   configure({
     main: mainEl,
     guard: (path, r) => state === 'ready' || (state === 'anon' && Boolean(r && r.public)),
@@ -376,8 +422,8 @@ function boot() {
     error: (view, err) => showError(view, err),
   });
 
-  addNav({key: 'nav.rooms', path: '/rooms', test: 'nav-rooms', when: () => session.isProfessional() || session.isFamily()});
-  addNav({key: 'nav.inbox', path: '/inbox', test: 'nav-inbox', when: () => session.isProfessional() || session.isFamily()});
+  addNav({key: 'nav.rooms', familyKey: 'nav.rooms_family', path: '/rooms', test: 'nav-rooms', when: () => session.isProfessional() || session.isFamily()});
+  addNav({key: 'nav.inbox', familyKey: 'nav.inbox_family', path: '/inbox', test: 'nav-inbox', when: () => session.isProfessional() || session.isFamily()});
   addNav({key: 'nav.audit', path: '/audit', test: 'nav-audit', when: () => session.isOfficer()});
   addNav({key: 'nav.admin', path: '/admin', test: 'nav-admin', when: () => session.isOrgAdmin() || session.isSystemAdmin()});
 

@@ -156,8 +156,12 @@ async function render() {
   renderCounter += 1;
   const token = renderCounter;
   const view = h('div', {class: 'view'});
+  // The link that was followed went with the old view: focus <main> (tabindex=-1) so that the
+  // keyboard and screen readers carry on from the new screen rather than from the top.
+  const focusLost = !document.activeElement || document.activeElement === document.body || mainEl.contains(document.activeElement);
   mount(mainEl, view);
   window.scrollTo(0, 0);
+  if (focusLost && document.activeElement !== mainEl) mainEl.focus({preventScroll: true});
   if (!found) {
     currentRoute = {path, params: {}, query, pattern: null};
     mount(

@@ -25,6 +25,9 @@ addStrings({
     'nav.inbox': '書式の受信箱',
     'nav.audit': '監査',
     'nav.admin': '管理',
+    'nav.rooms_family': 'ホーム',
+    'a11y.skip': '本文へ移動',
+    'nav.inbox_family': 'あなた宛ての書類',
     'nav.label': 'メインメニュー',
     'header.lang_switch': 'English',
     'header.lang_switch_label': 'Switch to English',
@@ -38,6 +41,9 @@ addStrings({
     'room.tab.members': 'メンバー・同意',
     'room.tab.forms': '書式',
     'room.tab.sheet': '緊急時情報',
+    'room.back_family': '一覧に戻る',
+    'room.tab_family.timeline': 'やりとり',
+    'room.tab_family.members': 'ケアチームと同意',
     'room.dob': '生年月日 {date}（{age}歳）',
     'room.sheet_stale': '緊急時情報シート 要再確認',
     'room.sheet_missing': '緊急時情報シート 未作成',
@@ -52,6 +58,9 @@ addStrings({
     'nav.inbox': 'Forms inbox',
     'nav.audit': 'Audit',
     'nav.admin': 'Administration',
+    'nav.rooms_family': 'Home',
+    'a11y.skip': 'Skip to the main content',
+    'nav.inbox_family': 'Documents for you',
     'nav.label': 'Main menu',
     'header.lang_switch': '日本語',
     'header.lang_switch_label': '日本語に切り替える',
@@ -65,6 +74,9 @@ addStrings({
     'room.tab.members': 'Members & consent',
     'room.tab.forms': 'Forms',
     'room.tab.sheet': 'Emergency info',
+    'room.back_family': 'Back to the list',
+    'room.tab_family.timeline': 'Messages',
+    'room.tab_family.members': 'Care team and consent',
     'room.dob': 'Born {date} (age {age})',
     'room.sheet_stale': 'Emergency sheet: needs re-confirmation',
     'room.sheet_missing': 'Emergency sheet: not written yet',
@@ -90,8 +102,8 @@ const header = {
  * Adds a link to the header navigation. key: i18n key of the label; when(): shown or not, by
  * role. A second addNav with the same `test` replaces the first.
  */
-export function addNav({key, path, test, when}) {
-  const item = {key, path, test, when: when || (() => true)};
+export function addNav({key, familyKey, path, test, when}) {
+  const item = {key, familyKey, path, test, when: when || (() => true)};
   const at = navItems.findIndex((n) => n.test === test);
   if (at >= 0) navItems[at] = item;
   else navItems.push(item);
@@ -104,7 +116,25 @@ export function renderFrame(root, {onLogout, onLang}) {
   header.onLang = onLang;
   header.el = h('header', {class: 'app-header'});
   const main = h('main', {id: 'main', class: 'app-main', tabindex: '-1'});
-  mount(root, header.el, main);
+  // The first stop of the keyboard: past the header to the screen (hash routing: no #main link).
+  const skip = h(
+    'a',
+    {
+      class: 'skip-link',
+      href: '#main',
+      on: {
+        click: (ev) => {
+          ev.preventDefault();
+          main.focus();
+        },
+      },
+    },
+    t('a11y.skip'),
+  );
+  onLangChange(() => {
+    skip.textContent = t('a11y.skip');
+  });
+  mount(root, skip, header.el, main);
   renderHeader();
   window.addEventListener('hashchange', () => markActiveNav());
   onLangChange(() => renderHeader());
@@ -157,7 +187,7 @@ function renderHeader() {
             }
           })
           .map((item) =>
-            h('a', {class: 'nav-link', href: href(item.path), 'data-test': item.test, 'data-path': item.path}, t(item.key)),
+            h('a', {class: 'nav-link', href: href(item.path), 'data-test': item.test, 'data-path': item.path}, t(item.familyKey && session.isFamily() ? item.familyKey : item.key)),
           ),
       )
     : null;
@@ -435,13 +465,13 @@ export async function roomShell(view, roomId, activeTab) {
           'data-test': `tab-${tab.key}`,
           'aria-current': tab.key === activeTab ? 'page' : null,
         },
-        t(`room.tab.${tab.key}`),
+        t(family ? `room.tab_family.${tab.key}` : `room.tab.${tab.key}`),
       ),
     ),
   );
   mount(
     top,
-    h('a', {class: 'back-link', href: href('/rooms')}, '← ', t('room.back')),
+    h('a', {class: 'back-link', href: href('/rooms')}, '← ', t(family ? 'room.back_family' : 'room.back')),
     h(
       'div',
       {class: 'room-title'},

@@ -395,7 +395,7 @@ function crumbs(items) {
 function table(headers, rows, opts = {}) {
   return h(
     'div',
-    {class: `table-scroll cards-narrow${opts.short ? ' table-short' : ''}`, tabindex: '0', role: 'region', 'aria-label': opts.label || null},
+    {class: `table-scroll cards-narrow${opts.short ? ' table-short' : ''}`, tabindex: '0', role: 'group', 'aria-label': opts.label || null},
     labelTable(
       h(
         'table',
@@ -760,7 +760,7 @@ async function usersSection(section, org) {
           users.length > 8 ? h('div', {class: 'field field-inline'}, h('label', {for: filterId}, t('admin.users_filter')), filter) : null,
           h(
             'div',
-            {class: 'table-scroll cards-narrow', tabindex: '0', role: 'region', 'aria-labelledby': 'admin-users-title'},
+            {class: 'table-scroll cards-narrow', tabindex: '0', role: 'group', 'aria-labelledby': 'admin-users-title'},
             labelTable(h(
               'table',
               {class: 'console-table'},

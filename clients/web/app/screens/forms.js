@@ -31,7 +31,7 @@ import {
 } from '../core/i18n.js';
 import { api, ApiError, uploadAttachment } from '../core/api.js';
 import { route, navigate, href, onLeave } from '../core/router.js';
-import { me, role, userId, isProfessional, isProfessionalRole } from '../core/session.js';
+import { me, role, userId, isProfessional, isProfessionalRole, isFamily } from '../core/session.js';
 import { roomShell, showError, loading, empty } from '../core/shell.js';
 import { live } from '../core/live.js';
 
@@ -100,6 +100,9 @@ const STRINGS = {
     'forms.inbox.title': '対応待ちの書式',
     'forms.inbox.lead': 'あなた宛ての書式です。期限の近い順に並んでいます。',
     'forms.inbox.empty': '対応待ちの書式はありません。',
+    'forms.inbox.title_family': 'あなた宛ての書類',
+    'forms.inbox.lead_family': 'ケアチームから届いた、返事や確認をお願いしている書類です。',
+    'forms.inbox.empty_family': '今、返事をお願いしている書類はありません。',
     'forms.patient': '利用者',
     'forms.new.title': '書式の作成',
     'forms.new.template': '書式の種類',
@@ -265,6 +268,9 @@ const STRINGS = {
     'forms.inbox.title': 'Forms waiting for me',
     'forms.inbox.lead': 'Forms addressed to you, soonest due first.',
     'forms.inbox.empty': 'Nothing is waiting for you.',
+    'forms.inbox.title_family': 'Documents for you',
+    'forms.inbox.lead_family': 'Documents from the care team that ask for your reply or confirmation.',
+    'forms.inbox.empty_family': 'Nothing needs your reply now.',
     'forms.patient': 'Patient',
     'forms.new.title': 'New form',
     'forms.new.template': 'Form',
@@ -350,8 +356,8 @@ const STRINGS = {
     'forms.att.tooMany': 'At most 10 files.',
     'forms.att.file': 'Attachment {n}',
     'forms.att.open': 'Open',
-    'forms.att.remove': 'Remove {name}',
-    'forms.list.remove': 'Remove {item}',
+    'forms.att.remove': 'Delete {name}',
+    'forms.list.remove': 'Delete {item}',
     'forms.list.up': 'Move {item} up',
     'forms.list.down': 'Move {item} down',
     'forms.answer.title': 'Answer: {title}',
@@ -1335,6 +1341,9 @@ function fieldControl(field, section, ctx) {
         class: 'visually-hidden',
         accept: 'image/jpeg,image/png,application/pdf',
         multiple: true,
+        // Reached through the button below: out of the tab order and of the accessibility tree.
+        tabindex: '-1',
+        'aria-hidden': 'true',
         'data-test': 'form-attachment-input',
       });
       const list = h('ul', {class: 'att-list'});
@@ -1988,10 +1997,10 @@ async function inboxScreen(view) {
       h(
         'div',
         {class: 'fm-toolbar'},
-        h('h1', {class: 'fm-h'}, t('forms.inbox.title')),
+        h('h1', {class: 'fm-h'}, t(isFamily() ? 'forms.inbox.title_family' : 'forms.inbox.title')),
         h('div', {class: 'fm-toolbar-actions'}, h('button', {type: 'button', class: 'btn', on: {click: () => load()}}, t('forms.reload'))),
       ),
-      h('p', {class: 'lead'}, t('forms.inbox.lead')),
+      h('p', {class: 'lead'}, t(isFamily() ? 'forms.inbox.lead_family' : 'forms.inbox.lead')),
       listHost,
     ),
   );
@@ -2003,7 +2012,7 @@ async function inboxScreen(view) {
       loaded = true;
       const forms = answer?.forms || [];
       if (!forms.length) {
-        mount(listHost, emptyBlock(t('forms.inbox.empty')));
+        mount(listHost, emptyBlock(t(isFamily() ? 'forms.inbox.empty_family' : 'forms.inbox.empty')));
         return;
       }
       mount(listHost, h('ul', {class: 'fm-list fm-inbox'}, forms.map((f) => inboxItem(f))));

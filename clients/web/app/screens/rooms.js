@@ -24,6 +24,7 @@ addStrings({
     'rooms.empty_pro': 'まだ参加している患者ルームはありません。「新しい患者ルーム」から作成するか、招待を待ってください。',
     'rooms.empty_family': '参加している患者ルームはまだありません。ケアチームから招待されると、ここに表示されます。',
     'rooms.unread': '未読',
+    'rooms.unread_family': '新しい連絡',
     'rooms.urgent': '急変',
     'rooms.forms_waiting': '対応待ちの書式',
     'rooms.unread_label': '未読 {n} 件',
@@ -68,6 +69,7 @@ addStrings({
     'rooms.empty_pro': 'You are not in any patient room yet. Open one with “New patient room”, or wait for an invitation.',
     'rooms.empty_family': 'You are not in any patient room yet. It appears here once the care team invites you.',
     'rooms.unread': 'Unread',
+    'rooms.unread_family': 'New messages',
     'rooms.urgent': 'Urgent',
     'rooms.forms_waiting': 'Forms waiting',
     'rooms.unread_label': '{n} unread',
@@ -106,12 +108,14 @@ const MIN_REFRESH_MS = 5000; // focus/visibility refreshes closer than this are 
 
 function countEl(kind, n, test) {
   const labelKey = {unread: 'rooms.unread_label', urgent: 'rooms.urgent_label', forms: 'rooms.forms_label'}[kind];
-  const textKey = {unread: 'rooms.unread', urgent: 'rooms.urgent', forms: 'rooms.forms_waiting'}[kind];
+  const family = session.isFamily();
+  const textKey = {unread: family ? 'rooms.unread_family' : 'rooms.unread', urgent: 'rooms.urgent', forms: 'rooms.forms_waiting'}[kind];
+  // Read as it shows ("未読 3"): the word and the number are both text of the link.
   return h(
     'span',
     {class: `count count-${kind}${n > 0 ? ' is-active' : ''}`, title: t(labelKey, {n})},
-    h('span', {'aria-hidden': 'true'}, t(textKey)),
-    h('span', {class: 'count-num', 'data-test': test, 'aria-label': t(labelKey, {n})}, String(n)),
+    h('span', null, t(textKey)),
+    h('span', {class: 'count-num', 'data-test': test}, String(n)),
   );
 }
 
@@ -139,7 +143,8 @@ function roomItem(room, formsWaiting) {
         'span',
         {class: 'room-counts'},
         urgent > 0 ? countEl('urgent', urgent, 'room-urgent') : null,
-        countEl('unread', room.unread || 0, 'room-unread'),
+        // The family look leaves out a zero: only news is shown.
+        session.isFamily() && !room.unread ? null : countEl('unread', room.unread || 0, 'room-unread'),
         formsWaiting > 0 ? countEl('forms', formsWaiting, 'room-forms-waiting') : null,
       ),
     ),

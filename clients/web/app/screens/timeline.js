@@ -4,7 +4,7 @@
 // offline. The family and the patient get the same screen in the family look, without the
 // care-team controls; the server sends them only what is meant for everyone.
 
-import { h, mount, clear } from '../core/dom.js';
+import { h, mount, clear, uid } from '../core/dom.js';
 import { t, addStrings, formatDateTime, roleName, message, pick } from '../core/i18n.js';
 import { api } from '../core/api.js';
 import { route, href, onLeave, match } from '../core/router.js';
@@ -99,6 +99,14 @@ addStrings({
     'tl.discard': '破棄',
     'tl.retry': 'もう一度送る',
     'tl.me': 'あなた',
+    // The family look: plain words, fewer controls.
+    'tl.edited_note_family': '書き直されています（理由: {reason}）',
+    'tl.acks_show_family': '読んだ人',
+    'tl.edit_family': '書き直す',
+    'tl.delete_family': '消す',
+    'tl.compose_label_family': 'ケアチームへの連絡を書く',
+    'tl.system_show': '参加・退出などのお知らせを表示（{n}件）',
+    'tl.system_hide': '参加・退出などのお知らせを隠す',
   },
   en: {
     'tl.older': 'Load earlier notes',
@@ -185,6 +193,13 @@ addStrings({
     'tl.discard': 'Discard',
     'tl.retry': 'Send again',
     'tl.me': 'You',
+    'tl.edited_note_family': 'Rewritten (reason: {reason})',
+    'tl.acks_show_family': 'Who has read it',
+    'tl.edit_family': 'Rewrite',
+    'tl.delete_family': 'Delete',
+    'tl.compose_label_family': 'Write to the care team',
+    'tl.system_show': 'Show notices of people joining and leaving ({n})',
+    'tl.system_hide': 'Hide notices of people joining and leaving',
   },
 });
 
@@ -199,6 +214,9 @@ export function clearDrafts() {
 const PAGE = 50;
 const MAX_TEXT = 10000;
 const MAX_FILES = 10;
+// System events the family look folds away by default (who opened the room, joined, left, and
+// the consent being recorded): the members tab shows the same.
+const MINOR_SYSTEM_EVENTS = new Set(['room_created', 'member_joined', 'member_left', 'member_revoked', 'consent_recorded']);
 
 function newClientId() {
   if (crypto.randomUUID) return crypto.randomUUID();
@@ -254,11 +272,30 @@ async function renderTimeline(view, roomId) {
   const removedBanner = h('p', {class: 'banner banner-warning', role: 'status', hidden: true}, t('tl.removed'));
   const olderButton = h('button', {class: 'btn', type: 'button', 'data-test': 'timeline-older', hidden: true, on: {click: () => loadOlder()}}, t('tl.older'));
   const olderBox = h('div', {class: 'older-wrap stack-sm'}, olderButton);
-  const list = h('ol', {class: 'timeline', 'aria-label': t('room.tab.timeline'), 'aria-live': 'polite', 'aria-relevant': 'additions'});
+  const list = h('ol', {id: uid('timeline'), class: 'timeline', 'aria-label': t('room.tab.timeline'), 'aria-live': 'polite', 'aria-relevant': 'additions'});
+  // The family look folds away the notices of who joined or left (the members tab lists the
+  // care team); one button shows them.
+  const systemToggle = family
+    ? h('button', {
+        class: 'btn btn-link system-toggle',
+        type: 'button',
+        hidden: true,
+        'aria-expanded': 'false',
+        'aria-controls': list.id,
+        on: {
+          click: () => {
+            list.classList.toggle('show-minor');
+            updateSystemToggle();
+          },
+        },
+      })
+    : null;
   const pendingList = h('ol', {class: 'timeline timeline-pending', 'aria-label': t('tl.pending')});
   const emptyBox = h('div');
   const composerBox = h('div');
-  mount(content, removedBanner, liveStatus, olderBox, emptyBox, list, pendingList, composerBox);
+  // What the "seen" buttons do, said once for screen readers (their name stays the visible word).
+  const ackHelp = h('span', {id: uid('ack-help'), class: 'sr-only'}, t('tl.ack_label'));
+  mount(content, removedBanner, liveStatus, olderBox, systemToggle, emptyBox, list, pendingList, composerBox, ackHelp);
   const loadingEl = loading();
   list.before(loadingEl);
 
@@ -272,6 +309,16 @@ async function renderTimeline(view, roomId) {
     const none = order.length === 0 && pendingNodes.size === 0;
     mount(emptyBox, none ? empty(t(family ? 'tl.empty_family' : 'tl.empty')) : null);
     olderButton.hidden = !(minSeq !== Infinity && minSeq > 1);
+    updateSystemToggle();
+  }
+
+  function updateSystemToggle() {
+    if (!systemToggle) return;
+    const n = list.querySelectorAll('.system-minor').length;
+    const open = list.classList.contains('show-minor');
+    systemToggle.hidden = n === 0;
+    systemToggle.setAttribute('aria-expanded', open ? 'true' : 'false');
+    systemToggle.textContent = open ? t('tl.system_hide') : t('tl.system_show', {n});
   }
 
   function attachmentUrl(id) {
@@ -311,7 +358,7 @@ async function renderTimeline(view, roomId) {
       {class: 'entry-badges'},
       urgent ? h('span', {class: 'badge badge-urgent'}, t('tl.urgent')) : null,
       family ? null : h('span', {class: e.visibility === 'care_team' ? 'badge badge-accent' : 'badge', 'data-test': 'entry-visibility'}, t(`tl.visibility.${e.visibility}`)),
-      e.version > 1 && !e.deleted ? h('span', {class: 'badge badge-muted', 'data-test': 'entry-edited'}, t('tl.edited')) : null,
+      e.version > 1 && !e.deleted && !family ? h('span', {class: 'badge badge-muted', 'data-test': 'entry-edited'}, t('tl.edited')) : null,
     );
     const head = h(
       'div',
@@ -333,7 +380,9 @@ async function renderTimeline(view, roomId) {
           {class: 'stack-sm'},
           e.text ? h('p', {class: 'entry-text', 'data-test': 'entry-text'}, e.text) : h('p', {class: 'entry-text sr-only', 'data-test': 'entry-text'}, ''),
           e.attachments.length ? h('div', {class: 'entry-attachments'}, e.attachments.map(attachmentEl)) : null,
-          e.version > 1 ? h('p', {class: 'muted small'}, t('tl.edited_note', {version: e.version, reason: e.reason || ''})) : null,
+          e.version > 1
+            ? h('p', {class: 'muted small'}, family ? t('tl.edited_note_family', {reason: e.reason || ''}) : t('tl.edited_note', {version: e.version, reason: e.reason || ''}))
+            : null,
         );
 
     const actions = h('div', {class: 'entry-actions'});
@@ -344,22 +393,25 @@ async function renderTimeline(view, roomId) {
           class: acked ? 'btn btn-small btn-ack is-acked' : 'btn btn-small btn-ack',
           type: 'button',
           'data-test': 'entry-ack',
-          'aria-label': t('tl.ack_label'),
+          'aria-describedby': ackHelp.id,
           'aria-pressed': acked ? 'true' : 'false',
           disabled: ui.acking || false,
           on: {click: () => acknowledge(e)},
         }, acked ? t('tl.acked') : t('tl.ack')),
       );
     }
-    actions.appendChild(
-      h('button', {
-        class: 'btn btn-small btn-quiet',
-        type: 'button',
-        'aria-expanded': ui.acksOpen ? 'true' : 'false',
-        'data-test': 'entry-acks-toggle',
-        on: {click: () => toggleAcks(e)},
-      }, ui.acksOpen ? t('tl.acks_hide') : t('tl.acks_show')),
-    );
+    // The family look: fewer buttons. Who has seen a note matters to them on their own notes.
+    if (!family || mine) {
+      actions.appendChild(
+        h('button', {
+          class: 'btn btn-small btn-quiet',
+          type: 'button',
+          'aria-expanded': ui.acksOpen ? 'true' : 'false',
+          'data-test': 'entry-acks-toggle',
+          on: {click: () => toggleAcks(e)},
+        }, ui.acksOpen ? t('tl.acks_hide') : t(family ? 'tl.acks_show_family' : 'tl.acks_show')),
+      );
+    }
     if (professional && e.version > 1) {
       actions.appendChild(
         h('button', {
@@ -373,12 +425,12 @@ async function renderTimeline(view, roomId) {
     }
     if (mine && !e.deleted && consentOk) {
       actions.appendChild(
-        h('button', {class: 'btn btn-small btn-quiet', type: 'button', 'data-test': 'entry-edit', 'aria-expanded': ui.editing === 'edit' ? 'true' : 'false', on: {click: () => openEditor(e, 'edit')}}, t('tl.edit')),
+        h('button', {class: 'btn btn-small btn-quiet', type: 'button', 'data-test': 'entry-edit', 'aria-expanded': ui.editing === 'edit' ? 'true' : 'false', on: {click: () => openEditor(e, 'edit')}}, t(family ? 'tl.edit_family' : 'tl.edit')),
       );
     }
     if (mine && !e.deleted) {
       actions.appendChild(
-        h('button', {class: 'btn btn-small btn-quiet', type: 'button', 'data-test': 'entry-delete', 'aria-expanded': ui.editing === 'delete' ? 'true' : 'false', on: {click: () => openEditor(e, 'delete')}}, t('tl.delete')),
+        h('button', {class: 'btn btn-small btn-quiet', type: 'button', 'data-test': 'entry-delete', 'aria-expanded': ui.editing === 'delete' ? 'true' : 'false', on: {click: () => openEditor(e, 'delete')}}, t(family ? 'tl.delete_family' : 'tl.delete')),
       );
     }
 
@@ -625,9 +677,10 @@ async function renderTimeline(view, roomId) {
     if (s.event === 'sheet_updated' && professional) {
       link = h('a', {href: href(roomPath(roomId, 'sheet'))}, t('tl.system.open_sheet'));
     }
+    const minor = family && MINOR_SYSTEM_EVENTS.has(s.event);
     return h(
       'li',
-      {class: 'system-line', 'data-test': 'timeline-system', 'data-event': s.event || '', 'data-seq': ev.seq},
+      {class: `system-line${minor ? ' system-minor' : ''}`, 'data-test': 'timeline-system', 'data-event': s.event || '', 'data-seq': ev.seq},
       h('span', null, textValue),
       h('time', {class: 'entry-meta', datetime: ev.created_at}, formatDateTime(ev.created_at)),
       link,
@@ -990,7 +1043,7 @@ async function renderTimeline(view, roomId) {
         },
       },
     });
-    const textField = field({label: t('tl.compose_label'), input: textarea, path: 'text'});
+    const textField = field({label: t(family ? 'tl.compose_label_family' : 'tl.compose_label'), input: textarea, path: 'text'});
     const urgent = professional
       ? h('input', {type: 'checkbox', 'data-test': 'compose-urgent', id: `urgent-${roomId}`, checked: draft.urgent, on: {change: () => { draft.urgent = urgent.checked; }}})
       : null;
