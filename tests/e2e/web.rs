@@ -348,6 +348,7 @@ impl Scenario {
         .await;
         self.more_screens(room, &nurse, &physician, &physician_page, &admin_page)
             .await;
+        self.admin_invites(&client, &admin_page, station.id).await;
         self.family_view(browser, room, &mut family).await;
         self.officer_console(server, browser, room, &mut officer, &physician, &nurse)
             .await;
@@ -617,6 +618,55 @@ impl Scenario {
         assert_no_problems(admin_page, "admin");
     }
 
+    /// The administrator invites a nurse from the organisation's page; the one-time code shown
+    /// once is a real one: the invitee creates an account with it.
+    async fn admin_invites(
+        &self,
+        client: &tsunagu_client::Client,
+        admin_page: &Page,
+        station: tsunagu_protocol::OrganisationId,
+    ) {
+        admin_page
+            .goto(&self.url(&format!("/#/admin/organisations/{station}")))
+            .await
+            .unwrap();
+        admin_page.reload().await.unwrap();
+        admin_page
+            .fill("[data-test=admin-invite-role]", "nurse")
+            .await
+            .unwrap();
+        admin_page
+            .fill("[data-test=admin-invite-name]", "高橋 由美")
+            .await
+            .unwrap();
+        admin_page
+            .click("[data-test=admin-invite-submit]")
+            .await
+            .unwrap();
+        let code = admin_page
+            .text("[data-test=admin-invite-code]")
+            .await
+            .unwrap();
+        assert_eq!(code.len(), 19, "XXXX-XXXX-XXXX-XXXX: {code}");
+        let accepted = client
+            .accept_invitation(&tsunagu_protocol::identity::AcceptInvitationRequest {
+                code,
+                username: "nurse.takahashi".into(),
+                display_name: "高橋 由美".into(),
+                password: "Takahashi-Yumi-houmon-2026".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            accepted.pending,
+            [
+                tsunagu_protocol::auth::PendingStep::EnrolTotp,
+                tsunagu_protocol::auth::PendingStep::AcceptPolicy
+            ]
+        );
+        assert_no_problems(admin_page, "admin");
+    }
+
     /// The family member sees what was posted for everyone, in the large simple view, and
     /// nothing of the care team's entry.
     async fn family_view(&self, browser: &Browser, room: RoomId, family: &mut Person) {
@@ -718,6 +768,36 @@ impl Scenario {
         .await
         .unwrap();
         self.shot(&page, "audit").await;
+        // The chain verifies; the export of the same search downloads as CSV.
+        page.click("[data-test=audit-verify]").await.unwrap();
+        page.wait_visible("[data-test=audit-verify-result][data-clean=true]")
+            .await
+            .unwrap();
+        let export = page
+            .eval(
+                "(async () => { const a = document.querySelector('[data-test=audit-export]'); \
+                 const r = await fetch(a.href, {credentials: 'same-origin'}); \
+                 return {href: a.getAttribute('href'), status: r.status, \
+                         type: r.headers.get('content-type'), body: await r.text()}; })()",
+            )
+            .await
+            .unwrap();
+        assert_eq!(export["status"], 200, "{export}");
+        assert!(
+            export["type"].as_str().unwrap().starts_with("text/csv"),
+            "{export}"
+        );
+        assert!(
+            export["href"]
+                .as_str()
+                .unwrap()
+                .contains("action=timeline.read"),
+            "{export}"
+        );
+        assert!(
+            export["body"].as_str().unwrap().contains(&physician_id),
+            "{export}"
+        );
         assert_no_problems(&page, "officer");
         page.close().await.unwrap();
     }
