@@ -573,22 +573,14 @@ impl Scenario {
             .click("[data-test=sheet-confirm]")
             .await
             .unwrap();
-        let confirmed = async {
-            loop {
-                let sheet = physician.session.emergency_sheet(room).await.unwrap();
-                if sheet
-                    .confirmations
-                    .iter()
-                    .any(|c| c.user_id == physician_id)
-                {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        };
-        tokio::time::timeout(WAIT, confirmed)
-            .await
-            .expect("confirmed from the browser");
+        eventually("the physician's confirmation from the browser", || async {
+            let sheet = physician.session.emergency_sheet(room).await.unwrap();
+            sheet
+                .confirmations
+                .iter()
+                .any(|c| c.user_id == physician_id)
+        })
+        .await;
         self.shot(physician_page, "sheet").await;
 
         physician_page
@@ -902,11 +894,7 @@ impl Scenario {
 
         // Posted in one browser, seen live in the other.
         let live_text = "15時 訪問終了。バイタル安定、食事摂取良好です。";
-        nurse_page
-            .fill("[data-test=compose-text]", live_text)
-            .await
-            .unwrap();
-        nurse_page.click("[data-test=compose-send]").await.unwrap();
+        compose(nurse_page, live_text).await;
         let selector = entry_with_text(live_text);
         physician_page.wait_for(&selector, WAIT).await.unwrap();
         nurse_page
@@ -931,20 +919,18 @@ impl Scenario {
             .await
             .unwrap();
         let entry_uuid: tsunagu_protocol::EntryId = entry_id.as_str().unwrap().parse().unwrap();
-        let acknowledged = async {
-            while nurse
-                .session
-                .acknowledgements(room, entry_uuid)
-                .await
-                .unwrap()
-                .is_empty()
-            {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        };
-        tokio::time::timeout(WAIT, acknowledged)
-            .await
-            .expect("acknowledged from the browser");
+        eventually(
+            "the physician's acknowledgement from the browser",
+            || async {
+                !nurse
+                    .session
+                    .acknowledgements(room, entry_uuid)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            },
+        )
+        .await;
         nurse_page
             .click(&format!("{entry} [data-test=entry-acks-toggle]"))
             .await
@@ -1018,11 +1004,7 @@ impl Scenario {
             .wait_visible("[data-test=compose-photo-preview]")
             .await
             .unwrap();
-        nurse_page
-            .fill("[data-test=compose-text]", "仙骨部の写真です。発赤なし。")
-            .await
-            .unwrap();
-        nurse_page.click("[data-test=compose-send]").await.unwrap();
+        compose(nurse_page, "仙骨部の写真です。発赤なし。").await;
         let photo_entry = entry_with_text("仙骨部の写真です");
         physician_page
             .wait_for(
@@ -1045,11 +1027,7 @@ impl Scenario {
             .await
             .unwrap();
         let offline_text = "電波のない場所で記録：右下腿に軽い浮腫あり。";
-        nurse_page
-            .fill("[data-test=compose-text]", offline_text)
-            .await
-            .unwrap();
-        nurse_page.click("[data-test=compose-send]").await.unwrap();
+        compose(nurse_page, offline_text).await;
         let offline_selector = entry_with_text(offline_text);
         nurse_page
             .wait_for(
@@ -1169,6 +1147,28 @@ fn wound_photo() -> Vec<u8> {
             "iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAIAAAAmkwkpAAAAEElEQVR4nGM4ERAARwzEcQBQ0haBq47HLAAAAABJRU5ErkJggg==",
         )
         .unwrap()
+}
+
+/// Types `text` into the composer and sends it.
+async fn compose(page: &Page, text: &str) {
+    page.fill("[data-test=compose-text]", text).await.unwrap();
+    page.click("[data-test=compose-send]").await.unwrap();
+}
+
+/// Waits up to [`WAIT`] for `check` to hold on the server, polling every 200 ms.
+async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let polled = async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, polled)
+        .await
+        .unwrap_or_else(|_| panic!("waited {WAIT:?} for {what}"));
 }
 
 /// A JS expression: the timeline entry whose text is `text`, or null.

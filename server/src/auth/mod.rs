@@ -72,7 +72,7 @@ pub(crate) fn totp_required(role: Role, row: &UserRow) -> bool {
 /// The steps a session of this user must complete first, in order: the password, TOTP, then
 /// the operating policy (when the deployment has one and the user has not accepted its
 /// current version).
-pub(crate) fn pending_steps(
+fn pending_steps(
     role: Role,
     row: &UserRow,
     policy: Option<&OperatingPolicyText>,
@@ -239,7 +239,7 @@ impl AuthService {
         };
 
         tx.clear_login_throttle(&login_key).await?;
-        let pending = pending_steps(role, &user, self.settings.policy.as_ref());
+        let pending = self.pending_steps(role, &user);
         let response = self
             .open_session(&mut tx, user_id, pending, origin, now)
             .await?;
@@ -453,7 +453,7 @@ impl AuthService {
                     user_id,
                     session_id,
                     refresh_token,
-                    pending_steps(role, &row.user, self.settings.policy.as_ref()),
+                    self.pending_steps(role, &row.user),
                 )
             }
         }
@@ -555,7 +555,7 @@ impl AuthService {
                 .map(parse_id)
                 .transpose()?,
             session_id,
-            pending: pending_steps(role, &row.user, self.settings.policy.as_ref()),
+            pending: self.pending_steps(role, &row.user),
             origin,
         })
     }
@@ -681,7 +681,7 @@ impl AuthService {
             .open_session(
                 &mut tx,
                 principal.user_id,
-                pending_steps(principal.role, &changed, self.settings.policy.as_ref()),
+                self.pending_steps(principal.role, &changed),
                 &principal.origin,
                 now,
             )
@@ -806,26 +806,23 @@ impl AuthService {
         })
     }
 
+    /// A keyed digest (`purpose`) of `value`, base64url: tokens any node can recompute.
+    fn keyed_token(&self, purpose: &str, value: &str) -> String {
+        use base64::Engine as _;
+        let digest = self.keys.digester().digest(purpose, value.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    }
+
     /// The CSRF token of a browser session: a keyed digest of its id, so that any node can
     /// check it and it dies with the session.
     pub fn csrf_token(&self, session: SessionId) -> String {
-        use base64::Engine as _;
-        let digest = self
-            .keys
-            .digester()
-            .digest("csrf-token", session.to_string().as_bytes());
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+        self.keyed_token("csrf-token", &session.to_string())
     }
 
     /// The key that seals a user's offline outbox in the web client: a keyed digest of the
     /// user id (purpose `outbox-key`), the same for each of the user's sessions.
     pub fn outbox_key(&self, user: UserId) -> String {
-        use base64::Engine as _;
-        let digest = self
-            .keys
-            .digester()
-            .digest("outbox-key", user.to_string().as_bytes());
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+        self.keyed_token("outbox-key", &user.to_string())
     }
 
     /// Whether `presented` is the CSRF token of `session` (constant time).
@@ -839,6 +836,11 @@ impl AuthService {
     /// The operating policy users must accept, if the deployment has one.
     pub fn policy(&self) -> Option<&OperatingPolicyText> {
         self.settings.policy.as_ref()
+    }
+
+    /// The pending steps of a session of this user under this server's settings.
+    pub(crate) fn pending_steps(&self, role: Role, row: &UserRow) -> Vec<PendingStep> {
+        pending_steps(role, row, self.policy())
     }
 
     /// Records that the caller accepted `version` of the operating policy (audited in the same

@@ -83,10 +83,11 @@ pub(crate) fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim_matches('"'))
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|cookie| cookie.name() == name)
+        .and_then(|cookie| cookie.value_raw())
+        .map(|value| value.trim_matches('"'))
 }
 
 /// Whether the request's `Origin`, when it has one, is on the allow-list or is the server's
@@ -117,7 +118,16 @@ pub(crate) fn origin_allowed(headers: &axum::http::HeaderMap, allowed: &[String]
 }
 
 /// The header that carries a browser session's CSRF token.
-pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
+const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The CSRF token the request presents (empty when it has none).
+pub(crate) fn presented_csrf(parts: &Parts) -> &str {
+    parts
+        .headers
+        .get(CSRF_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+}
 
 /// An authenticated caller, whose session may still have pending steps (password change,
 /// TOTP enrolment, the operating policy). Only the endpoints that complete those steps take
@@ -150,17 +160,14 @@ impl FromRequestParts<AppState> for AnySession {
         let principal = state.auth.authenticate(token, origin).await?;
         let safe =
             parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
-        if !safe {
-            let presented = parts
-                .headers
-                .get(CSRF_HEADER)
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or_default();
-            if !origin_allowed(&parts.headers, &state.settings.allowed_origins)
-                || !state.auth.csrf_matches(principal.session_id, presented)
-            {
-                return Err(AppError::CsrfInvalid);
-            }
+        // Checked for changes only (reads need no token, and skip the digest).
+        if !safe
+            && (!origin_allowed(&parts.headers, &state.settings.allowed_origins)
+                || !state
+                    .auth
+                    .csrf_matches(principal.session_id, presented_csrf(parts)))
+        {
+            return Err(AppError::CsrfInvalid);
         }
         Ok(AnySession(principal))
     }

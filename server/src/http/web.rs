@@ -19,7 +19,7 @@ use tsunagu_protocol::auth::{
 use tsunagu_protocol::identity::AcceptInvitationRequest;
 
 use super::extract::{
-    AnySession, CSRF_HEADER, FullSession, Json, RequestOrigin, cookie, origin_allowed,
+    AnySession, FullSession, Json, RequestOrigin, cookie, origin_allowed, presented_csrf,
 };
 use crate::error::{AppError, Result};
 use crate::state::AppState;
@@ -76,7 +76,11 @@ pub(crate) async fn asset(method: Method, uri: Uri, headers: HeaderMap) -> Respo
     } else if method == Method::HEAD {
         StatusCode::OK.into_response()
     } else {
-        file.data.into_owned().into_response()
+        // Release builds embed the files: serve them without copying.
+        match file.data {
+            std::borrow::Cow::Borrowed(bytes) => axum::body::Body::from(bytes).into_response(),
+            std::borrow::Cow::Owned(bytes) => bytes.into_response(),
+        }
     };
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(file.metadata.mimetype()) {
@@ -208,12 +212,7 @@ pub(crate) async fn refresh(
     parts: Parts,
 ) -> Response {
     let csrf_cookie = cookie(&parts, CSRF_COOKIE).unwrap_or_default();
-    let presented = parts
-        .headers
-        .get(CSRF_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    if csrf_cookie.is_empty() || csrf_cookie != presented {
+    if csrf_cookie.is_empty() || csrf_cookie != presented_csrf(&parts) {
         return AppError::CsrfInvalid.into_response();
     }
     let Some(refresh_token) = cookie(&parts, REFRESH_COOKIE).filter(|value| !value.is_empty())

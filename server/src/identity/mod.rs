@@ -579,7 +579,7 @@ impl IdentityService {
         if !tx.accept_invitation(invitation_id, user_id, now).await? {
             return Err(AppError::InvitationInvalid);
         }
-        let pending = crate::auth::pending_steps(role, &row, self.auth.policy());
+        let pending = self.auth.pending_steps(role, &row);
         let response = self
             .auth
             .open_session(&mut tx, user_id, pending, origin, now)

@@ -119,46 +119,30 @@ function toDate(iso) {
   return new Date(iso);
 }
 
-/** 2026/11/21 18:30 (Japan time). */
-export function formatDateTime(iso) {
+/** `iso` in Japan time with the given Intl parts ('' for nothing, as is if unreadable). */
+function formatJapan(iso, parts) {
   if (!iso) return '';
   const d = toDate(iso);
   if (Number.isNaN(d.getTime())) return String(iso);
-  return new Intl.DateTimeFormat(locale(), {
-    timeZone: TZ,
-    year: 'numeric',
-    month: current === 'ja' ? '2-digit' : 'short',
-    day: '2-digit',
-    hour: '2-digit',
-    minute: '2-digit',
-    hour12: false,
-  }).format(d);
+  return new Intl.DateTimeFormat(locale(), {timeZone: TZ, hour12: false, ...parts}).format(d);
+}
+
+const DAY = () => ({year: 'numeric', month: current === 'ja' ? '2-digit' : 'short', day: '2-digit'});
+const CLOCK = {hour: '2-digit', minute: '2-digit'};
+
+/** 2026/11/21 18:30 (Japan time). */
+export function formatDateTime(iso) {
+  return formatJapan(iso, {...DAY(), ...CLOCK});
 }
 
 /** 2026/11/21 (a plain YYYY-MM-DD date is shown as is, never shifted). */
 export function formatDate(iso) {
-  if (!iso) return '';
-  const d = toDate(iso);
-  if (Number.isNaN(d.getTime())) return String(iso);
-  return new Intl.DateTimeFormat(locale(), {
-    timeZone: TZ,
-    year: 'numeric',
-    month: current === 'ja' ? '2-digit' : 'short',
-    day: '2-digit',
-  }).format(d);
+  return formatJapan(iso, DAY());
 }
 
 /** 18:30 (Japan time). */
 export function formatTime(iso) {
-  if (!iso) return '';
-  const d = toDate(iso);
-  if (Number.isNaN(d.getTime())) return String(iso);
-  return new Intl.DateTimeFormat(locale(), {
-    timeZone: TZ,
-    hour: '2-digit',
-    minute: '2-digit',
-    hour12: false,
-  }).format(d);
+  return formatJapan(iso, CLOCK);
 }
 
 /** Today's date in Japan as YYYY-MM-DD. */

@@ -2,7 +2,7 @@
 // and the invitation screen ('/join').
 
 import { h, mount, add } from '../core/dom.js';
-import { t, addStrings, pick } from '../core/i18n.js';
+import { t, addStrings } from '../core/i18n.js';
 import { api } from '../core/api.js';
 import { route, href } from '../core/router.js';
 import { showError, clearErrors, field, addFieldError, loading } from '../core/shell.js';
@@ -410,20 +410,27 @@ function renderPasswordChange(view, next, progress) {
   current.input.focus();
 }
 
+/** Runs `load()` with a loading line in `box`; on failure shows the error and a retry button
+ * (which calls `retry`) and answers null. */
+async function loadInto(box, load, retry) {
+  const spinner = box.appendChild(loading());
+  try {
+    return await load();
+  } catch (err) {
+    spinner.remove();
+    showError(box, err);
+    box.appendChild(h('button', {class: 'btn', type: 'button', on: {click: retry}}, t('common.retry')));
+    return null;
+  } finally {
+    spinner.remove();
+  }
+}
+
 async function renderTotp(view, next, progress) {
   const box = h('section', {class: 'card auth-card stack'}, progress, h('h1', null, t('totp.title')));
   mount(view, h('div', {class: 'auth-wrap'}, box));
-  box.appendChild(loading());
-  let enrolment;
-  try {
-    enrolment = await api('POST', '/api/auth/totp/enrol', undefined, {quiet: true});
-  } catch (err) {
-    box.lastChild.remove();
-    showError(box, err);
-    box.appendChild(h('button', {class: 'btn', type: 'button', on: {click: () => renderTotp(view, next, progress)}}, t('common.retry')));
-    return;
-  }
-  box.lastChild.remove();
+  const enrolment = await loadInto(box, () => api('POST', '/api/auth/totp/enrol', undefined, {quiet: true}), () => renderTotp(view, next, progress));
+  if (!enrolment) return;
   const qrUrl = enrolment.qr_svg ? URL.createObjectURL(new Blob([enrolment.qr_svg], {type: 'image/svg+xml'})) : null;
   const secret = String(enrolment.secret_base32 || '');
   const grouped = secret.replace(/(.{4})/g, '$1 ').trim();
@@ -503,19 +510,10 @@ function renderRecoveryCodes(view, codes, next) {
 async function renderPolicy(view, next, progress) {
   const box = h('section', {class: 'card auth-card auth-card-wide stack'}, progress, h('h1', null, t('policy.title')));
   mount(view, h('div', {class: 'auth-wrap'}, box));
-  box.appendChild(loading());
-  let policy;
-  try {
-    policy = await api('GET', '/api/policy', undefined, {quiet: true});
-  } catch (err) {
-    box.lastChild.remove();
-    showError(box, err);
-    box.appendChild(h('button', {class: 'btn', type: 'button', on: {click: () => renderPolicy(view, next, progress)}}, t('common.retry')));
-    return;
-  }
-  box.lastChild.remove();
-  const title = policy.title || pick(policy, 'title');
-  const body = policy.text ?? pick(policy, 'text');
+  const policy = await loadInto(box, () => api('GET', '/api/policy', undefined, {quiet: true}), () => renderPolicy(view, next, progress));
+  if (!policy) return;
+  const title = policy.title;
+  const body = policy.text;
   const accept = h('button', {
     class: 'btn btn-primary btn-block',
     type: 'button',
