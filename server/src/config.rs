@@ -59,6 +59,10 @@ pub enum AuditCommand {
 /// `tsunagu-server keys …`
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
+    /// Create the key files that do not exist yet (token signing, server secret, audit
+    /// signing, master key), each mode 0600, and exit; needs no database. Run it once and
+    /// give every node of a cluster copies of the same files.
+    Init,
     /// Re-wrap every room key under a new master key version, then destroy the older
     /// versions. Safe while servers run; rerun it if it was interrupted.
     RotateMaster,
@@ -224,6 +228,18 @@ pub struct Options {
     /// Seconds between clock checks [default: 60].
     #[arg(long, env = "TSUNAGU_CLOCK_CHECK_SECONDS")]
     pub clock_check_seconds: Option<u64>,
+    /// This node's name in traces and logs, when several nodes serve one database
+    /// [default: the host name].
+    #[arg(long, env = "TSUNAGU_NODE_NAME", global = true)]
+    pub node_name: Option<String>,
+    /// Send traces to this OpenTelemetry collector over OTLP/HTTP, e.g.
+    /// http://otel-collector:4318 (traces go to its /v1/traces); no traces without it.
+    #[arg(long, env = "TSUNAGU_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// A file holding the bearer token Prometheus presents at /metrics; without it only
+    /// requests from this host (not forwarded by a proxy) may read /metrics.
+    #[arg(long, env = "TSUNAGU_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// Why the configuration cannot be used.
@@ -284,6 +300,9 @@ impl Options {
             office_hours: self.office_hours.or(lower.office_hours),
             clock_check_command: self.clock_check_command.or(lower.clock_check_command),
             clock_check_seconds: self.clock_check_seconds.or(lower.clock_check_seconds),
+            node_name: self.node_name.or(lower.node_name),
+            otlp_endpoint: self.otlp_endpoint.or(lower.otlp_endpoint),
+            metrics_token_file: self.metrics_token_file.or(lower.metrics_token_file),
         }
     }
 }
@@ -377,6 +396,110 @@ pub struct Settings {
     pub audit: AuditSettings,
     /// Days after which an unconfirmed emergency sheet needs re-confirmation.
     pub sheet_confirm_days: u32,
+    pub observability: ObservabilitySettings,
+}
+
+/// Where traces go and who may read the metrics.
+#[derive(Debug, Clone)]
+pub struct ObservabilitySettings {
+    /// This node's name (`service.instance.id` of its traces).
+    pub node_name: String,
+    /// The OTLP/HTTP traces URL (`…/v1/traces`), if traces are on.
+    pub otlp_traces_url: Option<String>,
+    /// The bearer token for `/metrics`, if one is configured.
+    pub metrics_token: Option<MetricsToken>,
+}
+
+/// The `/metrics` bearer token, read from its file at start.
+#[derive(Clone)]
+pub struct MetricsToken(std::sync::Arc<zeroize::Zeroizing<String>>);
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(…)")
+    }
+}
+
+impl MetricsToken {
+    /// Whether `presented` is the token (in constant time).
+    pub fn matches(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq as _;
+        self.0.as_bytes().ct_eq(presented.as_bytes()).into()
+    }
+
+    fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let token = text.trim();
+        if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ConfigError::Invalid(format!(
+                "metrics_token_file {}: the token must be one line of at least 16 characters \
+                 without spaces (e.g. from `openssl rand -hex 32`)",
+                path.display()
+            )));
+        }
+        Ok(MetricsToken(std::sync::Arc::new(zeroize::Zeroizing::new(
+            token.to_owned(),
+        ))))
+    }
+}
+
+impl ObservabilitySettings {
+    fn resolve(options: &Options) -> Result<Self, ConfigError> {
+        let node_name = match options.node_name.as_deref().map(str::trim) {
+            Some(name) if !name.is_empty() => {
+                if name.len() > 64
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "node_name must be up to 64 characters of A-Z a-z 0-9 - _ ., not {name:?}"
+                    )));
+                }
+                name.to_owned()
+            }
+            _ => host_name(),
+        };
+        let otlp_traces_url = match options.otlp_endpoint.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(endpoint) if endpoint.starts_with("http://") => {
+                let endpoint = endpoint.trim_end_matches('/');
+                Some(if endpoint.ends_with("/v1/traces") {
+                    endpoint.to_owned()
+                } else {
+                    format!("{endpoint}/v1/traces")
+                })
+            }
+            Some(endpoint) => {
+                return Err(ConfigError::Invalid(format!(
+                    "otlp_endpoint must be an http:// URL of a collector on the node's own \
+                     network (a sidecar or the cluster's collector), not {endpoint:?}"
+                )));
+            }
+        };
+        let metrics_token = options
+            .metrics_token_file
+            .as_deref()
+            .map(MetricsToken::load)
+            .transpose()?;
+        Ok(ObservabilitySettings {
+            node_name,
+            otlp_traces_url,
+            metrics_token,
+        })
+    }
+}
+
+/// The host's name (the kernel's), or `tsunagu` if it cannot be read.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "tsunagu".to_owned())
 }
 
 /// The audit trail's keys, checkpoints and retention.
@@ -405,6 +528,7 @@ impl Settings {
             Some(path) => options.or(read_file(&path)?),
             None => options,
         };
+        let observability = ObservabilitySettings::resolve(&options)?;
         let data_dir = options
             .data_dir
             .unwrap_or_else(|| PathBuf::from("tsunagu-data"));
@@ -589,6 +713,7 @@ impl Settings {
                 1..=3650,
                 "sheet_confirm_days",
             )? as u32,
+            observability,
         })
     }
 }

@@ -97,6 +97,24 @@ impl Hub {
             .subscribe()
     }
 
+    /// Whether any socket of this node is subscribed to the room.
+    pub fn is_watched(&self, room: RoomId) -> bool {
+        let rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        rooms
+            .get(&room)
+            .is_some_and(|sender| sender.receiver_count() > 0)
+    }
+
+    /// The rooms some socket of this node is subscribed to.
+    pub fn watched_rooms(&self) -> Vec<RoomId> {
+        let rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        rooms
+            .iter()
+            .filter(|(_, sender)| sender.receiver_count() > 0)
+            .map(|(room, _)| *room)
+            .collect()
+    }
+
     /// Publishes committed events of a room, in sequence order.
     pub fn publish(&self, room: RoomId, events: Vec<EventRow>) {
         let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);

@@ -5,12 +5,14 @@
 //! the configuration, opens the store and calls them.
 //!
 //! Modules are domain concepts (`auth`, `identity`, `audit`, `crypto`, `store`) with the
-//! transport (`http`) at the edge.
+//! transport (`http`, `ws`) at the edge; `cluster` lets several nodes share one PostgreSQL
+//! database and `metrics` counts what they do.
 
 pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod crypto;
 pub mod error;
@@ -19,6 +21,7 @@ pub mod http;
 pub mod hub;
 pub mod identity;
 pub mod keys;
+pub mod metrics;
 pub mod rooms;
 pub mod server;
 pub mod sheet;
@@ -47,7 +50,22 @@ pub async fn run(
     let hub = state.timeline.hub().clone();
     let (stop_sequencer, stopped) = tokio::sync::watch::channel(false);
     let clock = tokio::spawn(state.clock.clone().run(store.clone(), stopped.clone()));
-    let sequencer = tokio::spawn(audit::log::Sequencer::run(state.audit.sequencer(), stopped));
+    let sequencer = tokio::spawn(audit::log::Sequencer::run(
+        state.audit.sequencer(),
+        stopped.clone(),
+    ));
+    let relay = match &state.settings.database {
+        store::Database::Postgres { url } => Some(tokio::spawn(
+            cluster::Relay {
+                store: store.clone(),
+                hub: hub.clone(),
+                keys: state.timeline.keys().clone(),
+                url: url.clone(),
+            }
+            .run(stopped),
+        )),
+        store::Database::Sqlite { .. } => None,
+    };
     let shutdown = async move {
         shutdown.await;
         // Upgraded connections are not drained by the HTTP server: tell them to close.
@@ -57,6 +75,9 @@ pub async fn run(
     // The last records get their place and a checkpoint before the database closes.
     let _ = stop_sequencer.send(true);
     let _ = clock.await;
+    if let Some(relay) = relay {
+        let _ = relay.await;
+    }
     if let Err(error) = sequencer.await {
         tracing::error!(%error, "the audit sequencer stopped abnormally");
     }

@@ -7,7 +7,8 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use tsunagu_server::config::{
-    AdminCommand, AuditCommand, Cli, Command, KeysCommand, LogFormat, Settings,
+    AdminCommand, AuditCommand, Cli, Command, KeysCommand, LogFormat, ObservabilitySettings,
+    Settings,
 };
 use tsunagu_server::crypto::ServerKeys;
 use tsunagu_server::crypto::master_key::MasterKeyFile;
@@ -19,8 +20,7 @@ use tsunagu_server::{AppState, Listener, identity};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::resolve(cli.options) {
         Ok(settings) => settings,
@@ -29,14 +29,38 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(settings.log_format);
-    let result = match cli.command {
+    // Before the runtime starts: the trace exporter's blocking HTTP client may not be built
+    // (nor dropped) inside it.
+    let traces = init_tracing(settings.log_format, &settings.observability);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("tsunagu-server: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(run(cli.command, settings));
+    drop(runtime);
+    if let Some(traces) = traces
+        && let Err(error) = traces.shutdown()
+    {
+        eprintln!("tsunagu-server: the last traces were not sent: {error}");
+    }
+    code
+}
+
+async fn run(command: Option<Command>, settings: Settings) -> ExitCode {
+    let result = match command {
         None | Some(Command::Serve) => serve(settings).await,
         Some(Command::Migrate) => migrate(settings).await,
         Some(Command::Admin(AdminCommand::CreateSystemAdmin {
             username,
             display_name,
         })) => create_system_admin(settings, &username, &display_name).await,
+        Some(Command::Keys(KeysCommand::Init)) => init_keys(&settings),
         Some(Command::Keys(KeysCommand::RotateMaster)) => rotate_master(settings).await,
         Some(Command::Keys(KeysCommand::Status)) => key_status(settings).await,
         Some(Command::Keys(KeysCommand::Verify { room })) => verify_keys(settings, room).await,
@@ -54,16 +78,80 @@ async fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs to stderr (text or JSON lines) and, when an OTLP endpoint is configured, traces to
+/// the collector; returns the trace pipeline, to be flushed at exit.
+fn init_tracing(
+    format: LogFormat,
+    observability: &ObservabilitySettings,
+) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let filter =
         EnvFilter::try_from_env("TSUNAGU_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
-    }
+    let (json, text) = match format {
+        LogFormat::Json => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr),
+            ),
+            None,
+        ),
+        LogFormat::Text => (
+            None,
+            Some(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)),
+        ),
+    };
+    let traces = observability.otlp_traces_url.as_deref().and_then(|url| {
+        match trace_pipeline(url, &observability.node_name) {
+            Ok(provider) => Some(provider),
+            Err(error) => {
+                eprintln!("tsunagu-server: traces are off: {error}");
+                None
+            }
+        }
+    });
+    let otel = traces.as_ref().map(|provider| {
+        tracing_opentelemetry::layer().with_tracer(provider.tracer("tsunagu-server"))
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(json)
+        .with(text)
+        .with(otel)
+        .init();
+    traces
+}
+
+/// Spans batched and sent over OTLP/HTTP (protobuf) by the SDK's own thread.
+fn trace_pipeline(
+    url: &str,
+    node_name: &str,
+) -> anyhow::Result<opentelemetry_sdk::trace::SdkTracerProvider> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_endpoint(url)
+        .build()?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name("tsunagu-server")
+        .with_attribute(opentelemetry::KeyValue::new(
+            "service.instance.id",
+            node_name.to_owned(),
+        ))
+        .with_attribute(opentelemetry::KeyValue::new(
+            "service.version",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .build();
+    Ok(opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
 }
 
 /// Creates the data directory (mode 0700) when SQLite is used and opens the database.
@@ -167,7 +255,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     let shutdown =
         tsunagu_server::server::shutdown_signal().context("cannot install signal handlers")?;
-    tracing::info!(%address, database, "listening on {scheme}://{address}");
+    let node = settings_node_name(&state);
+    tracing::info!(%address, database, node, "listening on {scheme}://{address}");
     tsunagu_server::run(listener, state, shutdown).await;
     tracing::info!("stopped");
     Ok(())
@@ -196,6 +285,30 @@ async fn create_system_admin(
     println!("初回ログイン時にパスワードの変更と二要素認証の設定が必要です。");
     println!(
         "Log in with it (tsunagu login --username {username}); you must change it and enrol TOTP."
+    );
+    Ok(())
+}
+
+/// The node's name, for the start-up line.
+fn settings_node_name(state: &AppState) -> String {
+    state.settings.observability.node_name.clone()
+}
+
+/// `keys init`: creates the key files that are missing.
+fn init_keys(settings: &Settings) -> anyhow::Result<()> {
+    ServerKeys::load_or_create(&settings.keys_dir).context("cannot create the key files")?;
+    tsunagu_server::crypto::load_or_create_audit_signing_key(&settings.audit.signing_key_file)
+        .context("cannot create the audit signing key")?;
+    MasterKeyFile::open_or_create(&settings.master_key_file)
+        .context("cannot create the master key file")?;
+    println!(
+        "鍵ファイルを用意しました / The key files are ready: {}, {}, {}",
+        settings.keys_dir.display(),
+        settings.audit.signing_key_file.display(),
+        settings.master_key_file.display()
+    );
+    println!(
+        "全ノードに同じファイルを配布してください / Give every node copies of the same files."
     );
     Ok(())
 }

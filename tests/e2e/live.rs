@@ -20,9 +20,9 @@ use crate::support::{Person, bootstrap_admin, onboard, organisation, room_with_c
 
 /// A client socket: a task reads it continuously (so that pings are answered and frames are
 /// taken off the wire as they come) and hands the frames over; `None` marks its end.
-struct Socket {
+pub(crate) struct Socket {
     sink: futures_util::stream::SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>,
-    frames: tokio::sync::mpsc::UnboundedReceiver<Option<ServerFrame>>,
+    pub(crate) frames: tokio::sync::mpsc::UnboundedReceiver<Option<ServerFrame>>,
     reader: tokio::task::JoinHandle<()>,
 }
 
@@ -80,7 +80,7 @@ pub(crate) fn ws_url(server: &TestServer, ticket: &str) -> String {
     )
 }
 
-async fn connect(server: &TestServer, person: &Person) -> Socket {
+pub(crate) async fn connect(server: &TestServer, person: &Person) -> Socket {
     let ticket = ticket(server, person).await;
     Socket::new(
         tokio_tungstenite::connect_async(ws_url(server, &ticket))
@@ -90,7 +90,7 @@ async fn connect(server: &TestServer, person: &Person) -> Socket {
     )
 }
 
-async fn send(socket: &mut Socket, frame: &ClientFrame) {
+pub(crate) async fn send(socket: &mut Socket, frame: &ClientFrame) {
     socket
         .sink
         .send(Message::Text(serde_json::to_string(frame).unwrap().into()))
@@ -99,7 +99,7 @@ async fn send(socket: &mut Socket, frame: &ClientFrame) {
 }
 
 /// The next server frame, or `None` if none comes within `wait` or the socket closed.
-async fn next(socket: &mut Socket, wait: Duration) -> Option<ServerFrame> {
+pub(crate) async fn next(socket: &mut Socket, wait: Duration) -> Option<ServerFrame> {
     tokio::time::timeout(wait, socket.frames.recv())
         .await
         .ok()
@@ -108,7 +108,7 @@ async fn next(socket: &mut Socket, wait: Duration) -> Option<ServerFrame> {
 }
 
 /// Reads frames until `n` events have arrived.
-async fn events(socket: &mut Socket, n: usize) -> Vec<TimelineEvent> {
+pub(crate) async fn events(socket: &mut Socket, n: usize) -> Vec<TimelineEvent> {
     let mut events = Vec::new();
     while events.len() < n {
         match next(socket, Duration::from_secs(10)).await {
@@ -120,7 +120,7 @@ async fn events(socket: &mut Socket, n: usize) -> Vec<TimelineEvent> {
     events
 }
 
-fn post(room: RoomId, text: &str, visibility: Visibility) -> ClientFrame {
+pub(crate) fn post(room: RoomId, text: &str, visibility: Visibility) -> ClientFrame {
     ClientFrame::Post {
         room,
         client_id: ClientPostId::generate(),
@@ -130,7 +130,7 @@ fn post(room: RoomId, text: &str, visibility: Visibility) -> ClientFrame {
     }
 }
 
-fn text_of(event: &TimelineEvent) -> Option<&str> {
+pub(crate) fn text_of(event: &TimelineEvent) -> Option<&str> {
     match &event.change {
         Change::Posted { text, .. } => Some(text),
         _ => None,

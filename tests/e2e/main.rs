@@ -18,14 +18,17 @@ mod cli;
 mod cli_attachments;
 mod cli_audit;
 mod cli_forms;
+mod cluster;
 mod durability;
 mod encryption;
 mod forms;
 mod live;
 mod live_resilience;
+mod observability;
 mod onboarding;
 mod process;
 mod rejections;
+mod restore_drill;
 mod rooms;
 mod scope;
 mod sheet;
@@ -94,4 +97,22 @@ both_backends! {
     forms_emergency_sheet_and_emergency_service => sheet ["--sheet-confirm-days", "30"];
     web_sessions_csrf_and_operating_policy => web_sessions ["--operating-policy", crate::web_sessions::POLICY];
     web_client_in_chromium => web ["--operating-policy", crate::web_sessions::POLICY];
+}
+
+/// Two server processes on one PostgreSQL database (a cluster needs PostgreSQL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_cluster_two_nodes_on_one_database() {
+    cluster::run().await;
+}
+
+/// Metrics and traces (the same on both databases: SQLite only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_observability_metrics_and_traces() {
+    observability::run().await;
+}
+
+/// The backup kit's restore drill (PostgreSQL: the kit backs up PostgreSQL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restore_drill_from_backup_into_a_fresh_database() {
+    restore_drill::run().await;
 }

@@ -75,6 +75,15 @@ fn replace_database(url: &str, name: &str) -> String {
 }
 
 impl TestDatabase {
+    /// The same database, for a second server on it (which must not drop it).
+    pub(crate) fn shared(&self) -> TestDatabase {
+        TestDatabase {
+            url: self.url.clone(),
+            name: self.name.clone(),
+            admin_url: self.admin_url.clone(),
+        }
+    }
+
     /// Drops the database (terminating connections still open to it).
     pub async fn drop_database(self) {
         if let Ok(mut conn) = PgConnection::connect(&self.admin_url).await {

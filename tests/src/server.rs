@@ -28,6 +28,8 @@ pub struct TestServer {
     data_dir: tempfile::TempDir,
     logs: Arc<Mutex<Vec<String>>>,
     database: Option<TestDatabase>,
+    /// Whether [`TestServer::stop`] drops the database (not for [`TestServer::another_node`]).
+    owns_database: bool,
     args: Vec<String>,
 }
 
@@ -77,8 +79,46 @@ impl TestServer {
             data_dir,
             logs,
             database,
+            owns_database: true,
             args,
         })
+    }
+
+    /// Starts a second node on this server's database, with copies of its key files in a data
+    /// directory of its own (its own audit checkpoint file too), as a cluster's nodes run.
+    /// Stopping it leaves the database to this server.
+    pub async fn another_node(&self, args: &[&str]) -> TestServer {
+        use std::os::unix::fs::DirBuilderExt;
+        let data_dir = tempfile::tempdir().expect("temporary data directory");
+        let keys = data_dir.path().join("keys");
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&keys)
+            .expect("keys directory");
+        for entry in std::fs::read_dir(self.data_dir().join("keys")).expect("read keys") {
+            let entry = entry.expect("key file");
+            // `fs::copy` keeps the 0600 mode.
+            std::fs::copy(entry.path(), keys.join(entry.file_name())).expect("copy a key file");
+        }
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let (child, base_url) = spawn(
+            data_dir.path(),
+            self.database.as_ref(),
+            "127.0.0.1:0",
+            &args,
+            &logs,
+        )
+        .await;
+        TestServer {
+            child,
+            base_url,
+            data_dir,
+            logs,
+            database: self.database.as_ref().map(TestDatabase::shared),
+            owns_database: false,
+            args,
+        }
     }
 
     /// Kills the server with SIGKILL (no shutdown at all) and waits for it to be gone.
@@ -212,6 +252,11 @@ impl TestServer {
             .find_map(|line| line.strip_prefix("一時パスワード / One-time password: "))
             .map(str::to_owned)
             .unwrap_or_else(|| panic!("no one-time password in:\n{stdout}"))
+    }
+
+    /// The PostgreSQL URL of the server's database, if it runs on PostgreSQL.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database.as_ref().map(|database| database.url.as_str())
     }
 
     /// Whether the server runs on PostgreSQL.
@@ -419,7 +464,9 @@ impl TestServer {
             .expect("server did not stop within 15 s of SIGTERM")
             .expect("wait for server");
         assert!(exit.success(), "server exited with {exit}");
-        if let Some(database) = self.database.take() {
+        if let Some(database) = self.database.take()
+            && self.owns_database
+        {
             database.drop_database().await;
         }
     }

@@ -80,6 +80,11 @@ struct Args {
     /// Posts per room (overrides the scenario's).
     #[arg(long)]
     posts: Option<usize>,
+    /// Server processes on the one PostgreSQL database (started ones only). Each room's
+    /// poster connects to one node and its measured reader to the next, so that every
+    /// measured delivery crosses from node to node; the other members are spread round-robin.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
+    nodes: u8,
 }
 
 /// A post body of exactly `SIZE` bytes: the marker prefix, then Japanese and ASCII filler.
@@ -154,16 +159,34 @@ async fn run(args: &Args, scenario: Scenario) -> Result<()> {
         Some(url) => Server::external(url.clone(), args.data_dir.clone(), database_url),
         None => Server::spawn(args.data_dir.clone(), database_url).await?,
     };
+    let mut others = Vec::new();
+    if args.nodes > 1 {
+        if args.server.is_some() {
+            bail!("--nodes starts its servers itself: leave out --server");
+        }
+        for _ in 1..args.nodes {
+            others.push(server.spawn_another_node().await?);
+        }
+    }
+    let nodes: Vec<String> = std::iter::once(server.url.clone())
+        .chain(others.iter().map(|node| node.url.clone()))
+        .collect();
     eprintln!("setting up {rooms} rooms…");
     let setup_started = Instant::now();
     let bench_rooms = setup::rooms(&server, rooms).await?;
     eprintln!("set up in {:.1} s", setup_started.elapsed().as_secs_f64());
-    let rss_before = server.rss_mb();
-    let figures = match scenario {
-        Scenario::S5 => catch_up(&bench_rooms, posts, &args.marker).await?,
-        _ => live(&bench_rooms, posts, &args.marker).await?,
+    let rss_of_all = || -> Option<f64> {
+        std::iter::once(&server)
+            .chain(&others)
+            .map(Server::rss_mb)
+            .sum::<Option<f64>>()
     };
-    let rss = server.rss_mb();
+    let rss_before = rss_of_all();
+    let figures = match scenario {
+        Scenario::S5 => catch_up(&bench_rooms, &nodes, posts, &args.marker).await?,
+        _ => live(&bench_rooms, &nodes, posts, &args.marker).await?,
+    };
+    let rss = rss_of_all();
     if let (Some(before), Some(after)) = (rss_before, rss)
         && figures.connections > 0
     {
@@ -180,6 +203,7 @@ async fn run(args: &Args, scenario: Scenario) -> Result<()> {
     let line = json!({
         "scenario": format!("{scenario:?}"),
         "db": match args.db { Db::Sqlite => "sqlite", Db::Postgres => "postgres" },
+        "nodes": nodes.len(),
         "rooms": rooms,
         "members": setup::ROLES.len(),
         "posts": figures.posts,
@@ -194,21 +218,39 @@ async fn run(args: &Args, scenario: Scenario) -> Result<()> {
         "catchup_ms": figures.catchup.map(|d| (d.as_secs_f64() * 1000.0).round()),
     });
     println!("{line}");
+    for node in others {
+        node.stop().await;
+    }
     server.stop().await;
     Ok(())
 }
 
+/// The node member `i` of room `n` connects to: the poster to one node, the measured reader
+/// to the next, the others round-robin.
+fn node_of<'a>(nodes: &'a [String], n: usize, i: usize) -> &'a str {
+    let offset = match i {
+        POSTER => 0,
+        READER => 1,
+        other => other,
+    };
+    &nodes[(n + offset) % nodes.len()]
+}
+
 /// Opens a subscribed socket for every member of every room.
-async fn connect_all(rooms: &[BenchRoom], skip_reader: bool) -> Result<Vec<Vec<Option<Socket>>>> {
+async fn connect_all(
+    rooms: &[BenchRoom],
+    nodes: &[String],
+    skip_reader: bool,
+) -> Result<Vec<Vec<Option<Socket>>>> {
     let mut all = Vec::with_capacity(rooms.len());
-    for room in rooms {
+    for (n, room) in rooms.iter().enumerate() {
         let mut sockets = Vec::with_capacity(room.members.len());
         for (i, member) in room.members.iter().enumerate() {
             if skip_reader && i == READER {
                 sockets.push(None);
                 continue;
             }
-            let mut socket = Socket::open(member).await?;
+            let mut socket = Socket::open(member, node_of(nodes, n, i)).await?;
             subscribe(&mut socket, room.id).await?;
             sockets.push(Some(socket));
         }
@@ -232,8 +274,13 @@ async fn subscribe(socket: &mut Socket, room: RoomId) -> Result<()> {
 }
 
 /// Posts `posts` entries in each room, one after another per room, all rooms at once.
-async fn live(rooms: &[BenchRoom], posts: usize, marker: &str) -> Result<Figures> {
-    let mut sockets = connect_all(rooms, false).await?;
+async fn live(
+    rooms: &[BenchRoom],
+    nodes: &[String],
+    posts: usize,
+    marker: &str,
+) -> Result<Figures> {
+    let mut sockets = connect_all(rooms, nodes, false).await?;
     let connections = sockets.iter().map(|r| r.iter().flatten().count()).sum();
     if posts == 0 {
         // S4: idle connections only; give the server a moment to settle.
@@ -378,8 +425,13 @@ async fn read_all(
 }
 
 /// S5: the reader is offline while `posts` are posted; then it connects and catches up.
-async fn catch_up(rooms: &[BenchRoom], posts: usize, marker: &str) -> Result<Figures> {
-    let mut sockets = connect_all(rooms, true).await?;
+async fn catch_up(
+    rooms: &[BenchRoom],
+    nodes: &[String],
+    posts: usize,
+    marker: &str,
+) -> Result<Figures> {
+    let mut sockets = connect_all(rooms, nodes, true).await?;
     let connections = sockets
         .iter()
         .map(|r| r.iter().flatten().count())
@@ -418,7 +470,7 @@ async fn catch_up(rooms: &[BenchRoom], posts: usize, marker: &str) -> Result<Fig
     for drain in drains {
         drain.await??;
     }
-    let mut reader = Socket::open(&room.members[READER]).await?;
+    let mut reader = Socket::open(&room.members[READER], node_of(nodes, 0, READER)).await?;
     let started = Instant::now();
     subscribe(&mut reader, room.id).await?;
     read_all(reader, 0, posts, marker.to_owned(), sent, epoch).await?;

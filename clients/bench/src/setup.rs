@@ -121,6 +121,27 @@ impl Server {
         })
     }
 
+    /// Starts another node on the same PostgreSQL database, with copies of this server's key
+    /// files in a data directory of its own (every node of a cluster needs the same keys).
+    pub(crate) async fn spawn_another_node(&self) -> Result<Server> {
+        use std::os::unix::fs::DirBuilderExt;
+        if self.database_url.is_none() {
+            bail!("several nodes need PostgreSQL (--db postgres)");
+        }
+        let temp = tempfile::tempdir()?;
+        let keys = temp.path().join("keys");
+        std::fs::DirBuilder::new().mode(0o700).create(&keys)?;
+        for entry in std::fs::read_dir(self.data_dir.join("keys"))? {
+            let entry = entry?;
+            // `fs::copy` keeps the 0600 mode.
+            std::fs::copy(entry.path(), keys.join(entry.file_name()))?;
+        }
+        let mut node =
+            Server::spawn(Some(temp.path().to_owned()), self.database_url.clone()).await?;
+        node._temp = Some(temp);
+        Ok(node)
+    }
+
     /// A server that is already running.
     pub(crate) fn external(
         url: String,

@@ -28,9 +28,9 @@ pub(crate) struct Socket {
 }
 
 impl Socket {
-    /// Opens a socket for `session`.
-    pub(crate) async fn open(session: &Session) -> Result<Socket> {
-        let client = session.client();
+    /// Opens a socket for `session` on the node at `node` (its base URL).
+    pub(crate) async fn open(session: &Session, node: &str) -> Result<Socket> {
+        let client = tsunagu_client::Client::new(node)?;
         let ticket: WsTicket = client
             .http()
             .post(client.url(routes::WS_TICKET))

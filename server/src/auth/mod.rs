@@ -157,6 +157,7 @@ impl AuthService {
         if let Some(throttle) = self.store.login_throttle(&login_key).await?
             && throttle.locked_until > now
         {
+            crate::metrics::get().auth_failure("locked");
             Event::new(Action::Login, Outcome::Refused, &unknown_actor, origin)
                 .reason("locked")
                 .record(&self.store)
@@ -227,6 +228,7 @@ impl AuthService {
                 }
                 (None, None) => {
                     drop(tx);
+                    crate::metrics::get().auth_failure("second_factor_missing");
                     Event::new(Action::Login, Outcome::Failure, &actor, origin)
                         .reason("second_factor_missing")
                         .record(&self.store)
@@ -261,8 +263,9 @@ impl AuthService {
         login_key: &[u8],
         actor: Actor,
         origin: &Origin,
-        reason: &str,
+        reason: &'static str,
     ) -> Result<()> {
+        crate::metrics::get().auth_failure(reason);
         let now = now_micros();
         let mut tx = self.store.begin().await?;
         let threshold = i64::from(self.settings.lockout_threshold);
@@ -379,6 +382,7 @@ impl AuthService {
         let mut tx = self.store.begin().await?;
         match tx.consume_refresh_token(&digest, now).await? {
             RefreshTokenUse::Unknown => {
+                crate::metrics::get().auth_failure("unknown_refresh_token");
                 Event::new(Action::Refresh, Outcome::Failure, &Actor::default(), origin)
                     .reason("unknown_refresh_token")
                     .append(&mut tx)
@@ -387,6 +391,7 @@ impl AuthService {
                 Err(AppError::TokenInvalid)
             }
             RefreshTokenUse::Reused(session_id) => {
+                crate::metrics::get().auth_failure("refresh_token_reuse");
                 let session_id: SessionId = parse_id(&session_id)?;
                 let revoked = tx
                     .revoke_session(session_id, "refresh_token_reuse", now)
@@ -598,7 +603,11 @@ impl AuthService {
         let mut tx = self.store.begin().await?;
         let session = tx.redeem_ws_ticket(&digest, now_micros()).await?;
         tx.commit().await?;
-        let session: SessionId = parse_id(&session.ok_or(AppError::TokenInvalid)?)?;
+        let Some(session) = session else {
+            crate::metrics::get().auth_failure("ws_ticket");
+            return Err(AppError::TokenInvalid);
+        };
+        let session: SessionId = parse_id(&session)?;
         let principal = self.session(session, None, origin, false).await?;
         principal.require_full()?;
         Ok(principal)
@@ -644,6 +653,7 @@ impl AuthService {
         .await
         .map_err(|_| AppError::Internal("password hashing"))?;
         if !ok {
+            crate::metrics::get().auth_failure("bad_current_password");
             Event::by(principal, Action::PasswordChange, Outcome::Failure)
                 .reason("bad_current_password")
                 .record(&self.store)
@@ -908,6 +918,7 @@ impl AuthService {
         let step = totp::verify(&seed, code, now_seconds(), last)
             .map_err(|_| AppError::Internal("TOTP seed"))?;
         let Some(step) = step else {
+            crate::metrics::get().auth_failure("bad_totp_enrolment");
             Event::by(principal, Action::TotpConfirm, Outcome::Failure)
                 .reason("bad_totp")
                 .record(&self.store)

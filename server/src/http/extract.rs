@@ -167,6 +167,7 @@ impl FromRequestParts<AppState> for AnySession {
                     .auth
                     .csrf_matches(principal.session_id, presented_csrf(parts)))
         {
+            crate::metrics::get().auth_failure("csrf");
             return Err(AppError::CsrfInvalid);
         }
         Ok(AnySession(principal))

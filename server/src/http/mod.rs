@@ -210,8 +210,10 @@ pub fn router(state: AppState) -> Router {
             ),
         )
         .route(tsunagu_protocol::routes::WS, get(crate::ws::upgrade))
+        .route("/metrics", get(health::metrics))
         .fallback(web::asset)
         .with_state(state)
+        .layer(axum::middleware::from_fn(count_request))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -254,6 +256,39 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
         }),
     )
+}
+
+/// Counts every request in the metrics by its route template (never the path itself, whose
+/// ids would make a series per room), method and status, and times it.
+async fn count_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("other", |path| path.as_str())
+        .to_owned();
+    let method = match request.method().as_str() {
+        known @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => known,
+        _ => "other",
+    }
+    .to_owned();
+    let response = next.run(request).await;
+    let metrics = crate::metrics::get();
+    metrics
+        .http_requests
+        .get_or_create(&crate::metrics::RequestLabels {
+            method,
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    metrics
+        .http_seconds
+        .observe(crate::metrics::seconds(started.elapsed()));
+    response
 }
 
 /// Gives error responses produced outside our handlers (timeouts, body limits, 405s) the

@@ -320,6 +320,7 @@ impl StoreTx {
         let Some(key) = self.audit_key.clone() else {
             return Err(Error::NoAuditKey);
         };
+        self.audits += records.len() as u64;
         for run in runs(records) {
             let sql = INSERT_AUDIT.get(self.placeholders(), run.len(), 14, |values| {
                 format!(

@@ -223,6 +223,18 @@ impl StoreTx {
         if ends.len() != rooms.len() {
             return Err(Error::Corrupt("a room of the batch is missing".into()));
         }
+        for end in &ends {
+            // `rooms` is sorted by id (above); `returning` follows no particular order.
+            if let Ok(at) = rooms.binary_search_by(|room| room.room_id.cmp(&end.room_id))
+                && rooms[at].events > 0
+            {
+                self.note_events(
+                    &end.room_id,
+                    end.last_seq - rooms[at].events + 1,
+                    end.last_seq,
+                );
+            }
+        }
         Ok(ends)
     }
 

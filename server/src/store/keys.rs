@@ -338,6 +338,9 @@ impl StoreTx {
     /// the key versions destroyed, or `None` if the room is not purgeable at `now`.
     pub async fn purge_room(&mut self, room: RoomId, now: i64) -> Result<Option<Vec<i64>>> {
         let id = room.to_string();
+        // Other nodes drop their cached copies of the keys when this commits.
+        self.notices
+            .push(crate::cluster::Notice::KeysDestroyed { room: id.clone() });
         let marked = self
             .execute(
                 sqlx::query(

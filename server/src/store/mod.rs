@@ -22,10 +22,12 @@ use std::path::PathBuf;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, FromRow, Transaction};
+use tokio::sync::broadcast;
 use tsunagu_protocol::{
     ConsentId, EntryId, InvitationId, OrganisationId, RoomId, SessionId, UserId,
 };
 
+use crate::cluster::{NodeId, Notice, SessionEnd};
 pub use attachments::{AttachmentRow, NewAttachment, StaleAttachments};
 pub use audit::{
     AuditFilter, AuditKey, AuditLogRow, AuditReviewRow, AuditRow, CheckpointRow, Placement,
@@ -125,6 +127,11 @@ pub struct Store {
     dialect: &'static str,
     /// Authenticates appended audit records; see [`Store::with_audit_key`].
     audit_key: Option<AuditKey>,
+    /// This process among the nodes sharing the database ([`crate::cluster`]).
+    node: NodeId,
+    /// Sessions that ended, announced after the commit that ended them, by this node's
+    /// transactions and (through the [`crate::cluster::Relay`]) by other nodes'.
+    session_ends: broadcast::Sender<SessionEnd>,
 }
 
 /// An open write transaction. Dropping it without [`StoreTx::commit`] rolls back.
@@ -133,7 +140,17 @@ pub struct StoreTx {
     tx: Transaction<'static, Any>,
     dialect: &'static str,
     audit_key: Option<AuditKey>,
+    node: NodeId,
+    session_ends: broadcast::Sender<SessionEnd>,
+    /// What this transaction tells the other nodes when it commits.
+    notices: Vec<Notice>,
+    /// Audit records appended, counted in the metrics once committed.
+    audits: u64,
 }
+
+/// Sessions ended at once that a node's sockets are told about before the oldest are dropped
+/// (a socket that misses some checks its session anyway).
+const SESSION_END_BACKLOG: usize = 1024;
 
 /// The post an author made with a client id, read by [`Store::client_post`] and inside the
 /// writer's transaction by [`StoreTx::client_post`].
@@ -156,6 +173,35 @@ fn pool_options() -> AnyPoolOptions {
 }
 
 impl Store {
+    /// A store over its pools.
+    fn new(read: AnyPool, write: AnyPool, dialect: &'static str) -> Store {
+        Store {
+            read,
+            write,
+            dialect,
+            audit_key: None,
+            node: NodeId::random(),
+            session_ends: broadcast::channel(SESSION_END_BACKLOG).0,
+        }
+    }
+
+    /// This process's id among the nodes sharing the database.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// Sessions that end from now on, on any node (on other nodes' only while a
+    /// [`crate::cluster::Relay`] runs).
+    pub fn session_ends(&self) -> broadcast::Receiver<SessionEnd> {
+        self.session_ends.subscribe()
+    }
+
+    /// Tells this node's sockets that sessions ended.
+    pub fn announce_session_end(&self, end: SessionEnd) {
+        // Fails only when nobody listens.
+        let _ = self.session_ends.send(end);
+    }
+
     /// Connects, applies the durability settings and runs pending migrations.
     ///
     /// # Errors
@@ -209,6 +255,10 @@ impl Store {
             tx: self.write.begin().await?,
             dialect: self.dialect,
             audit_key: self.audit_key.clone(),
+            node: self.node,
+            session_ends: self.session_ends.clone(),
+            notices: Vec::new(),
+            audits: 0,
         })
     }
 
@@ -621,9 +671,33 @@ impl StoreTx {
     ///
     /// # Errors
     /// The commit failed; nothing was written.
-    pub async fn commit(self) -> Result<()> {
+    pub async fn commit(mut self) -> Result<()> {
+        if self.dialect == "postgres" {
+            // Inside the transaction: PostgreSQL delivers the notice when, and only when, the
+            // transaction commits, after every notice of transactions committed before it.
+            for payload in crate::cluster::encode(self.node, &self.notices) {
+                sqlx::query("select count(*) from (select pg_notify($1, $2)) as sent")
+                    .bind(crate::cluster::CHANNEL)
+                    .bind(payload)
+                    .execute(&mut *self.tx)
+                    .await?;
+                crate::metrics::get().cluster_notices_sent.inc();
+            }
+        }
         self.tx.commit().await?;
+        let metrics = crate::metrics::get();
+        metrics.audit_records.inc_by(self.audits);
+        for notice in self.notices {
+            if let Notice::Ended(end) = notice {
+                let _ = self.session_ends.send(end);
+            }
+        }
         Ok(())
+    }
+
+    /// Notes that events `first..=last` of `room` are committed with this transaction.
+    pub(crate) fn note_events(&mut self, room: &str, first: i64, last: i64) {
+        crate::cluster::note_event(&mut self.notices, room, first, last);
     }
 
     async fn execute(
@@ -1072,6 +1146,7 @@ impl StoreTx {
 
     /// Ends one session; returns how many were still live.
     pub async fn revoke_session(&mut self, id: SessionId, reason: &str, now: i64) -> Result<u64> {
+        self.notices.push(Notice::Ended(SessionEnd::Session(id)));
         self.execute(
             sqlx::query(
                 "update login_session set revoked_at = $2, revoked_reason = $3 \
@@ -1091,6 +1166,7 @@ impl StoreTx {
         reason: &str,
         now: i64,
     ) -> Result<u64> {
+        self.notices.push(Notice::Ended(SessionEnd::User(user)));
         self.execute(
             sqlx::query(
                 "update login_session set revoked_at = $2, revoked_reason = $3 \
@@ -1287,6 +1363,7 @@ impl StoreTx {
             .bind(event.created_at),
         )
         .await?;
+        self.note_events(&event.room_id, seq, seq);
         Ok((seq, public_seq))
     }
 

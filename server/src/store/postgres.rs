@@ -28,12 +28,7 @@ pub(super) async fn open(url: &str) -> Result<Store> {
         })
         .connect(url)
         .await?;
-    Ok(Store {
-        read: pool.clone(),
-        write: pool,
-        dialect: "postgres",
-        audit_key: None,
-    })
+    Ok(Store::new(pool.clone(), pool, "postgres"))
 }
 
 /// What the write connections run with.

@@ -31,12 +31,7 @@ pub(super) async fn open(path: &Path) -> Result<Store> {
         .after_connect(|conn, _| Box::pin(async move { apply_pragmas(conn).await }))
         .connect(&url)
         .await?;
-    Ok(Store {
-        read,
-        write,
-        dialect: "sqlite",
-        audit_key: None,
-    })
+    Ok(Store::new(read, write, "sqlite"))
 }
 
 /// Creates the database file readable by its owner only, before SQLite does; SQLite gives

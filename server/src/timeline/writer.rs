@@ -411,6 +411,11 @@ async fn commit(store: &Store, keys: &RoomKeys, jobs: &[Job]) -> Result<Committe
     }
     let written = started.elapsed();
     tx.commit().await?;
+    let metrics = crate::metrics::get();
+    metrics.commit_batch_size.observe(jobs.len() as f64);
+    metrics
+        .commit_seconds
+        .observe(crate::metrics::seconds(started.elapsed()));
     tracing::debug!(
         posts = jobs.len(),
         rooms = rooms.len(),
@@ -454,6 +459,7 @@ fn finish(hub: &Hub, jobs: Vec<Job>, committed: Result<Committed>) {
         Err(error) => {
             // Only ever one post here: batches that fail are retried one post at a time.
             let mut error = Some(error);
+            crate::metrics::get().posts("refused", jobs.len() as u64);
             for job in jobs {
                 let answer = error
                     .take()
@@ -464,7 +470,13 @@ fn finish(hub: &Hub, jobs: Vec<Job>, committed: Result<Committed>) {
         }
     };
     let mut published: Vec<(RoomId, Vec<EventRow>)> = Vec::new();
+    let (mut stored_posts, mut duplicates, mut refused) = (0, 0, 0);
     for (job, result) in jobs.into_iter().zip(committed.results) {
+        match &result {
+            Ok(_) => stored_posts += 1,
+            Err(Answer::Duplicate(_)) => duplicates += 1,
+            Err(Answer::Refused(_)) => refused += 1,
+        }
         let answer = match result {
             Ok(stored) => {
                 let row = stored_row(&job.event, &stored, &committed.posters);
@@ -483,6 +495,10 @@ fn finish(hub: &Hub, jobs: Vec<Job>, committed: Result<Committed>) {
         // The caller may have gone (a closed socket); the post stands all the same.
         let _ = job.reply.send(answer);
     }
+    let metrics = crate::metrics::get();
+    metrics.posts("stored", stored_posts);
+    metrics.posts("duplicate", duplicates);
+    metrics.posts("refused", refused);
     for (room, rows) in published {
         hub.publish(room, rows);
     }

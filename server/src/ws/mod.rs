@@ -167,6 +167,7 @@ impl RateLimit {
 
 /// Runs one connection until the client leaves, the session ends or the server shuts down.
 async fn run(socket: WebSocket, state: AppState, principal: Principal) {
+    let _counted = crate::metrics::Held::new(&crate::metrics::get().ws_connections);
     let (mut sink, mut stream) = socket.split();
     let (out, mut queue) = mpsc::channel::<Utf8Bytes>(QUEUE);
     let (close_tx, mut close_rx) = mpsc::channel::<CloseFrame>(1);
@@ -225,6 +226,10 @@ async fn run(socket: WebSocket, state: AppState, principal: Principal) {
     check.tick().await;
     let mut heard = Instant::now();
     let mut shutdown = connection.state.timeline.hub().closing();
+    // Sessions ended on this node or, through the cluster relay, on another: this socket's
+    // session is checked at once rather than at the next heartbeat.
+    let mut session_ends = connection.state.store.session_ends();
+    let mut session_ends_open = true;
     let close = loop {
         tokio::select! {
             message = stream.next() => {
@@ -257,20 +262,22 @@ async fn run(socket: WebSocket, state: AppState, principal: Principal) {
                 if heard.elapsed() > SILENCE_LIMIT {
                     break Some(close_frame(1001, "silent too long"));
                 }
-                // Posts and acknowledgements are the user's actions: they keep the session
-                // from idling out; merely receiving does not.
-                let touch = std::mem::take(&mut connection.acted);
-                let live = Box::pin(connection
-                    .state
-                    .auth
-                    .session(connection.principal.session_id, None, connection.principal.origin.clone(), touch))
-                    .await;
-                if live.is_err() {
-                    // Never waits: a client that stopped reading is closed all the same.
-                    if let Some(text) = frame_text(&ServerFrame::SessionEnded) {
-                        let _ = connection.out.try_send(text);
+                if let Some(close) = connection.check_session().await {
+                    break Some(close);
+                }
+            }
+            end = session_ends.recv(), if session_ends_open => {
+                let concerned = match end {
+                    Ok(end) => end.ends(connection.principal.session_id, connection.principal.user_id),
+                    // Missed some: check, to be sure.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        session_ends_open = false;
+                        false
                     }
-                    break Some(close_frame(4001, "session ended"));
+                };
+                if concerned && let Some(close) = connection.check_session().await {
+                    break Some(close);
                 }
             }
             _ = shutdown.changed() => break Some(close_frame(1001, "server shutting down")),
@@ -328,6 +335,28 @@ struct Connection {
 }
 
 impl Connection {
+    /// Checks that the session is still live; the close frame to end with if not.
+    async fn check_session(&mut self) -> Option<CloseFrame> {
+        // Posts and acknowledgements are the user's actions: they keep the session from
+        // idling out; merely receiving does not.
+        let touch = std::mem::take(&mut self.acted);
+        let live = Box::pin(self.state.auth.session(
+            self.principal.session_id,
+            None,
+            self.principal.origin.clone(),
+            touch,
+        ))
+        .await;
+        if live.is_ok() {
+            return None;
+        }
+        // Never waits: a client that stopped reading is closed all the same.
+        if let Some(text) = frame_text(&ServerFrame::SessionEnded) {
+            let _ = self.out.try_send(text);
+        }
+        Some(close_frame(4001, "session ended"))
+    }
+
     async fn send(&self, frame: ServerFrame) {
         if let Some(text) = frame_text(&frame) {
             // Fails only when the writer has gone, i.e. the connection is closing.

@@ -58,6 +58,7 @@ impl Forwarder {
         receiver: broadcast::Receiver<Arc<Published>>,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
+            let _counted = crate::metrics::Held::new(&crate::metrics::get().ws_subscriptions);
             let mut last = i64::try_from(since).unwrap_or(i64::MAX);
             let stop = self.forward(&mut last, receiver).await;
             match stop {
@@ -169,7 +170,12 @@ impl Forwarder {
                             return Stop::Resume;
                         };
                         match tokio::time::timeout(SEND_TIMEOUT, self.out.send(frame)).await {
-                            Ok(Ok(())) => *last = seq,
+                            Ok(Ok(())) => {
+                                *last = seq;
+                                crate::metrics::get()
+                                    .fanout_seconds
+                                    .observe(crate::metrics::seconds_since(row.created_at));
+                            }
                             Ok(Err(_)) => return Stop::Closed,
                             Err(_) => return Stop::Resume,
                         }
