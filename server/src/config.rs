@@ -772,6 +772,71 @@ mod tests {
 
     use super::*;
 
+    /// Every `TSUNAGU_*` name the deployment kits and their guide use is a setting of the
+    /// server (or one of the few variables the kits define for themselves), so that a kit
+    /// cannot silently set something the server ignores.
+    #[test]
+    fn the_deployment_kits_use_only_settings_that_exist() {
+        fn names(command: &clap::Command, into: &mut std::collections::HashSet<String>) {
+            for arg in command.get_arguments() {
+                if let Some(env) = arg.get_env() {
+                    into.insert(env.to_string_lossy().into_owned());
+                }
+            }
+            for sub in command.get_subcommands() {
+                names(sub, into);
+            }
+        }
+        let mut known = std::collections::HashSet::new();
+        names(&Cli::command(), &mut known);
+        // The log filter, read by the logging set-up rather than a flag.
+        known.insert("TSUNAGU_LOG".to_owned());
+        // Variables of the kits themselves (compose's .env, the database set-up scripts).
+        for own in [
+            "TSUNAGU_APP_ROLE",
+            "TSUNAGU_OWNER_ROLE",
+            "TSUNAGU_DB",
+            "TSUNAGU_IMAGE",
+            "TSUNAGU_HTTPS_PORT",
+            "TSUNAGU_SITE_ADDRESS",
+            "TSUNAGU_SERVICE_HOST",
+            "TSUNAGU_PORT",
+        ] {
+            known.insert(own.to_owned());
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = vec![root.join("docs/deployment.md")];
+        let mut dirs = vec![root.join("deploy")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        let mut unknown = Vec::new();
+        for file in &files {
+            let Ok(text) = std::fs::read_to_string(file) else {
+                continue;
+            };
+            for (at, _) in text.match_indices("TSUNAGU_") {
+                let name: String = text[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                let name = name.trim_end_matches('_');
+                if !known.contains(name) {
+                    unknown.push(format!("{}: {name}", file.display()));
+                }
+            }
+        }
+        assert!(files.len() > 10, "the kits are missing: {files:?}");
+        assert!(unknown.is_empty(), "not settings of the server: {unknown:#?}");
+    }
+
     fn parse(args: &[&str]) -> Options {
         let mut argv = vec!["tsunagu-server"];
         argv.extend_from_slice(args);

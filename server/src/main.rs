@@ -197,6 +197,26 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // The audit checkpoint file's directory (on PostgreSQL the data directory is not
+    // otherwise created): without it no checkpoint would reach the file.
+    if let Some(parent) = settings
+        .audit
+        .checkpoint_file
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .with_context(|| {
+                format!(
+                    "cannot create {}, the directory of the audit checkpoint file",
+                    parent.display()
+                )
+            })?;
+    }
     let (store, keys) = open_store_for_writing(&settings).await?;
     let signing_key =
         tsunagu_server::crypto::load_or_create_audit_signing_key(&settings.audit.signing_key_file)

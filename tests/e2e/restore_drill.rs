@@ -17,6 +17,14 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/backup/restore-drill.sh")
 }
 
+/// A directory only we may read: the drill refuses to put key copies anywhere else.
+fn private_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
 /// Runs the drill; returns whether it passed, and what it printed.
 async fn drill(server: &TestServer, keys_dir: &Path, work_dir: &Path) -> (bool, String) {
     let output = tokio::process::Command::new("bash")
@@ -80,12 +88,12 @@ pub async fn run() {
     // The sequencer places the records and signs a checkpoint within a second or two.
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
-    let work = tempfile::tempdir().unwrap();
+    let work = private_dir();
     let (passed, printed) = drill(&server, &server.data_dir().join("keys"), work.path()).await;
     assert!(passed, "the restore drill failed:\n{printed}");
 
     // The same drill with another installation's master key must fail: the drill checks.
-    let other = tempfile::tempdir().unwrap();
+    let other = private_dir();
     let (ok, _, stderr) = server
         .server_command(&[
             "--keys-dir",
@@ -103,7 +111,7 @@ pub async fn run() {
         ])
         .await;
     assert!(ok, "keys init failed: {stderr}");
-    let mixed = tempfile::tempdir().unwrap();
+    let mixed = private_dir();
     for entry in std::fs::read_dir(server.data_dir().join("keys")).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), mixed.path().join(entry.file_name())).unwrap();
@@ -113,7 +121,7 @@ pub async fn run() {
         mixed.path().join("master.key"),
     )
     .unwrap();
-    let work = tempfile::tempdir().unwrap();
+    let work = private_dir();
     let (passed, printed) = drill(&server, mixed.path(), work.path()).await;
     assert!(
         !passed,
