@@ -834,7 +834,10 @@ mod tests {
             }
         }
         assert!(files.len() > 10, "the kits are missing: {files:?}");
-        assert!(unknown.is_empty(), "not settings of the server: {unknown:#?}");
+        assert!(
+            unknown.is_empty(),
+            "not settings of the server: {unknown:#?}"
+        );
     }
 
     fn parse(args: &[&str]) -> Options {

@@ -83,8 +83,10 @@ struct Args {
     /// Server processes on the one PostgreSQL database (started ones only). Each room's
     /// poster connects to one node and its measured reader to the next, so that every
     /// measured delivery crosses from node to node; the other members are spread round-robin.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
-    nodes: u8,
+    /// A list (`1,2`) runs the scenario once per count on one set-up, in that order.
+    #[arg(long, value_delimiter = ',', default_value = "1",
+        value_parser = clap::value_parser!(u8).range(1..=8))]
+    nodes: Vec<u8>,
 }
 
 /// A post body of exactly `SIZE` bytes: the marker prefix, then Japanese and ASCII filler.
@@ -159,65 +161,79 @@ async fn run(args: &Args, scenario: Scenario) -> Result<()> {
         Some(url) => Server::external(url.clone(), args.data_dir.clone(), database_url),
         None => Server::spawn(args.data_dir.clone(), database_url).await?,
     };
-    let mut others = Vec::new();
-    if args.nodes > 1 {
-        if args.server.is_some() {
-            bail!("--nodes starts its servers itself: leave out --server");
-        }
-        for _ in 1..args.nodes {
-            others.push(server.spawn_another_node().await?);
-        }
+    let counts = args.nodes.clone();
+    if counts.iter().any(|&n| n > 1) && args.server.is_some() {
+        bail!("--nodes starts its servers itself: leave out --server");
     }
-    let nodes: Vec<String> = std::iter::once(server.url.clone())
-        .chain(others.iter().map(|node| node.url.clone()))
-        .collect();
     eprintln!("setting up {rooms} rooms…");
     let setup_started = Instant::now();
     let bench_rooms = setup::rooms(&server, rooms).await?;
     eprintln!("set up in {:.1} s", setup_started.elapsed().as_secs_f64());
-    let rss_of_all = || -> Option<f64> {
-        std::iter::once(&server)
-            .chain(&others)
-            .map(Server::rss_mb)
-            .sum::<Option<f64>>()
-    };
-    let rss_before = rss_of_all();
-    let figures = match scenario {
-        Scenario::S5 => catch_up(&bench_rooms, &nodes, posts, &args.marker).await?,
-        _ => live(&bench_rooms, &nodes, posts, &args.marker).await?,
-    };
-    let rss = rss_of_all();
-    if let (Some(before), Some(after)) = (rss_before, rss)
-        && figures.connections > 0
-    {
-        // What the connections (and, with posts, everything else of the run) added to the
-        // server's resident memory, per connection.
-        eprintln!(
-            "server RSS {before:.1} MB before connecting, {after:.1} MB after: {:.1} KiB per connection",
-            (after - before) * 1024.0 / figures.connections as f64
-        );
+    // One set-up, then the scenario once per node count, in the order given: the runs
+    // compare the same rooms, users and database (give `1,2` and `2,1` to see the effect of
+    // the order).
+    let mut others: Vec<Server> = Vec::new();
+    for (run, count) in counts.iter().copied().enumerate() {
+        while others.len() + 1 < usize::from(count) {
+            others.push(server.spawn_another_node().await?);
+        }
+        while others.len() + 1 > usize::from(count) {
+            if let Some(node) = others.pop() {
+                node.stop().await;
+            }
+        }
+        let nodes: Vec<String> = std::iter::once(server.url.clone())
+            .chain(others.iter().map(|node| node.url.clone()))
+            .collect();
+        let marker = if counts.len() > 1 {
+            format!("{}{run}r{count}n", args.marker)
+        } else {
+            args.marker.clone()
+        };
+        let rss_of_all = || -> Option<f64> {
+            std::iter::once(&server)
+                .chain(&others)
+                .map(Server::rss_mb)
+                .sum::<Option<f64>>()
+        };
+        let rss_before = rss_of_all();
+        let figures = match scenario {
+            Scenario::S5 => catch_up(&bench_rooms, &nodes, posts, &marker).await?,
+            _ => live(&bench_rooms, &nodes, posts, &marker).await?,
+        };
+        let rss = rss_of_all();
+        if let (Some(before), Some(after)) = (rss_before, rss)
+            && figures.connections > 0
+        {
+            // What the connections (and, with posts, everything else of the run) added to
+            // the servers' resident memory, per connection.
+            eprintln!(
+                "server RSS {before:.1} MB before connecting, {after:.1} MB after: {:.1} KiB per connection",
+                (after - before) * 1024.0 / figures.connections as f64
+            );
+        }
+        let (mut acks, mut fanouts) = (figures.acks, figures.fanouts);
+        let per_second =
+            (figures.posts > 0).then(|| figures.posts as f64 / figures.elapsed.as_secs_f64());
+        let line = json!({
+            "scenario": format!("{scenario:?}"),
+            "db": match args.db { Db::Sqlite => "sqlite", Db::Postgres => "postgres" },
+            "nodes": nodes.len(),
+            "rooms": rooms,
+            "members": setup::ROLES.len(),
+            "posts": figures.posts,
+            "size": SIZE,
+            "posts_per_s": per_second.map(|v| (v * 10.0).round() / 10.0),
+            "ack_p50_ms": stats::percentile_ms(&mut acks, 50.0),
+            "ack_p99_ms": stats::percentile_ms(&mut acks, 99.0),
+            "fanout_p50_ms": stats::percentile_ms(&mut fanouts, 50.0),
+            "fanout_p99_ms": stats::percentile_ms(&mut fanouts, 99.0),
+            "connections": figures.connections,
+            "server_rss_mb": rss.map(|v| (v * 10.0).round() / 10.0),
+            "catchup_ms": figures.catchup.map(|d| (d.as_secs_f64() * 1000.0).round()),
+        });
+        println!("{line}");
     }
-    let (mut acks, mut fanouts) = (figures.acks, figures.fanouts);
-    let per_second =
-        (figures.posts > 0).then(|| figures.posts as f64 / figures.elapsed.as_secs_f64());
-    let line = json!({
-        "scenario": format!("{scenario:?}"),
-        "db": match args.db { Db::Sqlite => "sqlite", Db::Postgres => "postgres" },
-        "nodes": nodes.len(),
-        "rooms": rooms,
-        "members": setup::ROLES.len(),
-        "posts": figures.posts,
-        "size": SIZE,
-        "posts_per_s": per_second.map(|v| (v * 10.0).round() / 10.0),
-        "ack_p50_ms": stats::percentile_ms(&mut acks, 50.0),
-        "ack_p99_ms": stats::percentile_ms(&mut acks, 99.0),
-        "fanout_p50_ms": stats::percentile_ms(&mut fanouts, 50.0),
-        "fanout_p99_ms": stats::percentile_ms(&mut fanouts, 99.0),
-        "connections": figures.connections,
-        "server_rss_mb": rss.map(|v| (v * 10.0).round() / 10.0),
-        "catchup_ms": figures.catchup.map(|d| (d.as_secs_f64() * 1000.0).round()),
-    });
-    println!("{line}");
     for node in others {
         node.stop().await;
     }
