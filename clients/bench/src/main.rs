@@ -243,7 +243,7 @@ async fn run(args: &Args, scenario: Scenario) -> Result<()> {
 
 /// The node member `i` of room `n` connects to: the poster to one node, the measured reader
 /// to the next, the others round-robin.
-fn node_of<'a>(nodes: &'a [String], n: usize, i: usize) -> &'a str {
+fn node_of(nodes: &[String], n: usize, i: usize) -> &str {
     let offset = match i {
         POSTER => 0,
         READER => 1,
