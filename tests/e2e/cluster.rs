@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use tsunagu_e2e::server::{Backend, TestServer};
 use tsunagu_protocol::identity::{OrganisationKind, Role};
-use tsunagu_protocol::timeline::{EntryKind, PostEntryRequest, TimelineEvent, Visibility};
+use tsunagu_protocol::timeline::{TimelineEvent, Visibility};
 use tsunagu_protocol::ws::{ClientFrame, ServerFrame};
-use tsunagu_protocol::{ClientPostId, ErrorCode, RoomId};
+use tsunagu_protocol::{ErrorCode, RoomId};
 
+use crate::encryption::post;
 use crate::live::{Socket, connect, next, send, text_of};
 use crate::support::{bootstrap_admin, onboard, organisation, room_with_consent};
 
@@ -23,15 +24,6 @@ use crate::support::{bootstrap_admin, onboard, organisation, room_with_consent};
 const HEARTBEAT: Duration = Duration::from_secs(20);
 
 const LOCKOUT_THRESHOLD: &str = "3";
-
-fn entry(text: String) -> PostEntryRequest {
-    PostEntryRequest {
-        client_id: ClientPostId::generate(),
-        kind: EntryKind::Text,
-        visibility: Visibility::CareTeam,
-        text,
-    }
-}
 
 /// Subscribes `socket` to `room` after `since`, waits for the confirmation and reads the
 /// catch-up; returns the head it caught up to and the events of the catch-up.
@@ -172,7 +164,10 @@ pub async fn run() {
             &nurse_on_b
         };
         session
-            .post_entry(room, &entry(format!("CLUSTER-live-{i}")))
+            .post_entry(
+                room,
+                &post(&format!("CLUSTER-live-{i}"), Visibility::CareTeam),
+            )
             .await
             .unwrap();
     }
@@ -203,7 +198,10 @@ pub async fn run() {
     drop(physician_on_b);
     for i in 0..20 {
         nurse_on_b
-            .post_entry(room, &entry(format!("CLUSTER-away-{i}")))
+            .post_entry(
+                room,
+                &post(&format!("CLUSTER-away-{i}"), Visibility::CareTeam),
+            )
             .await
             .unwrap();
     }
@@ -217,7 +215,7 @@ pub async fn run() {
     assert_eq!(text_of(resumed.last().unwrap()), Some("CLUSTER-away-19"));
     // And it is live on A for posts through B.
     nurse_on_b
-        .post_entry(room, &entry("CLUSTER-after-move".into()))
+        .post_entry(room, &post("CLUSTER-after-move", Visibility::CareTeam))
         .await
         .unwrap();
     let after_move = events_until(
@@ -244,7 +242,10 @@ pub async fn run() {
                 let mut acknowledged = Vec::new();
                 for i in 0.. {
                     let text = format!("CLUSTER-load-{p}-{i}");
-                    match session.post_entry(room, &entry(text.clone())).await {
+                    match session
+                        .post_entry(room, &post(&text, Visibility::CareTeam))
+                        .await
+                    {
                         Ok(posted) => acknowledged.push((text, posted.seq)),
                         Err(_) => break,
                     }
@@ -288,7 +289,7 @@ pub async fn run() {
     // (for anything whose notice died with B) from the database at the next event.
     nurse
         .session
-        .post_entry(room, &entry("CLUSTER-after-kill".into()))
+        .post_entry(room, &post("CLUSTER-after-kill", Visibility::CareTeam))
         .await
         .unwrap();
     let survived = events_until(

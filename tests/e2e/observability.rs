@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use tsunagu_e2e::server::{Backend, TestServer};
+use tsunagu_protocol::ErrorCode;
 use tsunagu_protocol::identity::{OrganisationKind, Role};
-use tsunagu_protocol::timeline::{EntryKind, PostEntryRequest, Visibility};
+use tsunagu_protocol::timeline::Visibility;
 use tsunagu_protocol::ws::ClientFrame;
-use tsunagu_protocol::{ClientPostId, ErrorCode};
 
+use crate::encryption::post;
 use crate::live::{connect, next, send};
 use crate::support::{bootstrap_admin, contains, onboard, organisation, room_with_consent};
 
@@ -75,15 +76,7 @@ pub async fn run() {
     let room = room_with_consent(&nurse.session, PATIENT).await;
     nurse
         .session
-        .post_entry(
-            room,
-            &PostEntryRequest {
-                client_id: ClientPostId::generate(),
-                kind: EntryKind::Text,
-                visibility: Visibility::CareTeam,
-                text: MARKER.into(),
-            },
-        )
+        .post_entry(room, &post(MARKER, Visibility::CareTeam))
         .await
         .unwrap();
     let mut wrong = nurse.login_request(None);

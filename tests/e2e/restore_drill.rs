@@ -11,6 +11,7 @@ use tsunagu_protocol::ClientPostId;
 use tsunagu_protocol::identity::{OrganisationKind, Role};
 use tsunagu_protocol::timeline::{EntryKind, PostEntryRequest, Visibility};
 
+use crate::encryption::post;
 use crate::support::{bootstrap_admin, onboard, organisation, room_with_consent};
 
 fn script() -> PathBuf {
@@ -75,12 +76,7 @@ pub async fn run() {
             .session
             .post_entry(
                 room,
-                &PostEntryRequest {
-                    client_id: ClientPostId::generate(),
-                    kind: EntryKind::Text,
-                    visibility: Visibility::CareTeam,
-                    text: format!("DRILL-{i} 服薬確認済み"),
-                },
+                &post(&format!("DRILL-{i} 服薬確認済み"), Visibility::CareTeam),
             )
             .await
             .unwrap();
