@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tsunagu_e2e::server::{Backend, TestServer, binary};
-use tsunagu_protocol::ClientPostId;
 use tsunagu_protocol::identity::{OrganisationKind, Role};
-use tsunagu_protocol::timeline::{EntryKind, PostEntryRequest, Visibility};
+use tsunagu_protocol::timeline::Visibility;
 
 use crate::encryption::post;
 use crate::support::{bootstrap_admin, onboard, organisation, room_with_consent};
