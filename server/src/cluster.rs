@@ -27,6 +27,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use sqlx::postgres::PgListener;
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument as _;
 use tsunagu_protocol::{RoomId, SessionId, UserId};
 
 use crate::hub::Hub;
@@ -342,9 +343,11 @@ impl Relay {
                     }
                 }
             });
+            let span = tracing::info_span!("relay read-back", rooms = reads.len());
             futures_util::stream::iter(reads)
                 .buffer_unordered(FETCH_CONCURRENCY)
                 .collect::<Vec<()>>()
+                .instrument(span)
                 .await;
         }
     }

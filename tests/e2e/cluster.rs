@@ -323,6 +323,7 @@ pub async fn run() {
         .await
         .unwrap();
     let took = closes_for_ended_session(&mut physician_on_b).await;
+    eprintln!("logout through A closed the socket on B in {took:?}");
     assert!(
         took < HEARTBEAT / 4,
         "a logout through A took {took:?} to close the socket on B (the heartbeat is {HEARTBEAT:?})"
@@ -333,6 +334,7 @@ pub async fn run() {
         .await
         .unwrap();
     let took = closes_for_ended_session(&mut pharmacist_on_b).await;
+    eprintln!("revocation through A closed the socket on B in {took:?}");
     assert!(
         took < HEARTBEAT / 4,
         "revoking through A took {took:?} to close the socket on B"

@@ -133,7 +133,13 @@ pub async fn run() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(!spans.is_empty(), "the collector received no traces");
-    for expected in ["tsunagu-server", NODE, "/api/rooms/", "request"] {
+    for expected in [
+        "tsunagu-server",
+        NODE,
+        "/api/rooms/",
+        "request",
+        "post batch",
+    ] {
         assert!(contains(&spans, expected), "no {expected} in the spans");
     }
     for secret in [PATIENT, MARKER, "OBSERVE-7f3a"] {

@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
 use tsunagu_protocol::rooms::ConsentState;
 use tsunagu_protocol::{AttachmentId, RoomId};
 
@@ -153,7 +154,8 @@ async fn run(store: Store, hub: Hub, keys: RoomKeys, mut queue: mpsc::Receiver<J
                 Err(_) => break,
             }
         }
-        match commit(&store, &keys, &batch).await {
+        let span = tracing::info_span!("post batch", posts = batch.len());
+        match commit(&store, &keys, &batch).instrument(span).await {
             Ok(committed) => finish(&hub, std::mem::take(&mut batch), Ok(committed)),
             Err(error) if batch.len() == 1 => {
                 finish(&hub, std::mem::take(&mut batch), Err(error));
