@@ -92,8 +92,8 @@ pub enum Notice {
     KeysDestroyed { room: String },
 }
 
-/// Notes that event `seq` of `room` is being committed, extending the room's last range when
-/// it continues it.
+/// Notes that events `first..=last` of `room` are being committed, extending the room's last
+/// range when they continue it.
 pub(crate) fn note_event(notices: &mut Vec<Notice>, room: &str, first: i64, last: i64) {
     for notice in notices.iter_mut().rev() {
         if let Notice::Events {
@@ -250,10 +250,11 @@ impl Relay {
                 match notification {
                     Ok(Some(notification)) => self.receive(notification.payload(), &fetch_tx),
                     Ok(None) => {
-                        // The connection was lost; the next call reconnects.
+                        // The connection was lost. Listen again before looking at the watched
+                        // rooms (above), so that nothing committed in between goes unseen.
                         tracing::warn!("the notice connection was lost; reconnecting");
                         crate::metrics::get().cluster_listen_failures.inc();
-                        let _ = fetch_tx.send(Fetch::Resync).await;
+                        break;
                     }
                     Err(error) => {
                         tracing::warn!(%error, "the notice connection failed");

@@ -275,7 +275,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     let shutdown =
         tsunagu_server::server::shutdown_signal().context("cannot install signal handlers")?;
-    let node = settings_node_name(&state);
+    let node = state.settings.observability.node_name.clone();
     tracing::info!(%address, database, node, "listening on {scheme}://{address}");
     tsunagu_server::run(listener, state, shutdown).await;
     tracing::info!("stopped");
@@ -307,11 +307,6 @@ async fn create_system_admin(
         "Log in with it (tsunagu login --username {username}); you must change it and enrol TOTP."
     );
     Ok(())
-}
-
-/// The node's name, for the start-up line.
-fn settings_node_name(state: &AppState) -> String {
-    state.settings.observability.node_name.clone()
 }
 
 /// `keys init`: creates the key files that are missing.

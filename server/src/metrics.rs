@@ -14,7 +14,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 /// The content type of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -22,7 +22,8 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 /// An HTTP request by its route template (never the path with its ids), method and status.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub method: String,
+    /// A standard method, or `other`.
+    pub method: &'static str,
     pub route: String,
     pub status: u16,
 }
@@ -82,96 +83,93 @@ pub struct Metrics {
 impl Metrics {
     fn new() -> Self {
         let mut registry = Registry::with_prefix("tsunagu");
-        let metrics = Metrics {
-            ws_connections: Gauge::default(),
-            ws_subscriptions: Gauge::default(),
-            posts: Family::default(),
-            commit_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
-            commit_seconds: Histogram::new(exponential_buckets(0.000_5, 2.0, 14)),
-            fanout_seconds: Histogram::new(exponential_buckets(0.000_5, 2.0, 16)),
-            audit_records: Counter::default(),
-            auth_failures: Family::default(),
-            http_requests: Family::default(),
-            http_seconds: Histogram::new(exponential_buckets(0.000_5, 2.0, 16)),
-            cluster_notices_sent: Counter::default(),
-            cluster_notices_received: Counter::default(),
-            cluster_resyncs: Counter::default(),
-            cluster_listen_failures: Counter::default(),
-            registry: Registry::default(),
-        };
-        registry.register(
-            "ws_connections",
-            "Open WebSocket connections",
-            metrics.ws_connections.clone(),
-        );
-        registry.register(
-            "ws_subscriptions",
-            "Room subscriptions of the open WebSocket connections",
-            metrics.ws_subscriptions.clone(),
-        );
-        registry.register(
-            "posts",
-            "Posts handled by the group-commit writer, by outcome",
-            metrics.posts.clone(),
-        );
-        registry.register(
-            "commit_batch_size",
-            "Posts per transaction of the group-commit writer",
-            metrics.commit_batch_size.clone(),
-        );
-        registry.register(
-            "commit_seconds",
-            "Time from the start of a group-commit batch to its commit",
-            metrics.commit_seconds.clone(),
-        );
-        registry.register(
-            "fanout_seconds",
-            "Time from a post's arrival to its frame being queued for a live subscriber here",
-            metrics.fanout_seconds.clone(),
-        );
-        registry.register(
-            "audit_records",
-            "Audit records committed",
-            metrics.audit_records.clone(),
-        );
-        registry.register(
-            "auth_failures",
-            "Failed authentication attempts, by reason",
-            metrics.auth_failures.clone(),
-        );
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by route template, method and status",
-            metrics.http_requests.clone(),
-        );
-        registry.register(
-            "http_request_seconds",
-            "Time to answer an HTTP request",
-            metrics.http_seconds.clone(),
-        );
-        registry.register(
-            "cluster_notices_sent",
-            "NOTIFY payloads sent to the other nodes",
-            metrics.cluster_notices_sent.clone(),
-        );
-        registry.register(
-            "cluster_notices_received",
-            "Notices received from the other nodes",
-            metrics.cluster_notices_received.clone(),
-        );
-        registry.register(
-            "cluster_resyncs",
-            "Times every watched room was looked at again after notices may have been lost",
-            metrics.cluster_resyncs.clone(),
-        );
-        registry.register(
-            "cluster_listen_failures",
-            "Times listening for other nodes' notices failed or its connection dropped",
-            metrics.cluster_listen_failures.clone(),
-        );
+        let r = &mut registry;
         Metrics {
+            ws_connections: add(
+                r,
+                "ws_connections",
+                "Open WebSocket connections",
+                Gauge::default(),
+            ),
+            ws_subscriptions: add(
+                r,
+                "ws_subscriptions",
+                "Room subscriptions of the open WebSocket connections",
+                Gauge::default(),
+            ),
+            posts: add(
+                r,
+                "posts",
+                "Posts handled by the group-commit writer, by outcome",
+                Family::default(),
+            ),
+            commit_batch_size: add(
+                r,
+                "commit_batch_size",
+                "Posts per transaction of the group-commit writer",
+                Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            ),
+            commit_seconds: add(
+                r,
+                "commit_seconds",
+                "Time from the start of a group-commit batch to its commit",
+                Histogram::new(exponential_buckets(0.000_5, 2.0, 14)),
+            ),
+            fanout_seconds: add(
+                r,
+                "fanout_seconds",
+                "Time from a post's arrival to its frame being queued for a live subscriber here",
+                Histogram::new(exponential_buckets(0.000_5, 2.0, 16)),
+            ),
+            audit_records: add(
+                r,
+                "audit_records",
+                "Audit records committed",
+                Counter::default(),
+            ),
+            auth_failures: add(
+                r,
+                "auth_failures",
+                "Failed authentication attempts, by reason",
+                Family::default(),
+            ),
+            http_requests: add(
+                r,
+                "http_requests",
+                "HTTP requests answered, by route template, method and status",
+                Family::default(),
+            ),
+            http_seconds: add(
+                r,
+                "http_request_seconds",
+                "Time to answer an HTTP request",
+                Histogram::new(exponential_buckets(0.000_5, 2.0, 16)),
+            ),
+            cluster_notices_sent: add(
+                r,
+                "cluster_notices_sent",
+                "NOTIFY payloads sent to the other nodes",
+                Counter::default(),
+            ),
+            cluster_notices_received: add(
+                r,
+                "cluster_notices_received",
+                "Notices received from the other nodes",
+                Counter::default(),
+            ),
+            cluster_resyncs: add(
+                r,
+                "cluster_resyncs",
+                "Times every watched room was looked at again after notices may have been lost",
+                Counter::default(),
+            ),
+            cluster_listen_failures: add(
+                r,
+                "cluster_listen_failures",
+                "Times listening for other nodes' notices failed or its connection dropped",
+                Counter::default(),
+            ),
             registry,
-            ..metrics
         }
     }
 
@@ -190,6 +188,13 @@ impl Metrics {
                 .inc_by(count);
         }
     }
+}
+
+/// Registers `metric` under `name` and hands it back (the registry keeps a handle to the
+/// same series).
+fn add<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);

@@ -191,7 +191,36 @@ pub async fn run() {
         texts, expected,
         "posts from both nodes, in the order they were acknowledged"
     );
-    let mut last_seen = on_b.last().unwrap().seq;
+    // 1b. Both nodes lose their listening connections (a database failover, a network
+    //     blip): they listen again and look at their watched rooms, so posts made meanwhile
+    //     and afterwards still arrive, in order, on the other node.
+    let terminated = node_a
+        .sql_number(
+            "select count(pg_terminate_backend(pid)) from pg_stat_activity \
+             where datname = current_database() and query ilike 'listen%'",
+        )
+        .await;
+    assert_eq!(terminated, 2, "each node listens on one connection");
+    for i in 0..10 {
+        nurse
+            .session
+            .post_entry(
+                room,
+                &post(&format!("CLUSTER-blip-{i}"), Visibility::CareTeam),
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after_blip = events_until(
+        &mut physician_on_b,
+        "CLUSTER-blip-9",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_consecutive(&after_blip, on_b.last().unwrap().seq);
+    assert_eq!(after_blip.len(), 10);
+    let mut last_seen = after_blip.last().unwrap().seq;
 
     // 2. The physician's device moves from B to A (a load balancer sent it elsewhere) while
     //    posts go on; it resumes after what it had, with nothing missing or repeated.

@@ -18,7 +18,7 @@ pub(crate) use extract::{FullSession, Query, origin_allowed, origin_of};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -270,11 +270,16 @@ async fn count_request(
         .get::<axum::extract::MatchedPath>()
         .map_or("other", |path| path.as_str())
         .to_owned();
-    let method = match request.method().as_str() {
-        known @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => known,
+    let method = match *request.method() {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
         _ => "other",
-    }
-    .to_owned();
+    };
     let response = next.run(request).await;
     let metrics = crate::metrics::get();
     metrics
